@@ -1,0 +1,161 @@
+//! Endpoint addresses as the original tool takes them: `host:serv`, `:serv` or `serv`.
+//!
+//! The host defaults to `localhost`; it may be a name, an IPv4 address or a bracketed
+//! IPv6 address (`[::1]:8080`). The service is a port number or a service name from
+//! the system's services database (`http`), so resolution goes through
+//! `getaddrinfo(3)` like the original rather than through `ToSocketAddrs`, which
+//! knows no service names.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use dns_lookup::AddrInfoHints;
+
+const DEFAULT_HOST: &str = "localhost";
+
+/// An address as the user typed it, split but not yet resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub serv: String,
+}
+
+impl Endpoint {
+    /// Splits `host:serv`, `:serv` or `serv`, checking what can be checked without a
+    /// lookup: a service is present, and a numeric one is a valid port.
+    pub fn parse(text: &str) -> Result<Endpoint, String> {
+        let (host, serv) = match text.rfind(':') {
+            Some(colon) => (&text[..colon], &text[colon + 1..]),
+            None => ("", text),
+        };
+        let host = match host.strip_prefix('[') {
+            Some(inner) => inner
+                .strip_suffix(']')
+                .ok_or_else(|| format!("'{text}': missing ']' after the IPv6 address"))?,
+            None if host.contains(':') => {
+                return Err(format!(
+                    "'{text}': write an IPv6 address in brackets, as in [::1]:8080"
+                ));
+            }
+            None => host,
+        };
+        if serv.is_empty() {
+            return Err(format!("'{text}': missing port or service name"));
+        }
+        if serv.bytes().all(|b| b.is_ascii_digit()) && serv.parse::<u16>().is_err() {
+            return Err(format!("'{text}': port {serv} is out of range (0-65535)"));
+        }
+        if serv
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return Err(format!("'{text}': invalid service name"));
+        }
+        let host = if host.is_empty() { DEFAULT_HOST } else { host };
+        Ok(Endpoint {
+            host: host.to_string(),
+            serv: serv.to_string(),
+        })
+    }
+
+    /// The port number, when the service was given as a number.
+    pub fn numeric_port(&self) -> Option<u16> {
+        self.serv.parse().ok()
+    }
+
+    /// Every TCP address `host:serv` resolves to, in the resolver's order.
+    pub fn resolve(&self) -> Result<Vec<SocketAddr>, String> {
+        let hints = AddrInfoHints {
+            socktype: libc::SOCK_STREAM,
+            ..AddrInfoHints::default()
+        };
+        let found = dns_lookup::getaddrinfo(Some(&self.host), Some(&self.serv), Some(hints))
+            .map_err(|e| format!("cannot resolve {self}: {}", gai_message(&e)))?;
+        let addrs: Vec<SocketAddr> = found.filter_map(Result::ok).map(|ai| ai.sockaddr).collect();
+        if addrs.is_empty() {
+            return Err(format!("cannot resolve {self}: no TCP address"));
+        }
+        Ok(addrs)
+    }
+}
+
+/// `gai_strerror(3)` text: what the resolver said, without Rust's error decoration.
+fn gai_message(error: &dns_lookup::LookupError) -> String {
+    crate::error::strip_os_suffix(&error.to_string()).to_string()
+}
+
+impl fmt::Display for Endpoint {
+    /// As the original prints it: `host:serv`, brackets around an IPv6 host.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.serv)
+        } else {
+            write!(f, "{}:{}", self.host, self.serv)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(host: &str, serv: &str) -> Endpoint {
+        Endpoint {
+            host: host.into(),
+            serv: serv.into(),
+        }
+    }
+
+    #[test]
+    fn the_three_forms() {
+        assert_eq!(
+            Endpoint::parse("127.0.0.1:8080"),
+            Ok(ep("127.0.0.1", "8080"))
+        );
+        assert_eq!(Endpoint::parse(":8080"), Ok(ep("localhost", "8080")));
+        assert_eq!(Endpoint::parse("8080"), Ok(ep("localhost", "8080")));
+        assert_eq!(
+            Endpoint::parse("example.org:http"),
+            Ok(ep("example.org", "http"))
+        );
+    }
+
+    #[test]
+    fn ipv6_in_brackets() {
+        assert_eq!(Endpoint::parse("[::1]:8080"), Ok(ep("::1", "8080")));
+        assert_eq!(
+            Endpoint::parse("[::1]:8080").unwrap().to_string(),
+            "[::1]:8080"
+        );
+        assert!(Endpoint::parse("[::1:8080").is_err());
+        assert!(Endpoint::parse("::1:8080").is_err());
+    }
+
+    #[test]
+    fn bad_services_are_refused_before_any_lookup() {
+        for bad in ["", "host:", ":", "1:70000", "99999999999999999999", "a:b c"] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn resolves_numbers_and_service_names() {
+        let addrs = ep("127.0.0.1", "8080").resolve().unwrap();
+        assert_eq!(addrs, vec!["127.0.0.1:8080".parse().unwrap()]);
+        // `http` is in every services database; resolving it must not need a network.
+        let addrs = ep("127.0.0.1", "http").resolve().unwrap();
+        assert_eq!(addrs[0].port(), 80);
+        let addrs = ep("::1", "8080").resolve().unwrap();
+        assert_eq!(addrs, vec!["[::1]:8080".parse().unwrap()]);
+    }
+
+    #[test]
+    fn an_unknown_service_is_an_error_with_the_resolver_text() {
+        let err = ep("127.0.0.1", "no-such-service").resolve().unwrap_err();
+        assert!(
+            err.starts_with("cannot resolve 127.0.0.1:no-such-service: "),
+            "{err}"
+        );
+        assert!(!err.contains("os error"), "{err}");
+    }
+}

@@ -1,0 +1,212 @@
+//! The validated configuration the relay runs with, made from the parsed command line.
+//!
+//! Everything that can be checked before touching the network is checked here, so
+//! a mistake in the command line is a usage error (exit 2) and never a half-started
+//! relay: sizes are in range, names resolve, B has a real port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::addr::Endpoint;
+use crate::cli::Cli;
+
+/// The original's default user-space buffer per direction.
+pub const DEFAULT_BUFFER: usize = 2048;
+
+/// The largest `-b`: a relay buffer is real memory, and more than this helps nobody.
+pub const MAX_BUFFER: u64 = 1 << 30;
+
+/// The largest `-z`: `setsockopt` takes an `int`.
+pub const MAX_SOCKET_BUFFER: u64 = i32::MAX as u64;
+
+/// `n` or `n:m` from `-b` / `-z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizePair(pub usize, pub usize);
+
+impl SizePair {
+    pub fn parse_buffer(text: &str) -> Result<SizePair, String> {
+        Self::parse(text, MAX_BUFFER)
+    }
+
+    pub fn parse_socket(text: &str) -> Result<SizePair, String> {
+        Self::parse(text, MAX_SOCKET_BUFFER)
+    }
+
+    fn parse(text: &str, max: u64) -> Result<SizePair, String> {
+        let (first, second) = match text.split_once(':') {
+            Some((a, b)) => (a, b),
+            None => (text, text),
+        };
+        let one = parse_size(first, max)?;
+        let two = parse_size(second, max)?;
+        Ok(SizePair(one, two))
+    }
+}
+
+/// A positive size as C's `strtoll(s, NULL, 0)` reads it (decimal, `0x` hex, leading
+/// `0` octal), but strict: trailing junk is an error rather than silently ignored.
+fn parse_size(text: &str, max: u64) -> Result<usize, String> {
+    let (digits, radix) =
+        if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            (hex, 16)
+        } else if text.len() > 1 && text.starts_with('0') {
+            (&text[1..], 8)
+        } else {
+            (text, 10)
+        };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(format!(
+            "'{text}' is not a size in bytes (like 2048 or 0x800)"
+        ));
+    }
+    match u64::from_str_radix(digits, radix) {
+        Ok(0) => Err("a size must be at least 1 byte".to_string()),
+        Ok(n) if n <= max => usize::try_from(n).map_err(|_| format!("'{text}' is too large")),
+        _ => Err(format!("'{text}' is too large (at most {max} bytes)")),
+    }
+}
+
+/// Where the dump files go, if anywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpPaths {
+    pub a_to_b: PathBuf,
+    pub b_to_a: PathBuf,
+}
+
+/// Everything the relay needs, checked and resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub a: Endpoint,
+    pub a_addrs: Vec<SocketAddr>,
+    pub b: Endpoint,
+    pub b_addrs: Vec<SocketAddr>,
+    /// User-space buffer for A->B and B->A.
+    pub buffers: (usize, usize),
+    /// SO_SNDBUF and SO_RCVBUF for both sockets; `None` leaves the kernel's default.
+    pub socket_buffers: Option<(usize, usize)>,
+    pub dumps: Option<DumpPaths>,
+    pub colour: bool,
+}
+
+impl Config {
+    /// Checks and resolves the command line; the error is one line for the usage
+    /// message.
+    pub fn from_cli(cli: Cli) -> Result<Config, String> {
+        if cli.b.numeric_port() == Some(0) {
+            return Err(format!("-B {}: B needs a real port, not 0", cli.b));
+        }
+        let a_addrs = cli.a.resolve().map_err(|e| format!("-A: {e}"))?;
+        let b_addrs = cli.b.resolve().map_err(|e| format!("-B: {e}"))?;
+        let dumps = match (cli.dump, cli.prefix) {
+            (_, Some(prefix)) => Some(DumpPaths::with_prefix(prefix)),
+            (true, None) => Some(DumpPaths::with_prefix(PathBuf::new())),
+            (false, None) => None,
+        };
+        let buffers = cli
+            .buffers
+            .unwrap_or(SizePair(DEFAULT_BUFFER, DEFAULT_BUFFER));
+        Ok(Config {
+            a: cli.a,
+            a_addrs,
+            b: cli.b,
+            b_addrs,
+            buffers: (buffers.0, buffers.1),
+            socket_buffers: cli.socket_buffers.map(|s| (s.0, s.1)),
+            dumps,
+            colour: !cli.colourless,
+        })
+    }
+}
+
+impl DumpPaths {
+    fn with_prefix(prefix: PathBuf) -> DumpPaths {
+        let named = |name: &str| {
+            let mut path = prefix.clone().into_os_string();
+            path.push(name);
+            PathBuf::from(path)
+        };
+        DumpPaths {
+            a_to_b: named("AtoB.dump"),
+            b_to_a: named("BtoA.dump"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn sizes_as_strtoll_reads_them() {
+        assert_eq!(SizePair::parse_buffer("512"), Ok(SizePair(512, 512)));
+        assert_eq!(SizePair::parse_buffer("512:2048"), Ok(SizePair(512, 2048)));
+        assert_eq!(SizePair::parse_buffer("0x200:0X10"), Ok(SizePair(512, 16)));
+        assert_eq!(SizePair::parse_buffer("010"), Ok(SizePair(8, 8)));
+        assert_eq!(SizePair::parse_buffer("1"), Ok(SizePair(1, 1)));
+    }
+
+    #[test]
+    fn bad_sizes_are_refused_with_a_reason() {
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "1:2:3",
+            "abc",
+            "12abc",
+            "0x",
+            "09",
+            ":5",
+            "5:",
+            "1e3",
+            "+5",
+            "99999999999999999999999",
+            "0x40000001",
+            " 5",
+        ] {
+            assert!(SizePair::parse_buffer(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(SizePair::parse_socket("2147483648").is_err());
+        assert_eq!(
+            SizePair::parse_socket("2147483647"),
+            Ok(SizePair(i32::MAX as usize, i32::MAX as usize))
+        );
+    }
+
+    fn config(args: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(std::iter::once("tiburoncin").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Config::from_cli(cli)
+    }
+
+    #[test]
+    fn defaults_as_the_original() {
+        let c = config(&["-A", "127.0.0.1:0", "-B", "127.0.0.1:9"]).unwrap();
+        assert_eq!(c.buffers, (2048, 2048));
+        assert_eq!(c.socket_buffers, None);
+        assert!(c.colour && c.dumps.is_none());
+    }
+
+    #[test]
+    fn dump_file_names() {
+        let c = config(&["-A", "1", "-B", "2", "-o"]).unwrap();
+        assert_eq!(c.dumps.unwrap().a_to_b, PathBuf::from("AtoB.dump"));
+        let c = config(&["-A", "1", "-B", "2", "-f", "/tmp/x-"]).unwrap();
+        let dumps = c.dumps.unwrap();
+        assert_eq!(dumps.a_to_b, PathBuf::from("/tmp/x-AtoB.dump"));
+        assert_eq!(dumps.b_to_a, PathBuf::from("/tmp/x-BtoA.dump"));
+    }
+
+    #[test]
+    fn b_needs_a_port_and_names_must_resolve() {
+        assert!(
+            config(&["-A", "1", "-B", "127.0.0.1:0"])
+                .unwrap_err()
+                .contains("real port")
+        );
+        // glibc refuses an empty label without asking DNS: no traffic leaves loopback.
+        let err = config(&["-A", "1", "-B", "a..b:80"]).unwrap_err();
+        assert!(err.starts_with("-B: cannot resolve a..b:80"), "{err}");
+    }
+}

@@ -1,0 +1,83 @@
+//! Dump files (`-o`, `-f PREFIX`): one per direction, the relayed bytes as plain hex.
+//!
+//! The format is the one `xxd -p -c 16 -r` reads back: lowercase hex pairs, no
+//! separators, and a newline after every 16th byte *of the stream* (not of the
+//! chunk), so the file is the same however the traffic was split into reads. A
+//! partial last line has no newline, exactly as the original tool leaves it.
+
+use std::io::{self, Write};
+
+use crate::hexdump::HEX;
+
+/// Writes one direction's bytes as a hex dump into `W`.
+pub struct DumpWriter<W: Write> {
+    out: W,
+    offset: u64,
+    line: Vec<u8>,
+}
+
+impl<W: Write> DumpWriter<W> {
+    pub fn new(out: W) -> Self {
+        DumpWriter {
+            out,
+            offset: 0,
+            line: Vec::with_capacity(64 * 1024),
+        }
+    }
+
+    /// Appends `bytes`, the next bytes of the stream.
+    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.line.clear();
+        for &b in bytes {
+            self.line.extend_from_slice(&HEX[b as usize]);
+            if self.offset % 16 == 15 {
+                self.line.push(b'\n');
+            }
+            self.offset += 1;
+        }
+        self.out.write_all(&self.line)
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dump(chunks: &[&[u8]]) -> String {
+        let mut out = Vec::new();
+        let mut dump = DumpWriter::new(&mut out);
+        for chunk in chunks {
+            dump.write(chunk).unwrap();
+        }
+        drop(dump);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_partial_line_has_no_newline() {
+        assert_eq!(dump(&[b"hello"]), "68656c6c6f");
+    }
+
+    #[test]
+    fn lines_follow_the_stream_not_the_chunks() {
+        let bytes: Vec<u8> = (0..40).collect();
+        let whole = dump(&[&bytes]);
+        let split = dump(&[&bytes[..3], &bytes[3..17], &bytes[17..]]);
+        assert_eq!(whole, split);
+        assert_eq!(
+            whole,
+            "000102030405060708090a0b0c0d0e0f\n\
+             101112131415161718191a1b1c1d1e1f\n\
+             2021222324252627"
+        );
+    }
+
+    #[test]
+    fn a_full_last_line_ends_with_a_newline() {
+        assert!(dump(&[&[0xff; 32]]).ends_with("ffff\n"));
+    }
+}

@@ -1,0 +1,87 @@
+//! The failures a run can end with, worded as the original tool words them.
+//!
+//! The original reports through `perror(3)`, so each message is a fixed prefix and the
+//! OS's own text (`Connection refused`), without the `(os error 111)` that Rust's
+//! `io::Error` adds. Each variant keeps its cause as a `source`.
+
+use std::io;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::event::Direction;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("Establish a connection to the destination failed: {}", os_text(.0))]
+    Connect(#[source] io::Error),
+
+    #[error("Wait for connection from the source failed: {}", os_text(.0))]
+    Accept(#[source] io::Error),
+
+    #[error("Passthrough from {} to {} failed: {}", .dir.from(), .dir.to(), os_text(.source))]
+    Passthrough { dir: Direction, source: io::Error },
+
+    #[error("Cannot create {}: {}", .path.display(), os_text(.source))]
+    CreateOutput { path: PathBuf, source: io::Error },
+
+    #[error("Writing {what} failed: {}", os_text(.source))]
+    Output { what: String, source: io::Error },
+
+    #[error("User cancelled.")]
+    Cancelled { signal: i32 },
+}
+
+impl Error {
+    /// The process exit status for this failure: 128 + signal when cancelled, as a
+    /// shell reports a command killed by that signal, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Cancelled { signal } => 128u8.saturating_add(*signal as u8),
+            _ => 1,
+        }
+    }
+}
+
+/// The OS's message for an I/O error, as `strerror(3)` gives it.
+pub fn os_text(error: &io::Error) -> String {
+    strip_os_suffix(&error.to_string()).to_string()
+}
+
+/// Drops the ` (os error N)` Rust appends to an OS error's text.
+pub fn strip_os_suffix(text: &str) -> &str {
+    match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => &text[..at],
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_like_perror() {
+        let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(
+            Error::Connect(refused).to_string(),
+            "Establish a connection to the destination failed: Connection refused"
+        );
+        let pipe = io::Error::from_raw_os_error(libc::EPIPE);
+        assert_eq!(
+            Error::Passthrough {
+                dir: Direction::BtoA,
+                source: pipe
+            }
+            .to_string(),
+            "Passthrough from B to A failed: Broken pipe"
+        );
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(Error::Cancelled { signal: 2 }.exit_code(), 130);
+        assert_eq!(Error::Cancelled { signal: 15 }.exit_code(), 143);
+        assert_eq!(Error::Accept(io::Error::other("x")).exit_code(), 1);
+    }
+}

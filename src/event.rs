@@ -1,0 +1,63 @@
+//! What the relay threads tell the logger: the only way anything reaches an output.
+//!
+//! Events of one direction arrive in the order they happened, which the relay
+//! guarantees with three rules (see `relay`): a `Read` is sent before its chunk goes to
+//! the writer, a `Wrote` before its buffer space is given back, and an `Eof` before the
+//! end of the stream is passed on. So the logger can compute "B is N bytes behind" from
+//! the events alone, and each direction prints a deterministic sequence.
+
+use std::io;
+
+use crate::buffer::Chunk;
+
+/// One of the two flows of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    AtoB,
+    BtoA,
+}
+
+impl Direction {
+    pub const BOTH: [Direction; 2] = [Direction::AtoB, Direction::BtoA];
+
+    /// The side that produces this flow's bytes.
+    pub fn from(self) -> &'static str {
+        match self {
+            Direction::AtoB => "A",
+            Direction::BtoA => "B",
+        }
+    }
+
+    /// The side that consumes them.
+    pub fn to(self) -> &'static str {
+        match self {
+            Direction::AtoB => "B",
+            Direction::BtoA => "A",
+        }
+    }
+
+    /// 0 for A->B, 1 for B->A: the index into per-direction arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug)]
+pub enum Event {
+    /// The reader got these bytes from the producer; they now wait in user space.
+    Read { dir: Direction, chunk: Chunk },
+    /// The writer handed `n` more bytes to the consumer's kernel. When the whole chunk
+    /// is out, the writer passes it along as `spent`, and the logger returns it to the
+    /// reader: that return is the reader's credit for its next read.
+    Wrote {
+        dir: Direction,
+        n: usize,
+        spent: Option<Chunk>,
+    },
+    /// The producer closed its side: no more bytes will come in this direction.
+    Eof { dir: Direction },
+    /// Everything was written and the consumer's write side is shut down (FIN sent).
+    Closed { dir: Direction },
+    /// Reading from the producer or writing to the consumer failed.
+    Failed { dir: Direction, error: io::Error },
+}

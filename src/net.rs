@@ -1,0 +1,108 @@
+//! Setting up the two connections, in the original's order: B first, then A.
+//!
+//! B is dialled first so that a missing server is reported before anyone connects
+//! to us. Socket buffer sizes (`-z`) are set before `connect` and before `listen`,
+//! because the kernel fixes the TCP window scale during the handshake: a size set
+//! afterwards could not grow the window any more. The accepted socket inherits the
+//! listener's sizes.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// The original retries B this many times, a second apart.
+const CONNECT_TRIES: u32 = 3;
+const CONNECT_RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// A B that never answers (filtered, backlog full) fails a try after this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `-z`: SO_SNDBUF and SO_RCVBUF, or the kernel's defaults.
+pub type SocketBuffers = Option<(usize, usize)>;
+
+fn new_socket(addr: &SocketAddr, buffers: SocketBuffers) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(*addr),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    if let Some((snd, rcv)) = buffers {
+        socket.set_send_buffer_size(snd)?;
+        socket.set_recv_buffer_size(rcv)?;
+    }
+    Ok(socket)
+}
+
+/// Connects to B: every resolved address in turn, the whole list up to three times,
+/// a second apart. The error is the last one the OS gave. `stop` cuts the pauses short.
+pub fn connect(
+    addrs: &[SocketAddr],
+    buffers: SocketBuffers,
+    stop: &Receiver<()>,
+) -> io::Result<Socket> {
+    let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to connect to");
+    for attempt in 0..CONNECT_TRIES {
+        if attempt > 0
+            && stop
+                .recv_timeout(CONNECT_RETRY_PAUSE)
+                .is_err_and(|e| e.is_disconnected())
+        {
+            break;
+        }
+        for addr in addrs {
+            match new_socket(addr, buffers).and_then(|s| {
+                s.connect_timeout(&SockAddr::from(*addr), CONNECT_TIMEOUT)
+                    .map(|()| s)
+            }) {
+                Ok(socket) => return Ok(socket),
+                Err(e) => last = e,
+            }
+        }
+    }
+    Err(last)
+}
+
+/// Binds and listens where A will connect (SO_REUSEADDR, so a quick restart works),
+/// trying each resolved address until one binds.
+pub fn listen(addrs: &[SocketAddr], buffers: SocketBuffers) -> io::Result<Socket> {
+    let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to listen on");
+    for addr in addrs {
+        let bound = new_socket(addr, buffers).and_then(|socket| {
+            socket.set_reuse_address(true)?;
+            socket.bind(&SockAddr::from(*addr))?;
+            socket.listen(1)?;
+            Ok(socket)
+        });
+        match bound {
+            Ok(socket) => return Ok(socket),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Waits for A on `listener`, retrying system calls interrupted by a stop/continue.
+pub fn accept(listener: &Socket) -> io::Result<Socket> {
+    loop {
+        match listener.accept() {
+            Ok((socket, _)) => return Ok(socket),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The port a socket is bound to (what `-A host:0` turned into).
+pub fn local_port(socket: &Socket) -> Option<u16> {
+    socket.local_addr().ok()?.as_socket().map(|a| a.port())
+}
+
+/// Options for a relayed connection: every chunk goes out as soon as it is written
+/// (Nagle would hold small chunks back and distort what each side sees), and blocking
+/// I/O, which is what the relay threads do.
+pub fn prepare_relay_socket(socket: &Socket) -> io::Result<()> {
+    socket.set_nonblocking(false)?;
+    socket.set_tcp_nodelay(true)
+}
