@@ -1,0 +1,263 @@
+//! Shared harness for the integration tests: the real binary between two real peers.
+//!
+//! `Session::start` makes a server B on a free loopback port, starts tiburoncin with
+//! `-A 127.0.0.1:0`, reads the port it bound from its start-up line, and connects a
+//! client A. Every wait has a deadline, so a broken relay fails a test instead of
+//! hanging it.
+
+#![allow(dead_code)] // each test file uses its own part of the harness
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tiburoncin");
+
+/// How long any single wait may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Everything a child printed on one stream, filled by a background thread.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<(Vec<u8>, bool)>>);
+
+impl Captured {
+    fn collect(mut from: impl Read + Send + 'static) -> Captured {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 64 * 1024];
+            loop {
+                match from.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink.0.lock().unwrap().0.extend_from_slice(&buf[..n]),
+                }
+            }
+            sink.0.lock().unwrap().1 = true;
+        });
+        captured
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap().0.clone()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.text().lines().map(str::to_string).collect()
+    }
+
+    fn closed(&self) -> bool {
+        self.0.lock().unwrap().1
+    }
+
+    /// Waits until a line satisfying `pred` has been printed, and returns it.
+    pub fn wait_line(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        wait_for(what, || self.lines().into_iter().find(|l| pred(l)), || self.text())
+    }
+
+    /// Waits until the number of lines satisfying `pred` reaches `count`.
+    pub fn wait_count(&self, what: &str, count: usize, pred: impl Fn(&str) -> bool) {
+        wait_for(
+            what,
+            || (self.lines().iter().filter(|l| pred(l)).count() >= count).then_some(()),
+            || self.text(),
+        )
+    }
+}
+
+/// Polls `probe` until it gives a value or the deadline passes (then panics with
+/// `context()` to show what was there instead).
+pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>, context: impl Fn() -> String) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        if start.elapsed() > DEADLINE {
+            panic!("timed out waiting for {what}; output so far:\n{}", context());
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A started tiburoncin process.
+pub struct Process {
+    pub child: Child,
+    pub stdout: Captured,
+    pub stderr: Captured,
+}
+
+impl Process {
+    /// Starts the binary with `args`, stdin closed, stdout and stderr captured.
+    pub fn spawn(args: &[String]) -> Process {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tiburoncin");
+        let stdout = Captured::collect(child.stdout.take().unwrap());
+        let stderr = Captured::collect(child.stderr.take().unwrap());
+        Process { child, stdout, stderr }
+    }
+
+    /// Waits for the process to end (killing it and failing past the deadline).
+    pub fn wait(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                wait_for("stdout to close", || self.stdout.closed().then_some(()), String::new);
+                wait_for("stderr to close", || self.stderr.closed().then_some(()), String::new);
+                return status;
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = self.child.kill();
+                panic!(
+                    "tiburoncin did not end; stdout:\n{}\nstderr:\n{}",
+                    self.stdout.text(),
+                    self.stderr.text()
+                );
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, signal: i32) {
+        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A relay with both peers connected.
+pub struct Session {
+    pub process: Process,
+    /// The client, connected to tiburoncin.
+    pub a: TcpStream,
+    /// The server's side of the connection tiburoncin made.
+    pub b: TcpStream,
+}
+
+/// The port in `Waiting for a connection from A host:PORT...`.
+pub fn waiting_port(line: &str) -> u16 {
+    line.trim_end_matches("...")
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
+}
+
+impl Session {
+    /// Starts tiburoncin between a new server B and a new client A, with extra `args`.
+    pub fn start(args: &[&str]) -> Session {
+        Self::start_with(args, |_| {})
+    }
+
+    /// As `start`, with `tune_b` applied to B's listener before anything connects
+    /// (to give it a small receive buffer, for instance).
+    pub fn start_with(args: &[&str], tune_b: impl FnOnce(&TcpListener)) -> Session {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        tune_b(&listener);
+        let b_port = listener.local_addr().unwrap().port();
+        let mut all = vec!["-A".to_string(), "127.0.0.1:0".into(), "-B".into(), format!("127.0.0.1:{b_port}")];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let process = Process::spawn(&all);
+        let waiting = process
+            .stdout
+            .wait_line("the waiting line", |l| l.starts_with("Waiting for a connection from A "));
+        // tiburoncin connected to B before printing that line: B's accept is immediate.
+        let (b, _) = listener.accept().unwrap();
+        let a = TcpStream::connect(("127.0.0.1", waiting_port(&waiting))).unwrap();
+        process
+            .stdout
+            .wait_line("the allocating line", |l| l.starts_with("Allocating buffers: "));
+        Session { process, a, b }
+    }
+
+    pub fn stdout(&self) -> &Captured {
+        &self.process.stdout
+    }
+}
+
+/// Reads until EOF, failing past the deadline.
+pub fn read_to_end(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+    stream.set_read_timeout(Some(DEADLINE))?;
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all)?;
+    Ok(all)
+}
+
+/// Reads exactly `n` bytes, failing past the deadline.
+pub fn read_exact(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut buf = vec![0; n];
+    stream.read_exact(&mut buf).unwrap();
+    buf
+}
+
+/// Writes all of `bytes` from a thread of its own (so a test can read the other end
+/// while a big write is blocked), then shuts down the write side if `close` says so.
+pub fn send_in_background(stream: &TcpStream, bytes: Vec<u8>, close: bool) -> thread::JoinHandle<()> {
+    let mut stream = stream.try_clone().unwrap();
+    thread::spawn(move || {
+        stream.set_write_timeout(Some(DEADLINE)).unwrap();
+        stream.write_all(&bytes).unwrap();
+        if close {
+            stream.shutdown(Shutdown::Write).unwrap();
+        }
+    })
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure can be replayed.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// The lines of one direction's status: `B is ...` for A->B.
+pub fn statuses(lines: &[String], who: &str) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with(&format!("{who} is ")))
+        .cloned()
+        .collect()
+}
+
+/// The N of every `X -> Y sent N bytes` line for `dir` ("A -> B").
+pub fn sent_sizes(lines: &[String], dir: &str) -> Vec<usize> {
+    let prefix = format!("{dir} sent ");
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(&prefix)?.strip_suffix(" bytes")?.parse().ok())
+        .collect()
+}
+
+/// The N of every `Y is N bytes behind` line for `who`.
+pub fn behinds(lines: &[String], who: &str) -> Vec<usize> {
+    let prefix = format!("{who} is ");
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(&prefix)?.strip_suffix(" bytes behind")?.parse().ok())
+        .collect()
+}
