@@ -81,7 +81,9 @@ impl Endpoint {
 
 /// `gai_strerror(3)` text: what the resolver said, without Rust's error decoration.
 fn gai_message(error: &dns_lookup::LookupError) -> String {
-    crate::error::strip_os_suffix(&error.to_string()).to_string()
+    let text = error.to_string();
+    let text = text.trim_start_matches("failed to lookup address information: ");
+    crate::error::strip_os_suffix(text).to_string()
 }
 
 impl fmt::Display for Endpoint {

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::addr::Endpoint;
 use crate::config::SizePair;
@@ -54,10 +54,43 @@ pub struct Cli {
     pub colourless: bool,
 }
 
+impl Cli {
+    /// Parses the process arguments; on a usage error prints the reason and the usage
+    /// and exits with 2 (help and version exit 0).
+    pub fn parse_or_exit() -> Cli {
+        Cli::try_parse().unwrap_or_else(|error| usage_error(error))
+    }
+}
+
+/// Exits for a command-line mistake: clap omits the usage for some errors (a bad
+/// value), but a user who typed something wrong should always see how it goes.
+pub fn usage_error(error: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        error.exit();
+    }
+    let text = error.render().to_string();
+    let usage = Cli::command().render_usage().to_string();
+    if text.contains("Usage:") {
+        eprint!("{text}");
+    } else {
+        let (reason, rest) = text.split_once("\n\n").unwrap_or((&text, ""));
+        eprint!("{reason}\n\n{usage}\n\n{rest}");
+    }
+    std::process::exit(2);
+}
+
+/// A usage error for a reason found after parsing (a name that does not resolve).
+pub fn invalid(reason: String) -> ! {
+    usage_error(Cli::command().error(clap::error::ErrorKind::ValueValidation, reason))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_clap_definition_is_consistent() {

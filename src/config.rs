@@ -34,6 +34,9 @@ impl SizePair {
 
     fn parse(text: &str, max: u64) -> Result<SizePair, String> {
         let (first, second) = match text.split_once(':') {
+            Some((_, b)) if b.contains(':') => {
+                return Err(format!("'{text}': give one size, or two separated by ':'"));
+            }
             Some((a, b)) => (a, b),
             None => (text, text),
         };

@@ -2,22 +2,15 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, error::ErrorKind};
-
 use tiburoncin::Outcome;
-use tiburoncin::cli::Cli;
+use tiburoncin::cli::{self, Cli};
 use tiburoncin::config::Config;
 use tiburoncin::error::Error;
 
 fn main() -> ExitCode {
     // A usage error prints one line and the usage, and exits with 2.
-    let cli = Cli::parse();
-    let config = match Config::from_cli(cli) {
-        Ok(config) => config,
-        Err(reason) => Cli::command()
-            .error(ErrorKind::ValueValidation, reason)
-            .exit(),
-    };
+    let config =
+        Config::from_cli(Cli::parse_or_exit()).unwrap_or_else(|reason| cli::invalid(reason));
     match tiburoncin::run(config) {
         Ok(Outcome::Completed(_)) => ExitCode::SUCCESS,
         // The failure was reported on stderr the moment it happened.

@@ -9,6 +9,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -23,8 +24,14 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 #[derive(Clone, Default)]
 pub struct Captured(Arc<Mutex<(Vec<u8>, bool)>>);
 
+/// Output kept from a bulk run: the start-up lines and the last lines, not the middle.
+pub const BULK_HEAD: usize = 4096;
+pub const BULK_TAIL: usize = 256 * 1024;
+
 impl Captured {
-    fn collect(mut from: impl Read + Send + 'static) -> Captured {
+    /// Collects everything, or with `bulk` only the head and the tail (a bulk
+    /// transfer's hexdump is hundreds of MB nobody reads).
+    fn collect(mut from: impl Read + Send + 'static, bulk: bool) -> Captured {
         let captured = Captured::default();
         let sink = captured.clone();
         thread::spawn(move || {
@@ -32,7 +39,20 @@ impl Captured {
             loop {
                 match from.read(&mut buf) {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => sink.0.lock().unwrap().0.extend_from_slice(&buf[..n]),
+                    Ok(n) => {
+                        let kept = &mut sink.0.lock().unwrap().0;
+                        kept.extend_from_slice(&buf[..n]);
+                        if bulk && kept.len() > BULK_HEAD + 2 * BULK_TAIL {
+                            // Cut at a line start so the tail still splits into lines.
+                            let cut = kept.len() - BULK_TAIL;
+                            let cut = cut
+                                + kept[cut..]
+                                    .iter()
+                                    .position(|&b| b == b'\n')
+                                    .map_or(0, |p| p + 1);
+                            kept.drain(BULK_HEAD..cut);
+                        }
+                    }
                 }
             }
             sink.0.lock().unwrap().1 = true;
@@ -58,7 +78,11 @@ impl Captured {
 
     /// Waits until a line satisfying `pred` has been printed, and returns it.
     pub fn wait_line(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        wait_for(what, || self.lines().into_iter().find(|l| pred(l)), || self.text())
+        wait_for(
+            what,
+            || self.lines().into_iter().find(|l| pred(l)),
+            || self.text(),
+        )
     }
 
     /// Waits until the number of lines satisfying `pred` reaches `count`.
@@ -73,14 +97,21 @@ impl Captured {
 
 /// Polls `probe` until it gives a value or the deadline passes (then panics with
 /// `context()` to show what was there instead).
-pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>, context: impl Fn() -> String) -> T {
+pub fn wait_for<T>(
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+    context: impl Fn() -> String,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(value) = probe() {
             return value;
         }
         if start.elapsed() > DEADLINE {
-            panic!("timed out waiting for {what}; output so far:\n{}", context());
+            panic!(
+                "timed out waiting for {what}; output so far:\n{}",
+                context()
+            );
         }
         thread::sleep(Duration::from_millis(5));
     }
@@ -96,16 +127,27 @@ pub struct Process {
 impl Process {
     /// Starts the binary with `args`, stdin closed, stdout and stderr captured.
     pub fn spawn(args: &[String]) -> Process {
-        let mut child = Command::new(BIN)
+        Self::spawn_with(args, &Options::default())
+    }
+
+    pub fn spawn_with(args: &[String], options: &Options) -> Process {
+        let mut command = Command::new(BIN);
+        command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tiburoncin");
-        let stdout = Captured::collect(child.stdout.take().unwrap());
-        let stderr = Captured::collect(child.stderr.take().unwrap());
-        Process { child, stdout, stderr }
+            .stderr(Stdio::piped());
+        if let Some(dir) = &options.dir {
+            command.current_dir(dir);
+        }
+        let mut child = command.spawn().expect("start tiburoncin");
+        let stdout = Captured::collect(child.stdout.take().unwrap(), options.bulk);
+        let stderr = Captured::collect(child.stderr.take().unwrap(), false);
+        Process {
+            child,
+            stdout,
+            stderr,
+        }
     }
 
     /// Waits for the process to end (killing it and failing past the deadline).
@@ -113,8 +155,16 @@ impl Process {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                wait_for("stdout to close", || self.stdout.closed().then_some(()), String::new);
-                wait_for("stderr to close", || self.stderr.closed().then_some(()), String::new);
+                wait_for(
+                    "stdout to close",
+                    || self.stdout.closed().then_some(()),
+                    String::new,
+                );
+                wait_for(
+                    "stderr to close",
+                    || self.stderr.closed().then_some(()),
+                    String::new,
+                );
                 return status;
             }
             if start.elapsed() > DEADLINE {
@@ -141,6 +191,23 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How to start the process.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Working directory (where `-o` writes its files).
+    pub dir: Option<PathBuf>,
+    /// Keep only the head and tail of stdout.
+    pub bulk: bool,
+}
+
+/// A fresh empty directory for one test's files.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tiburoncin-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// A relay with both peers connected.
@@ -170,21 +237,35 @@ impl Session {
     /// As `start`, with `tune_b` applied to B's listener before anything connects
     /// (to give it a small receive buffer, for instance).
     pub fn start_with(args: &[&str], tune_b: impl FnOnce(&TcpListener)) -> Session {
+        Self::start_full(args, &Options::default(), tune_b)
+    }
+
+    /// As `start_with`, with process options.
+    pub fn start_full(
+        args: &[&str],
+        options: &Options,
+        tune_b: impl FnOnce(&TcpListener),
+    ) -> Session {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         tune_b(&listener);
         let b_port = listener.local_addr().unwrap().port();
-        let mut all = vec!["-A".to_string(), "127.0.0.1:0".into(), "-B".into(), format!("127.0.0.1:{b_port}")];
+        let mut all = vec![
+            "-A".to_string(),
+            "127.0.0.1:0".into(),
+            "-B".into(),
+            format!("127.0.0.1:{b_port}"),
+        ];
         all.extend(args.iter().map(|s| s.to_string()));
-        let process = Process::spawn(&all);
-        let waiting = process
-            .stdout
-            .wait_line("the waiting line", |l| l.starts_with("Waiting for a connection from A "));
+        let process = Process::spawn_with(&all, options);
+        let waiting = process.stdout.wait_line("the waiting line", |l| {
+            l.starts_with("Waiting for a connection from A ")
+        });
         // tiburoncin connected to B before printing that line: B's accept is immediate.
         let (b, _) = listener.accept().unwrap();
         let a = TcpStream::connect(("127.0.0.1", waiting_port(&waiting))).unwrap();
-        process
-            .stdout
-            .wait_line("the allocating line", |l| l.starts_with("Allocating buffers: "));
+        process.stdout.wait_line("the allocating line", |l| {
+            l.starts_with("Allocating buffers: ")
+        });
         Session { process, a, b }
     }
 
@@ -211,7 +292,11 @@ pub fn read_exact(stream: &mut TcpStream, n: usize) -> Vec<u8> {
 
 /// Writes all of `bytes` from a thread of its own (so a test can read the other end
 /// while a big write is blocked), then shuts down the write side if `close` says so.
-pub fn send_in_background(stream: &TcpStream, bytes: Vec<u8>, close: bool) -> thread::JoinHandle<()> {
+pub fn send_in_background(
+    stream: &TcpStream,
+    bytes: Vec<u8>,
+    close: bool,
+) -> thread::JoinHandle<()> {
     let mut stream = stream.try_clone().unwrap();
     thread::spawn(move || {
         stream.set_write_timeout(Some(DEADLINE)).unwrap();
@@ -249,7 +334,12 @@ pub fn sent_sizes(lines: &[String], dir: &str) -> Vec<usize> {
     let prefix = format!("{dir} sent ");
     lines
         .iter()
-        .filter_map(|l| l.strip_prefix(&prefix)?.strip_suffix(" bytes")?.parse().ok())
+        .filter_map(|l| {
+            l.strip_prefix(&prefix)?
+                .strip_suffix(" bytes")?
+                .parse()
+                .ok()
+        })
         .collect()
 }
 
@@ -258,6 +348,11 @@ pub fn behinds(lines: &[String], who: &str) -> Vec<usize> {
     let prefix = format!("{who} is ");
     lines
         .iter()
-        .filter_map(|l| l.strip_prefix(&prefix)?.strip_suffix(" bytes behind")?.parse().ok())
+        .filter_map(|l| {
+            l.strip_prefix(&prefix)?
+                .strip_suffix(" bytes behind")?
+                .parse()
+                .ok()
+        })
         .collect()
 }
