@@ -463,3 +463,33 @@ fn malformed_command_lines_are_usage_errors() {
         assert_eq!(p.stdout.text(), "", "{case:?}");
     }
 }
+
+/// Ctrl-Z and `fg`: the process stops, traffic waits in the kernel, and everything
+/// flows again once it continues.
+#[test]
+fn stop_and_continue_just_work() {
+    let mut s = Session::start(&["-c"]);
+    s.a.write_all(b"before ").unwrap();
+    assert_eq!(read_exact(&mut s.b, 7), b"before ");
+    s.process.signal(libc::SIGTSTP);
+    wait_for(
+        "the process to stop",
+        || process_state(s.process.child.id()).filter(|&c| c == 'T'),
+        String::new,
+    );
+    s.a.write_all(b"while stopped").unwrap();
+    s.process.signal(libc::SIGCONT);
+    assert_eq!(read_exact(&mut s.b, 13), b"while stopped");
+    s.a.shutdown(Shutdown::Write).unwrap();
+    s.b.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut s.b).unwrap(), b"");
+    assert_eq!(read_to_end(&mut s.a).unwrap(), b"");
+    assert_eq!(s.process.wait().code(), Some(0));
+    assert_eq!(s.process.stderr.text(), "");
+}
+
+/// The state letter of a process in /proc (`T` when stopped).
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
