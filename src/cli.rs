@@ -52,6 +52,10 @@ pub struct Cli {
     /// No colours
     #[arg(short = 'c')]
     pub colourless: bool,
+
+    /// No per-chunk output: start-up lines, errors and a final summary only
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
 }
 
 impl Cli {

@@ -89,6 +89,7 @@ pub struct Config {
     pub socket_buffers: Option<(usize, usize)>,
     pub dumps: Option<DumpPaths>,
     pub colour: bool,
+    pub quiet: bool,
 }
 
 impl Config {
@@ -117,6 +118,7 @@ impl Config {
             socket_buffers: cli.socket_buffers.map(|s| (s.0, s.1)),
             dumps,
             colour: !cli.colourless,
+            quiet: cli.quiet,
         })
     }
 }

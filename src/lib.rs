@@ -68,7 +68,7 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
     }
 
     let terminal = BufWriter::with_capacity(TERMINAL_BUFFER, io::stdout());
-    let mut logger = Logger::new(terminal, config.colour);
+    let mut logger = Logger::new(terminal, config.colour).quiet(config.quiet);
     if let Some(files) = dumps {
         logger = logger.with_dumps(files);
     }

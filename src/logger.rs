@@ -17,6 +17,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::time::Instant;
 
 use crossbeam_channel::Receiver;
 
@@ -81,6 +82,8 @@ pub struct Logger<W: Write> {
     terminal: Sink<W>,
     dumps: Vec<Sink<DumpWriter<BufWriter<File>>>>,
     colour: bool,
+    quiet: bool,
+    started: Instant,
     flows: [Flow; 2],
     text: Vec<u8>,
     report: Report,
@@ -92,10 +95,18 @@ impl<W: Write> Logger<W> {
             terminal: Sink::new("to standard output", terminal),
             dumps: Vec::new(),
             colour,
+            quiet: false,
+            started: Instant::now(),
             flows: [Flow::default(); 2],
             text: Vec::with_capacity(64 * 1024),
             report: Report::default(),
         }
+    }
+
+    /// `-q`: no per-chunk lines, only a summary when the relay ends.
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
     }
 
     /// Also save each direction's bytes as hex: A->B into `a_to_b`, B->A into `b_to_a`.
@@ -123,8 +134,11 @@ impl<W: Write> Logger<W> {
             }
             self.flush();
         }
-        self.flush();
         self.report.bytes = [self.flows[0].read, self.flows[1].read];
+        if self.quiet {
+            self.summary();
+        }
+        self.flush();
         self.report
     }
 
@@ -135,19 +149,24 @@ impl<W: Write> Logger<W> {
                 let flow = &mut self.flows[dir.index()];
                 let offset = flow.read;
                 flow.read += chunk.len() as u64;
-                self.sent(dir, offset, &chunk);
-                self.status(dir);
+                if !self.quiet {
+                    self.sent(dir, offset, &chunk);
+                    self.status(dir);
+                }
                 if let Some(dump) = self.dumps.get_mut(dir.index()) {
                     dump.apply(&mut self.report.output_failures, |d| d.write(&chunk));
                 }
             }
             Event::Wrote { dir, n, spent } => {
                 self.flows[dir.index()].written += n as u64;
-                self.status(dir);
+                if !self.quiet {
+                    self.status(dir);
+                }
                 if let Some(chunk) = spent {
                     recyclers[dir.index()].recycle(chunk);
                 }
             }
+            Event::Eof { dir } if self.quiet => {}
             Event::Eof { dir } => {
                 self.line(
                     dir,
@@ -163,6 +182,20 @@ impl<W: Write> Logger<W> {
                 eprintln!("{}", Error::Passthrough { dir, source: error });
             }
         }
+        let text = &self.text;
+        self.terminal
+            .apply(&mut self.report.output_failures, |out| out.write_all(text));
+    }
+
+    /// The `-q` summary: bytes each way and how long the relay ran.
+    fn summary(&mut self) {
+        self.text.clear();
+        let [ab, ba] = self.report.bytes;
+        let seconds = self.started.elapsed().as_secs_f64();
+        let _ = writeln!(
+            self.text,
+            "Relayed A -> B {ab} bytes, B -> A {ba} bytes in {seconds:.3} s"
+        );
         let text = &self.text;
         self.terminal
             .apply(&mut self.report.output_failures, |out| out.write_all(text));
@@ -341,6 +374,39 @@ B is in sync
                 "B is in sync"
             ]
         );
+    }
+
+    #[test]
+    fn quiet_prints_only_the_summary() {
+        let (mut ab, rab) = user_space_buffer(64);
+        let (_, rba) = user_space_buffer(64);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let c = chunk(&mut ab, b"0123456789");
+        tx.send(Event::Read {
+            dir: Direction::AtoB,
+            chunk: c.clone(),
+        })
+        .unwrap();
+        tx.send(Event::Wrote {
+            dir: Direction::AtoB,
+            n: 10,
+            spent: Some(c),
+        })
+        .unwrap();
+        tx.send(Event::Eof {
+            dir: Direction::AtoB,
+        })
+        .unwrap();
+        drop(tx);
+        let mut out = Vec::new();
+        let report = Logger::new(&mut out, true).quiet(true).run(rx, [rab, rba]);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("Relayed A -> B 10 bytes, B -> A 0 bytes in "),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 1);
+        assert_eq!(report.bytes, [10, 0]);
     }
 
     #[test]

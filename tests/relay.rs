@@ -493,3 +493,25 @@ fn process_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat[stat.rfind(')')? + 2..].chars().next()
 }
+
+/// `-q`: the start-up lines and one summary line, whatever the traffic.
+#[test]
+fn quiet_prints_a_summary_only() {
+    let data = random_bytes(1 << 20, 4);
+    let mut s = Session::start(&["-q"]);
+    let sender = send_in_background(&s.a, data.clone(), true);
+    s.b.write_all(b"pong").unwrap();
+    s.b.shutdown(Shutdown::Write).unwrap();
+    assert!(read_to_end(&mut s.b).unwrap() == data);
+    assert_eq!(read_to_end(&mut s.a).unwrap(), b"pong");
+    sender.join().unwrap();
+    assert_eq!(s.process.wait().code(), Some(0));
+    let lines = s.stdout().lines();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[2].starts_with("Allocating buffers"));
+    assert!(
+        lines[3].starts_with("Relayed A -> B 1048576 bytes, B -> A 4 bytes in "),
+        "{}",
+        lines[3]
+    );
+}
