@@ -166,7 +166,7 @@ impl<W: Write> Logger<W> {
                     recyclers[dir.index()].recycle(chunk);
                 }
             }
-            Event::Eof { dir } if self.quiet => {}
+            Event::Eof { .. } if self.quiet => {}
             Event::Eof { dir } => {
                 self.line(
                     dir,
