@@ -28,6 +28,9 @@ pub enum Error {
     #[error("Writing {what} failed: {}", os_text(.source))]
     Output { what: String, source: io::Error },
 
+    #[error("Cannot read {}: {reason}", .path.display())]
+    Capture { path: PathBuf, reason: String },
+
     #[error("User cancelled.")]
     Cancelled { signal: i32 },
 }
