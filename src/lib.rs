@@ -16,6 +16,8 @@ pub mod hexdump;
 pub mod logger;
 pub mod net;
 pub mod pcap_read;
+pub mod reassembly;
+pub mod recording;
 pub mod relay;
 pub mod signals;
 pub mod stop;
