@@ -16,9 +16,11 @@ pub mod hexdump;
 pub mod logger;
 pub mod net;
 pub mod pcap_read;
+pub mod player;
 pub mod reassembly;
 pub mod recording;
 pub mod relay;
+pub mod replay;
 pub mod signals;
 pub mod stop;
 

@@ -68,13 +68,34 @@ impl Recording {
                     self.finished = true;
                 }
             }
-            let stream = self.stream;
-            self.queue.extend(
-                self.scratch
-                    .drain(..)
-                    .filter(|event| event_stream(event) == stream),
-            );
+            self.keep_ours();
         }
+    }
+
+    /// Reads ahead until the connection's first packet: false if the capture has none.
+    /// (So a wrong `--stream` fails before anyone connects, without reading the whole
+    /// file when the connection is near its start.)
+    pub fn exists(&mut self) -> Result<bool, Error> {
+        while self.info().is_none() && !self.finished {
+            match self.reader.next_segment()? {
+                Some(segment) => self.reassembler.push(segment, &mut self.scratch),
+                None => {
+                    self.reassembler.finish(&mut self.scratch);
+                    self.finished = true;
+                }
+            }
+            self.keep_ours();
+        }
+        Ok(self.info().is_some())
+    }
+
+    fn keep_ours(&mut self) {
+        let stream = self.stream;
+        self.queue.extend(
+            self.scratch
+                .drain(..)
+                .filter(|event| event_stream(event) == stream),
+        );
     }
 
     /// What the capture says about this connection so far (all of it once
