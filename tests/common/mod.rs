@@ -58,7 +58,11 @@ impl Captured {
 
     /// Waits until a line satisfying `pred` has been printed, and returns it.
     pub fn wait_line(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        wait_for(what, || self.lines().into_iter().find(|l| pred(l)), || self.text())
+        wait_for(
+            what,
+            || self.lines().into_iter().find(|l| pred(l)),
+            || self.text(),
+        )
     }
 
     /// Waits until the number of lines satisfying `pred` reaches `count`.
@@ -73,14 +77,21 @@ impl Captured {
 
 /// Polls `probe` until it gives a value or the deadline passes (then panics with
 /// `context()` to show what was there instead).
-pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>, context: impl Fn() -> String) -> T {
+pub fn wait_for<T>(
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+    context: impl Fn() -> String,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(value) = probe() {
             return value;
         }
         if start.elapsed() > DEADLINE {
-            panic!("timed out waiting for {what}; output so far:\n{}", context());
+            panic!(
+                "timed out waiting for {what}; output so far:\n{}",
+                context()
+            );
         }
         thread::sleep(Duration::from_millis(5));
     }
@@ -105,7 +116,11 @@ impl Process {
             .expect("start tiburoncin");
         let stdout = Captured::collect(child.stdout.take().unwrap());
         let stderr = Captured::collect(child.stderr.take().unwrap());
-        Process { child, stdout, stderr }
+        Process {
+            child,
+            stdout,
+            stderr,
+        }
     }
 
     /// Waits for the process to end (killing it and failing past the deadline).
@@ -113,8 +128,16 @@ impl Process {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                wait_for("stdout to close", || self.stdout.closed().then_some(()), String::new);
-                wait_for("stderr to close", || self.stderr.closed().then_some(()), String::new);
+                wait_for(
+                    "stdout to close",
+                    || self.stdout.closed().then_some(()),
+                    String::new,
+                );
+                wait_for(
+                    "stderr to close",
+                    || self.stderr.closed().then_some(()),
+                    String::new,
+                );
                 return status;
             }
             if start.elapsed() > DEADLINE {
@@ -173,18 +196,23 @@ impl Session {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         tune_b(&listener);
         let b_port = listener.local_addr().unwrap().port();
-        let mut all = vec!["-A".to_string(), "127.0.0.1:0".into(), "-B".into(), format!("127.0.0.1:{b_port}")];
+        let mut all = vec![
+            "-A".to_string(),
+            "127.0.0.1:0".into(),
+            "-B".into(),
+            format!("127.0.0.1:{b_port}"),
+        ];
         all.extend(args.iter().map(|s| s.to_string()));
         let process = Process::spawn(&all);
-        let waiting = process
-            .stdout
-            .wait_line("the waiting line", |l| l.starts_with("Waiting for a connection from A "));
+        let waiting = process.stdout.wait_line("the waiting line", |l| {
+            l.starts_with("Waiting for a connection from A ")
+        });
         // tiburoncin connected to B before printing that line: B's accept is immediate.
         let (b, _) = listener.accept().unwrap();
         let a = TcpStream::connect(("127.0.0.1", waiting_port(&waiting))).unwrap();
-        process
-            .stdout
-            .wait_line("the allocating line", |l| l.starts_with("Allocating buffers: "));
+        process.stdout.wait_line("the allocating line", |l| {
+            l.starts_with("Allocating buffers: ")
+        });
         Session { process, a, b }
     }
 
@@ -211,7 +239,11 @@ pub fn read_exact(stream: &mut TcpStream, n: usize) -> Vec<u8> {
 
 /// Writes all of `bytes` from a thread of its own (so a test can read the other end
 /// while a big write is blocked), then shuts down the write side if `close` says so.
-pub fn send_in_background(stream: &TcpStream, bytes: Vec<u8>, close: bool) -> thread::JoinHandle<()> {
+pub fn send_in_background(
+    stream: &TcpStream,
+    bytes: Vec<u8>,
+    close: bool,
+) -> thread::JoinHandle<()> {
     let mut stream = stream.try_clone().unwrap();
     thread::spawn(move || {
         stream.set_write_timeout(Some(DEADLINE)).unwrap();
@@ -249,7 +281,12 @@ pub fn sent_sizes(lines: &[String], dir: &str) -> Vec<usize> {
     let prefix = format!("{dir} sent ");
     lines
         .iter()
-        .filter_map(|l| l.strip_prefix(&prefix)?.strip_suffix(" bytes")?.parse().ok())
+        .filter_map(|l| {
+            l.strip_prefix(&prefix)?
+                .strip_suffix(" bytes")?
+                .parse()
+                .ok()
+        })
         .collect()
 }
 
@@ -258,6 +295,11 @@ pub fn behinds(lines: &[String], who: &str) -> Vec<usize> {
     let prefix = format!("{who} is ");
     lines
         .iter()
-        .filter_map(|l| l.strip_prefix(&prefix)?.strip_suffix(" bytes behind")?.parse().ok())
+        .filter_map(|l| {
+            l.strip_prefix(&prefix)?
+                .strip_suffix(" bytes behind")?
+                .parse()
+                .ok()
+        })
         .collect()
 }
