@@ -14,9 +14,9 @@ use crate::config::SizePair;
 
 /// A TCP man in the middle: relays every byte between A and B, showing each chunk as
 /// a hexdump and how far the receiving side is behind.
-///
-/// `tiburoncin replay` plays one side of a recorded connection instead; the relay's
-/// flags and the subcommand do not mix.
+//
+// `tiburoncin replay` plays one side of a recorded connection instead; the relay's
+// flags and the subcommand do not mix.
 #[derive(Debug, Parser)]
 #[command(
     name = "tiburoncin",
@@ -120,7 +120,7 @@ pub struct ReplayArgs {
 
     /// fast: as fast as the peer allows; recorded: keep the recorded pause before
     /// each turn we send
-    #[arg(long, value_enum, default_value_t = Timing::Fast)]
+    #[arg(long, value_name = "how", value_enum, default_value_t = Timing::Fast)]
     pub timing: Timing,
 
     /// With --timing recorded, play pauses this many times faster (0.5 = twice as long)

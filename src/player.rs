@@ -166,7 +166,8 @@ impl<'o, W: Write> Player<'o, W> {
         }
         if let (Some(speed), Some((_, before))) = (self.settings.pace, self.previous) {
             self.flush();
-            thread::sleep(time.saturating_sub(before).div_f64(speed));
+            let gap = time.saturating_sub(before).as_secs_f64() / speed;
+            thread::sleep(Duration::try_from_secs_f64(gap).unwrap_or(Duration::MAX));
         }
         Ok(())
     }

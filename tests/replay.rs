@@ -14,6 +14,7 @@ use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use common::{DEADLINE, Process, read_to_end, waiting_port};
 use tiburoncin::event::Direction;
@@ -356,6 +357,10 @@ fn replay_as_b(name: &str, extra: &[&str], client: Vec<Step>) -> (i32, String, S
 
 /// Replays `name` as A, against a server that plays `server`.
 fn replay_as_a(name: &str, server: Vec<Step>) -> (i32, String, String) {
+    replay_as_a_with(name, &[], server)
+}
+
+fn replay_as_a_with(name: &str, extra: &[&str], server: Vec<Step>) -> (i32, String, String) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let peer = thread::spawn(move || {
@@ -364,7 +369,7 @@ fn replay_as_a(name: &str, server: Vec<Step>) -> (i32, String, String) {
     });
     let path = fixture(name);
     let b = format!("127.0.0.1:{port}");
-    let result = run(&[
+    let mut list = vec![
         "replay",
         path.to_str().unwrap(),
         "--as",
@@ -372,7 +377,9 @@ fn replay_as_a(name: &str, server: Vec<Step>) -> (i32, String, String) {
         "-B",
         &b,
         "-c",
-    ]);
+    ];
+    list.extend_from_slice(extra);
+    let result = run(&list);
     peer.join().unwrap();
     result
 }
@@ -497,6 +504,40 @@ fn as_a_a_server_that_differs_is_caught() {
         "{stdout}"
     );
     assert!(stdout.contains("|   lINE 0 SAYS H|"), "{stdout}");
+}
+
+#[test]
+fn recorded_timing_keeps_the_pauses_before_our_turns() {
+    // As A, the pauses are the client's: ~10 ms before each of its later lines.
+    let path = fixture("lines.pcap");
+    let mut recording = Recording::open(&path, 0).unwrap();
+    let (mut pauses, mut previous) = (Duration::ZERO, None);
+    while let Some(event) = recording.next_event().unwrap() {
+        if let Event::Data { dir, time, .. } = event {
+            if let Some((before_dir, before)) = previous {
+                if dir == Direction::AtoB && before_dir != dir {
+                    pauses += time - before;
+                }
+            }
+            previous = Some((dir, time));
+        }
+    }
+    assert!(pauses > Duration::from_millis(30), "{pauses:?}");
+    let speed = 0.25;
+    let server = script(&path, 0, Direction::BtoA);
+    let started = Instant::now();
+    let (code, stdout, stderr) = replay_as_a_with(
+        "lines.pcap",
+        &["--timing", "recorded", "--speed", "0.25", "-q"],
+        server,
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    // Sleeps last at least as long as asked; nothing here bounds them from above.
+    assert!(
+        started.elapsed() >= pauses.div_f64(speed),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 // ---- bad input ----------------------------------------------------------------------
