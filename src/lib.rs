@@ -9,6 +9,7 @@ pub mod buffer;
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod difference;
 pub mod dump;
 pub mod error;
 pub mod event;

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use socket2::SockRef;
 
+use crate::difference::Difference;
 use crate::error::Error;
 use crate::event::Direction;
 use crate::hexdump;
@@ -31,8 +32,8 @@ use crate::logger::{BOLD, COLOURS, RESET};
 use crate::reassembly::{Ending, Event};
 use crate::recording::Recording;
 
-/// How much of each side a difference shows: four rows of sixteen.
-const SHOWN: usize = 64;
+/// How much the peer may have sent that is read to show it in a difference.
+const SHOWN: usize = crate::difference::SHOWN;
 
 /// How to play.
 #[derive(Debug, Clone, Copy)]
@@ -61,28 +62,6 @@ pub struct Player<'o, W: Write> {
     /// The direction and time of the last data played, for turns and pauses.
     previous: Option<(Direction, Duration)>,
     turns: u64,
-}
-
-/// What went wrong, in the peer's direction unless said otherwise.
-enum Difference {
-    /// `received` differs from `expected` at its first byte.
-    Bytes {
-        expected: Vec<u8>,
-        received: Vec<u8>,
-    },
-    /// The peer closed (FIN) with `expected` still to say.
-    Closed { expected: Vec<u8> },
-    /// The peer reset the connection.
-    Reset { expected: Vec<u8>, error: io::Error },
-    /// Nothing for `--timeout` with `expected` still to say (or its FIN).
-    Silent { expected: Vec<u8>, fin: bool },
-    /// The peer said `received` where the recording has nothing more before `when`.
-    Extra {
-        received: Vec<u8>,
-        when: &'static str,
-    },
-    /// Our bytes could not be delivered.
-    SendFailed { error: io::Error },
 }
 
 impl<'o, W: Write> Player<'o, W> {
@@ -351,84 +330,11 @@ impl<'o, W: Write> Player<'o, W> {
         }
     }
 
-    /// Reports `difference`, found `skip` bytes past the direction's current offset.
+    /// Reports `difference`, found `skip` bytes past the direction's current offset,
+    /// and ends the replay with it.
     fn differ(&mut self, dir: Direction, skip: usize, difference: Difference) -> Result<(), Error> {
         let offset = self.offsets[dir.index()] + skip as u64;
-        // For every difference but a failed send, `from` is the live peer.
-        let (from, to) = (dir.from(), dir.to());
-        let secs = self.settings.timeout.as_secs_f64();
-        let mut report = String::new();
-        let mut expected_rows = None;
-        let mut received_rows = None;
-        match difference {
-            Difference::Bytes { expected, received } => {
-                report += &format!(
-                    "Difference in {from} -> {to} at stream offset {offset} (0x{offset:x}):\n"
-                );
-                expected_rows = Some(expected);
-                received_rows = Some(received);
-            }
-            Difference::Closed { expected } if expected.is_empty() => {
-                report += &format!(
-                    "{from} closed its side at stream offset {offset}, \
-                     before the recording has it close.\n"
-                );
-            }
-            Difference::Closed { expected } => {
-                report += &format!(
-                    "{from} closed its side at stream offset {offset}, \
-                     with {} bytes still to send.\n",
-                    expected.len()
-                );
-                expected_rows = Some(expected);
-            }
-            Difference::Reset { expected, error } => {
-                report += &format!(
-                    "{from} -> {to} failed at stream offset {offset}: {}\n",
-                    crate::error::os_text(&error)
-                );
-                if !expected.is_empty() {
-                    expected_rows = Some(expected);
-                }
-            }
-            Difference::Silent { expected, fin } => {
-                let what = if fin {
-                    "did not close its side, as the recording has it do,".to_string()
-                } else {
-                    "sent nothing".to_string()
-                };
-                report += &format!("{from} {what} for {secs} s at stream offset {offset}.\n");
-                if !expected.is_empty() {
-                    expected_rows = Some(expected);
-                }
-            }
-            Difference::Extra { received, when } => {
-                report += &format!(
-                    "{from} sent bytes the recording does not have, \
-                     at stream offset {offset} ({when}):\n"
-                );
-                received_rows = Some(received);
-            }
-            Difference::SendFailed { error } => {
-                report += &format!(
-                    "{from} -> {to} failed at stream offset {offset}: {}\n",
-                    crate::error::os_text(&error)
-                );
-            }
-        }
-        self.text.extend_from_slice(report.as_bytes());
-        for (label, rows) in [("expected", expected_rows), ("received", received_rows)] {
-            if let Some(bytes) = rows {
-                self.text
-                    .extend_from_slice(format!("{label}:\n").as_bytes());
-                let shown = &bytes[..bytes.len().min(SHOWN)];
-                hexdump::write_rows(&mut self.text, offset, shown);
-                if bytes.len() > SHOWN {
-                    let more = format!("... and {} bytes more\n", bytes.len() - SHOWN);
-                    self.text.extend_from_slice(more.as_bytes());
-                }
-            }
-        }
+        difference.report(&mut self.text, dir, offset, self.settings.timeout);
         self.flush();
         Err(Error::Differs { dir, offset })
     }
