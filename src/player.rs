@@ -173,9 +173,10 @@ impl<'o, W: Write> Player<'o, W> {
         let mut got = vec![0u8; expected.len()];
         let mut n = 0;
         while n < expected.len() {
-            let rest = expected[n..].to_vec();
+            // What is still expected, copied only when a difference needs it.
+            let rest = || expected[n..].to_vec();
             match self.read(&mut got[n..]) {
-                Ok(0) => return self.differ(dir, n, Difference::Closed { expected: rest }),
+                Ok(0) => return self.differ(dir, n, Difference::Closed { expected: rest() }),
                 Ok(k) => {
                     let same = got[n..n + k] == expected[n..n + k];
                     if !same {
@@ -190,14 +191,14 @@ impl<'o, W: Write> Player<'o, W> {
                 }
                 Err(e) if is_timeout(&e) => {
                     let diff = Difference::Silent {
-                        expected: rest,
+                        expected: rest(),
                         fin: false,
                     };
                     return self.differ(dir, n, diff);
                 }
                 Err(error) => {
                     let diff = Difference::Reset {
-                        expected: rest,
+                        expected: rest(),
                         error,
                     };
                     return self.differ(dir, n, diff);
