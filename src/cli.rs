@@ -5,33 +5,41 @@
 //! — resolving names, applying defaults — is `config`'s job.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{CommandFactory, Parser};
+use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::addr::Endpoint;
 use crate::config::SizePair;
 
 /// A TCP man in the middle: relays every byte between A and B, showing each chunk as
 /// a hexdump and how far the receiving side is behind.
+//
+// `tiburoncin replay` plays one side of a recorded connection instead; the relay's
+// flags and the subcommand do not mix.
 #[derive(Debug, Parser)]
 #[command(
     name = "tiburoncin",
     version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
     after_help = "\
 <addr> is host:serv, :serv or serv; host defaults to localhost and may be a name, an IP,
 or an IPv6 address in brackets ([::1]:8080); serv is a port number or a service name.
 <bsz> is n (both) or n:m, in bytes, decimal or 0x-hex.
 
-Order of work: connect to B, wait for one A, relay until both directions are closed."
+Order of work: connect to B, wait for one A, relay until both directions are closed.
+`tiburoncin replay --help` tells how to replay a recorded session."
 )]
 pub struct Cli {
     /// Where to listen for A, the client
-    #[arg(short = 'A', value_name = "addr", value_parser = Endpoint::parse)]
-    pub a: Endpoint,
+    // Optional only so that `replay` can go without it; the relay requires it.
+    #[arg(short = 'A', value_name = "addr", value_parser = Endpoint::parse, required = true)]
+    pub a: Option<Endpoint>,
 
     /// Where B, the server, listens
-    #[arg(short = 'B', value_name = "addr", value_parser = Endpoint::parse)]
-    pub b: Endpoint,
+    #[arg(short = 'B', value_name = "addr", value_parser = Endpoint::parse, required = true)]
+    pub b: Option<Endpoint>,
 
     /// User-space buffer per direction, A->B[:B->A] (default 2048)
     #[arg(short = 'b', value_name = "bsz", value_parser = SizePair::parse_buffer)]
@@ -56,6 +64,119 @@ pub struct Cli {
     /// No per-chunk output: start-up lines, errors and a final summary only
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Play one side of a recorded TCP connection against a live peer, checking every byte
+    Replay(ReplayArgs),
+}
+
+/// Plays A's side of a recorded connection against a live server, or B's side for a
+/// live client, and checks byte for byte that the live peer says what the recording
+/// says. Exits 0 when it does, 1 at the first difference (printed as hexdumps).
+#[derive(Debug, Args)]
+#[command(
+    group(ArgGroup::new("mode").required(true).args(["list", "side"])),
+    override_usage = "\
+tiburoncin replay <capture> --list
+       tiburoncin replay <capture> --as b -A <addr> [OPTIONS]
+       tiburoncin replay <capture> --as a -B <addr> [OPTIONS]",
+    after_help = "\
+<capture> is a pcap or pcapng file from tiburoncin -w, tcpdump, dumpcap or Wireshark.
+Connections are numbered as Wireshark's tcp.stream; A is the side that connected.
+
+  tiburoncin replay session.pcap --list
+  tiburoncin replay session.pcap --as b -A 127.0.0.1:8080    # be the server
+  tiburoncin replay session.pcap --as a -B 127.0.0.1:8080    # be the client"
+)]
+pub struct ReplayArgs {
+    /// The recorded session
+    #[arg(value_name = "capture")]
+    pub capture: PathBuf,
+
+    /// List the TCP connections in the capture: number, endpoints, bytes each way,
+    /// duration, how each side ended
+    #[arg(long)]
+    pub list: bool,
+
+    /// Play A (connect to -B, talk as the client did) or B (listen on -A, answer as
+    /// the server did)
+    #[arg(long = "as", value_name = "side", value_enum)]
+    pub side: Option<Side>,
+
+    /// With --as b: where to listen for A
+    #[arg(short = 'A', value_name = "addr", value_parser = Endpoint::parse,
+          required_if_eq("side", "b"))]
+    pub a: Option<Endpoint>,
+
+    /// With --as a: where B listens
+    #[arg(short = 'B', value_name = "addr", value_parser = Endpoint::parse,
+          required_if_eq("side", "a"))]
+    pub b: Option<Endpoint>,
+
+    /// The connection to play, by number (see --list); needed if there are several
+    #[arg(long, value_name = "N")]
+    pub stream: Option<usize>,
+
+    /// fast: as fast as the peer allows; recorded: keep the recorded pause before
+    /// each turn we send
+    #[arg(long, value_name = "how", value_enum, default_value_t = Timing::Fast)]
+    pub timing: Timing,
+
+    /// With --timing recorded, play pauses this many times faster (0.5 = twice as long)
+    #[arg(long, value_name = "X", value_parser = parse_speed, default_value = "1")]
+    pub speed: f64,
+
+    /// Longest wait for the peer (to connect, to send, to close), in seconds
+    #[arg(long, value_name = "secs", value_parser = parse_seconds, default_value = "10")]
+    pub timeout: Duration,
+
+    /// No colours
+    #[arg(short = 'c')]
+    pub colourless: bool,
+
+    /// Don't show the bytes as they are exchanged, only the result
+    #[arg(short = 'q')]
+    pub quiet: bool,
+
+    /// With --list: instead of the list, print the connection's reassembled turns as
+    /// hex, one line per turn starting with A or B (to check the reassembly against
+    /// other tools)
+    #[arg(long, hide = true, requires = "list")]
+    pub dump: bool,
+}
+
+/// Which side of the recording we play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Side {
+    A,
+    B,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Timing {
+    Fast,
+    Recorded,
+}
+
+fn parse_speed(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!(
+            "'{text}' is not a speed (a number above 0, like 2 or 0.5)"
+        )),
+    }
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("'{text}' is not a number of seconds above 0"))
 }
 
 impl Cli {
@@ -69,6 +190,17 @@ impl Cli {
 /// Exits for a command-line mistake: clap omits the usage for some errors (a bad
 /// value), but a user who typed something wrong should always see how it goes.
 pub fn usage_error(error: clap::Error) -> ! {
+    // A mistake in `tiburoncin replay ...` shows the replay usage.
+    let mut command = Cli::command();
+    command.build();
+    let usage = match command.find_subcommand_mut("replay") {
+        Some(replay) if error.to_string().contains("tiburoncin replay") => replay.render_usage(),
+        _ => command.render_usage(),
+    };
+    exit_with(error, usage.to_string())
+}
+
+fn exit_with(error: clap::Error, usage: String) -> ! {
     use clap::error::ErrorKind;
     if matches!(
         error.kind(),
@@ -77,7 +209,6 @@ pub fn usage_error(error: clap::Error) -> ! {
         error.exit();
     }
     let text = error.render().to_string();
-    let usage = Cli::command().render_usage().to_string();
     if text.contains("Usage:") {
         eprint!("{text}");
     } else {
@@ -89,7 +220,28 @@ pub fn usage_error(error: clap::Error) -> ! {
 
 /// A usage error for a reason found after parsing (a name that does not resolve).
 pub fn invalid(reason: String) -> ! {
-    usage_error(Cli::command().error(clap::error::ErrorKind::ValueValidation, reason))
+    let mut command = Cli::command();
+    let usage = command.render_usage().to_string();
+    exit_with(
+        command.error(clap::error::ErrorKind::ValueValidation, reason),
+        usage,
+    )
+}
+
+/// The same for `tiburoncin replay`, with the replay usage.
+pub fn invalid_replay(reason: &str) -> ! {
+    let mut command = Cli::command();
+    command.build();
+    match command.find_subcommand_mut("replay") {
+        Some(replay) => {
+            let usage = replay.render_usage().to_string();
+            exit_with(
+                replay.error(clap::error::ErrorKind::ValueValidation, reason),
+                usage,
+            )
+        }
+        None => invalid(reason.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -117,12 +269,81 @@ mod tests {
             "-o",
         ])
         .unwrap();
+        assert!(cli.command.is_none());
         assert_eq!(cli.buffers, Some(SizePair(512, 2048)));
         assert_eq!(cli.socket_buffers, Some(SizePair(1024, 4096)));
         assert!(cli.dump && cli.colourless);
         // getopt-style glued values still work
         let cli = Cli::try_parse_from(["tiburoncin", "-A8081", "-B:8082", "-b0x100"]).unwrap();
         assert_eq!(cli.buffers, Some(SizePair(256, 256)));
+    }
+
+    #[test]
+    fn the_relay_still_needs_both_addresses() {
+        for args in [&["t"][..], &["t", "-A", "1"], &["t", "-B", "2"]] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        }
+    }
+
+    fn replay(args: &[&str]) -> Result<ReplayArgs, clap::Error> {
+        let all = ["tiburoncin", "replay"].iter().chain(args).copied();
+        match Cli::try_parse_from(all)?.command {
+            Some(Command::Replay(args)) => Ok(args),
+            None => panic!("no subcommand"),
+        }
+    }
+
+    #[test]
+    fn replay_command_lines() {
+        let r = replay(&["x.pcap", "--list"]).unwrap();
+        assert!(r.list && r.side.is_none());
+        assert_eq!(r.timeout, Duration::from_secs(10));
+        let r = replay(&["x.pcap", "--as", "b", "-A", ":0", "--stream", "2"]).unwrap();
+        assert_eq!((r.side, r.stream), (Some(Side::B), Some(2)));
+        let r = replay(&[
+            "x.pcap",
+            "--as",
+            "a",
+            "-B",
+            "8080",
+            "--timing",
+            "recorded",
+            "--speed",
+            "2.5",
+            "--timeout",
+            "0.5",
+            "-c",
+            "-q",
+        ])
+        .unwrap();
+        assert_eq!(r.timing, Timing::Recorded);
+        assert_eq!(r.speed, 2.5);
+        assert_eq!(r.timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn bad_replay_command_lines() {
+        use clap::error::ErrorKind::*;
+        for (args, kind) in [
+            (&["x.pcap"][..], MissingRequiredArgument),
+            (&["x.pcap", "--as", "b"], MissingRequiredArgument),
+            (&["x.pcap", "--as", "a", "-A", "1"], MissingRequiredArgument),
+            (
+                &["x.pcap", "--list", "--as", "a", "-B", "1"],
+                ArgumentConflict,
+            ),
+            (&["x.pcap", "--as", "c"], InvalidValue),
+            (&["x.pcap", "--list", "--speed", "0"], ValueValidation),
+            (&["x.pcap", "--list", "--timeout", "0"], ValueValidation),
+            (&["x.pcap", "--list", "--stream", "x"], ValueValidation),
+        ] {
+            let err = replay(args).unwrap_err();
+            assert_eq!(err.kind(), kind, "{args:?}: {err}");
+        }
+        // The relay's flags and the subcommand do not mix.
+        let err = Cli::try_parse_from(["t", "-A", "1", "replay", "x", "--list"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 
     #[test]

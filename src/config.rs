@@ -7,8 +7,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use crate::addr::Endpoint;
-use crate::cli::Cli;
+use crate::cli::{Cli, ReplayArgs, Side, Timing};
 
 /// The original's default user-space buffer per direction.
 pub const DEFAULT_BUFFER: usize = 2048;
@@ -96,11 +98,15 @@ impl Config {
     /// Checks and resolves the command line; the error is one line for the usage
     /// message.
     pub fn from_cli(cli: Cli) -> Result<Config, String> {
-        if cli.b.numeric_port() == Some(0) {
-            return Err(format!("-B {}: B needs a real port, not 0", cli.b));
+        // clap requires both for the relay; only `replay` goes without them.
+        let (Some(a), Some(b)) = (cli.a, cli.b) else {
+            return Err("the relay needs both -A and -B".to_string());
+        };
+        if b.numeric_port() == Some(0) {
+            return Err(format!("-B {b}: B needs a real port, not 0"));
         }
-        let a_addrs = cli.a.resolve().map_err(|e| format!("-A: {e}"))?;
-        let b_addrs = cli.b.resolve().map_err(|e| format!("-B: {e}"))?;
+        let a_addrs = a.resolve().map_err(|e| format!("-A: {e}"))?;
+        let b_addrs = b.resolve().map_err(|e| format!("-B: {e}"))?;
         let dumps = match (cli.dump, cli.prefix) {
             (_, Some(prefix)) => Some(DumpPaths::with_prefix(prefix)),
             (true, None) => Some(DumpPaths::with_prefix(PathBuf::new())),
@@ -110,9 +116,9 @@ impl Config {
             .buffers
             .unwrap_or(SizePair(DEFAULT_BUFFER, DEFAULT_BUFFER));
         Ok(Config {
-            a: cli.a,
+            a,
             a_addrs,
-            b: cli.b,
+            b,
             b_addrs,
             buffers: (buffers.0, buffers.1),
             socket_buffers: cli.socket_buffers.map(|s| (s.0, s.1)),
@@ -134,6 +140,80 @@ impl DumpPaths {
             a_to_b: named("AtoB.dump"),
             b_to_a: named("BtoA.dump"),
         }
+    }
+}
+
+/// What `tiburoncin replay` is asked to do.
+#[derive(Debug, Clone)]
+pub enum ReplayMode {
+    List,
+    /// Print the chosen connection's turns as hex (for tests).
+    Dump,
+    /// Play `side` against a live peer: listen on `addrs` (as B) or connect to them
+    /// (as A); `shown` is the address as typed, for the start-up line.
+    Play {
+        side: Side,
+        shown: Endpoint,
+        addrs: Vec<SocketAddr>,
+    },
+}
+
+/// Everything a replay needs, checked and resolved.
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    pub capture: PathBuf,
+    pub mode: ReplayMode,
+    pub stream: Option<usize>,
+    /// `--timing recorded`: the speed factor for the recorded pauses.
+    pub pace: Option<f64>,
+    pub timeout: Duration,
+    pub colour: bool,
+    pub quiet: bool,
+}
+
+impl ReplayConfig {
+    /// Checks and resolves `tiburoncin replay`'s arguments; the error is one line.
+    pub fn from_args(args: ReplayArgs) -> Result<ReplayConfig, String> {
+        let mode = match (args.side, args.a, args.b) {
+            (Some(Side::B), Some(a), None) => {
+                let addrs = a.resolve().map_err(|e| format!("-A: {e}"))?;
+                ReplayMode::Play {
+                    side: Side::B,
+                    shown: a,
+                    addrs,
+                }
+            }
+            (Some(Side::A), None, Some(b)) => {
+                if b.numeric_port() == Some(0) {
+                    return Err(format!("-B {b}: B needs a real port, not 0"));
+                }
+                let addrs = b.resolve().map_err(|e| format!("-B: {e}"))?;
+                ReplayMode::Play {
+                    side: Side::A,
+                    shown: b,
+                    addrs,
+                }
+            }
+            (Some(Side::B), _, Some(_)) => {
+                return Err("--as b listens on -A; -B is for --as a".into());
+            }
+            (Some(Side::A), Some(_), _) => {
+                return Err("--as a connects to -B; -A is for --as b".into());
+            }
+            (Some(_), None, None) => return Err("--as needs -A or -B".into()),
+            (None, None, None) if args.dump => ReplayMode::Dump,
+            (None, None, None) => ReplayMode::List,
+            (None, _, _) => return Err("-A and -B go with --as".into()),
+        };
+        Ok(ReplayConfig {
+            capture: args.capture,
+            mode,
+            stream: args.stream,
+            pace: (args.timing == Timing::Recorded).then_some(args.speed),
+            timeout: args.timeout,
+            colour: !args.colourless,
+            quiet: args.quiet,
+        })
     }
 }
 
@@ -201,6 +281,46 @@ mod tests {
         let dumps = c.dumps.unwrap();
         assert_eq!(dumps.a_to_b, PathBuf::from("/tmp/x-AtoB.dump"));
         assert_eq!(dumps.b_to_a, PathBuf::from("/tmp/x-BtoA.dump"));
+    }
+
+    fn replay_config(args: &[&str]) -> Result<ReplayConfig, String> {
+        let all = ["tiburoncin", "replay"].iter().chain(args).copied();
+        let cli = Cli::try_parse_from(all).map_err(|e| e.to_string())?;
+        match cli.command {
+            Some(crate::cli::Command::Replay(args)) => ReplayConfig::from_args(args),
+            None => Err("no subcommand".into()),
+        }
+    }
+
+    #[test]
+    fn replay_modes() {
+        let c = replay_config(&["f", "--as", "b", "-A", "127.0.0.1:0"]).unwrap();
+        assert!(matches!(c.mode, ReplayMode::Play { side: Side::B, .. }));
+        assert_eq!(c.pace, None);
+        let c = replay_config(&[
+            "f",
+            "--as",
+            "a",
+            "-B",
+            "127.0.0.1:9",
+            "--timing",
+            "recorded",
+        ])
+        .unwrap();
+        assert!(matches!(c.mode, ReplayMode::Play { side: Side::A, .. }));
+        assert_eq!(c.pace, Some(1.0));
+        assert!(matches!(
+            replay_config(&["f", "--list"]).unwrap().mode,
+            ReplayMode::List
+        ));
+        for bad in [
+            &["f", "--as", "b", "-A", "1", "-B", "2"][..],
+            &["f", "--as", "a", "-B", "2", "-A", "1"],
+            &["f", "--as", "a", "-B", "127.0.0.1:0"],
+            &["f", "--list", "-A", "1"],
+        ] {
+            assert!(replay_config(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

@@ -28,6 +28,28 @@ pub enum Error {
     #[error("Writing {what} failed: {}", os_text(.source))]
     Output { what: String, source: io::Error },
 
+    #[error("Cannot read {}: {reason}", .path.display())]
+    Capture { path: PathBuf, reason: String },
+
+    #[error(
+        "{} has {count} TCP connections: choose one with --stream N (see --list)",
+        .path.display()
+    )]
+    ChooseStream { path: PathBuf, count: usize },
+
+    #[error("{} has no TCP connection {stream} (see --list)", .path.display())]
+    NoSuchStream { path: PathBuf, stream: usize },
+
+    #[error("Cannot replay: the capture lacks {len} bytes of {} -> {} at stream offset {offset}", .dir.from(), .dir.to())]
+    NotCaptured {
+        dir: Direction,
+        offset: u64,
+        len: u64,
+    },
+
+    #[error("Replay differs from the recording: {} -> {} at stream offset {offset}", .dir.from(), .dir.to())]
+    Differs { dir: Direction, offset: u64 },
+
     #[error("User cancelled.")]
     Cancelled { signal: i32 },
 }
@@ -38,6 +60,8 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Cancelled { signal } => 128u8.saturating_add(*signal as u8),
+            // Which connection to replay is part of the command line.
+            Error::ChooseStream { .. } => 2,
             _ => 1,
         }
     }

@@ -27,9 +27,9 @@ use crate::error::Error;
 use crate::event::{Direction, Event};
 use crate::hexdump;
 
-const COLOURS: [&[u8]; 2] = [b"\x1b[91m", b"\x1b[94m"];
-const BOLD: &[u8] = b"\x1b[1m";
-const RESET: &[u8] = b"\x1b[0m";
+pub(crate) const COLOURS: [&[u8]; 2] = [b"\x1b[91m", b"\x1b[94m"];
+pub(crate) const BOLD: &[u8] = b"\x1b[1m";
+pub(crate) const RESET: &[u8] = b"\x1b[0m";
 
 /// Bytes seen in one direction.
 #[derive(Debug, Default, Clone, Copy)]

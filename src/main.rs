@@ -3,19 +3,34 @@
 use std::process::ExitCode;
 
 use tiburoncin::Outcome;
-use tiburoncin::cli::{self, Cli};
-use tiburoncin::config::Config;
+use tiburoncin::cli::{self, Cli, Command, ReplayArgs};
+use tiburoncin::config::{Config, ReplayConfig};
 use tiburoncin::error::Error;
 
 fn main() -> ExitCode {
     // A usage error prints one line and the usage, and exits with 2.
-    let config =
-        Config::from_cli(Cli::parse_or_exit()).unwrap_or_else(|reason| cli::invalid(reason));
+    let mut cli = Cli::parse_or_exit();
+    if let Some(Command::Replay(args)) = cli.command.take() {
+        return replay(args);
+    }
+    let config = Config::from_cli(cli).unwrap_or_else(|reason| cli::invalid(reason));
     match tiburoncin::run(config) {
         Ok(Outcome::Completed(_)) => ExitCode::SUCCESS,
         // The failure was reported on stderr the moment it happened.
         Ok(Outcome::Failed(_)) => ExitCode::FAILURE,
         Ok(Outcome::Cancelled(signal, _)) => report(Error::Cancelled { signal }),
+        Err(error) => report(error),
+    }
+}
+
+fn replay(args: ReplayArgs) -> ExitCode {
+    let config = match ReplayConfig::from_args(args) {
+        Ok(config) => config,
+        Err(reason) => cli::invalid_replay(&reason),
+    };
+    match tiburoncin::replay::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error @ Error::ChooseStream { .. }) => cli::invalid_replay(&error.to_string()),
         Err(error) => report(error),
     }
 }

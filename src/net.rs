@@ -94,6 +94,33 @@ pub fn accept(listener: &Socket) -> io::Result<Socket> {
     }
 }
 
+/// As `accept`, but gives up with `TimedOut` when nobody connects within `limit`
+/// (a replay in CI must not wait forever for a client that failed to start).
+pub fn accept_within(listener: &Socket, limit: Duration) -> io::Result<Socket> {
+    use std::os::fd::AsRawFd;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut poll = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd, for the duration of the call.
+        match unsafe { libc::poll(&mut poll, 1, millis) } {
+            0 => return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT)),
+            n if n > 0 => return accept(listener),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
 /// The port a socket is bound to (what `-A host:0` turned into).
 pub fn local_port(socket: &Socket) -> Option<u16> {
     socket.local_addr().ok()?.as_socket().map(|a| a.port())

@@ -1,0 +1,141 @@
+//! A capture seen as recorded TCP connections: the list of them, and one of them as a
+//! stream of events to replay.
+//!
+//! This joins `pcap_read` (packets from the file) to `reassembly` (bytes from the
+//! packets) and pulls: the replay asks for the next event of its connection, and only
+//! then are more packets read. So replaying a multi-gigabyte capture holds one packet,
+//! the reassembler's waiting segments and the current event in memory, never the file.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::event::Direction;
+use crate::pcap_read::CaptureReader;
+use crate::reassembly::{Event, Reassembler, StreamInfo};
+
+/// Every TCP connection in the capture, in Wireshark's `tcp.stream` order.
+pub fn list(path: &Path) -> Result<Vec<StreamInfo>, Error> {
+    let mut reader = CaptureReader::open(path)?;
+    let mut reassembler = Reassembler::new();
+    let mut events = Vec::new();
+    while let Some(segment) = reader.next_segment()? {
+        reassembler.push(segment, &mut events);
+        events.clear();
+    }
+    reassembler.finish(&mut events);
+    Ok(reassembler.streams().cloned().collect())
+}
+
+/// One connection of a capture, read as it is replayed.
+pub struct Recording {
+    reader: CaptureReader,
+    reassembler: Reassembler,
+    stream: usize,
+    queue: VecDeque<Event>,
+    scratch: Vec<Event>,
+    finished: bool,
+}
+
+impl Recording {
+    /// Opens connection `stream` (Wireshark's number) of the capture at `path`.
+    pub fn open(path: &Path, stream: usize) -> Result<Recording, Error> {
+        Ok(Recording {
+            reader: CaptureReader::open(path)?,
+            reassembler: Reassembler::new(),
+            stream,
+            queue: VecDeque::new(),
+            scratch: Vec::new(),
+            finished: false,
+        })
+    }
+
+    /// The connection's next event, reading as much of the file as it takes; `None`
+    /// after its last.
+    pub fn next_event(&mut self) -> Result<Option<Event>, Error> {
+        loop {
+            if let Some(event) = self.queue.pop_front() {
+                return Ok(Some(event));
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            match self.reader.next_segment()? {
+                Some(segment) => self.reassembler.push(segment, &mut self.scratch),
+                None => {
+                    self.reassembler.finish(&mut self.scratch);
+                    self.finished = true;
+                }
+            }
+            self.keep_ours();
+        }
+    }
+
+    /// Reads ahead until the connection's first packet: false if the capture has none.
+    /// (So a wrong `--stream` fails before anyone connects, without reading the whole
+    /// file when the connection is near its start.)
+    pub fn exists(&mut self) -> Result<bool, Error> {
+        while self.info().is_none() && !self.finished {
+            match self.reader.next_segment()? {
+                Some(segment) => self.reassembler.push(segment, &mut self.scratch),
+                None => {
+                    self.reassembler.finish(&mut self.scratch);
+                    self.finished = true;
+                }
+            }
+            self.keep_ours();
+        }
+        Ok(self.info().is_some())
+    }
+
+    fn keep_ours(&mut self) {
+        let stream = self.stream;
+        self.queue.extend(
+            self.scratch
+                .drain(..)
+                .filter(|event| event_stream(event) == stream),
+        );
+    }
+
+    /// What the capture says about this connection so far (all of it once
+    /// `next_event` has returned `None`); `None` if it has not been seen yet.
+    pub fn info(&self) -> Option<&StreamInfo> {
+        self.reassembler.streams().nth(self.stream)
+    }
+}
+
+fn event_stream(event: &Event) -> usize {
+    match event {
+        Event::Data { stream, .. } | Event::Gap { stream, .. } | Event::End { stream, .. } => {
+            *stream
+        }
+    }
+}
+
+/// Consecutive bytes of one direction: what one side said before the other spoke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub dir: Direction,
+    /// When its first bytes were captured.
+    pub time: Duration,
+    pub bytes: Vec<u8>,
+}
+
+/// All the turns of connection `stream` (for small captures: tests and `--dump`).
+pub fn turns(path: &Path, stream: usize) -> Result<Vec<Turn>, Error> {
+    let mut recording = Recording::open(path, stream)?;
+    let mut turns: Vec<Turn> = Vec::new();
+    while let Some(event) = recording.next_event()? {
+        if let Event::Data {
+            dir, time, bytes, ..
+        } = event
+        {
+            match turns.last_mut() {
+                Some(turn) if turn.dir == dir => turn.bytes.extend_from_slice(&bytes),
+                _ => turns.push(Turn { dir, time, bytes }),
+            }
+        }
+    }
+    Ok(turns)
+}

@@ -1,0 +1,175 @@
+//! `tiburoncin replay`: list a capture's connections, or play one side of one.
+//!
+//! This is the command's top level: which connection (Wireshark's numbering, and the
+//! only one when there is just one), and then the listing, the debugging dump, or a
+//! `Player` set up as the server (listen on -A, like the relay does) or as the client
+//! (connect to -B, like the relay does). The byte-for-byte work is in `player`.
+
+use std::io::{self, BufWriter, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::cli::Side;
+use crate::config::{ReplayConfig, ReplayMode};
+use crate::error::Error;
+use crate::event::Direction;
+use crate::net;
+use crate::player::{Player, Settings};
+use crate::reassembly::{Ending, StreamInfo};
+use crate::recording::{self, Recording};
+
+/// Runs the replay command; a difference from the recording is an `Error::Differs`.
+pub fn run(config: ReplayConfig) -> Result<(), Error> {
+    let out = &mut BufWriter::new(io::stdout());
+    let written = |source| Error::Output {
+        what: "to standard output".into(),
+        source,
+    };
+    match &config.mode {
+        ReplayMode::List => {
+            let streams = recording::list(&config.capture)?;
+            print_list(out, &streams).map_err(written)?;
+        }
+        ReplayMode::Dump => {
+            let stream = choose_stream(&config)?;
+            if !Recording::open(&config.capture, stream)?.exists()? {
+                return Err(Error::NoSuchStream {
+                    path: config.capture.clone(),
+                    stream,
+                });
+            }
+            let turns = recording::turns(&config.capture, stream)?;
+            for turn in turns {
+                let hex: String = turn.bytes.iter().map(|b| format!("{b:02x}")).collect();
+                writeln!(out, "{} {hex}", turn.dir.from()).map_err(written)?;
+            }
+        }
+        ReplayMode::Play { side, shown, addrs } => {
+            let stream = choose_stream(&config)?;
+            // The file is checked before anyone connects: a typo fails at once.
+            let mut recording = Recording::open(&config.capture, stream)?;
+            if !recording.exists()? {
+                return Err(Error::NoSuchStream {
+                    path: config.capture.clone(),
+                    stream,
+                });
+            }
+            let socket = match side {
+                Side::B => {
+                    let listener = net::listen(addrs, None).map_err(Error::Accept)?;
+                    let mut shown = shown.clone();
+                    if shown.numeric_port() == Some(0) {
+                        if let Some(port) = net::local_port(&listener) {
+                            shown.serv = port.to_string();
+                        }
+                    }
+                    println!("Waiting for a connection from A {shown}...");
+                    net::accept_within(&listener, config.timeout).map_err(Error::Accept)?
+                }
+                Side::A => {
+                    println!("Connecting to B {shown}...");
+                    net::connect(addrs, None, &crossbeam_channel::never())
+                        .map_err(Error::Connect)?
+                }
+            };
+            let socket: TcpStream = socket.into();
+            let settings = Settings {
+                ours: match side {
+                    Side::A => Direction::AtoB,
+                    Side::B => Direction::BtoA,
+                },
+                stream,
+                timeout: config.timeout,
+                pace: config.pace,
+                colour: config.colour,
+                quiet: config.quiet,
+            };
+            Player::new(socket, settings, out).play(recording)?;
+        }
+    }
+    out.flush().map_err(written)
+}
+
+/// The connection to work on: the one asked for, or the only one there is.
+fn choose_stream(config: &ReplayConfig) -> Result<usize, Error> {
+    if let Some(n) = config.stream {
+        return Ok(n);
+    }
+    match recording::list(&config.capture)?.len() {
+        0 => Err(Error::Capture {
+            path: config.capture.clone(),
+            reason: "it holds no TCP connection".into(),
+        }),
+        1 => Ok(0),
+        count => Err(Error::ChooseStream {
+            path: config.capture.clone(),
+            count,
+        }),
+    }
+}
+
+/// `--list`: a header and one line per connection, in columns.
+fn print_list(out: &mut impl Write, streams: &[StreamInfo]) -> io::Result<()> {
+    let rows: Vec<[String; 7]> = streams
+        .iter()
+        .map(|s| {
+            let mut ended = format!("A {}, B {}", ending(s.ending[0]), ending(s.ending[1]));
+            for dir in Direction::BOTH {
+                let missing = s.missing[dir.index()];
+                if missing > 0 {
+                    ended += &format!(" ({} -> {} lacks {missing} bytes)", dir.from(), dir.to());
+                }
+            }
+            [
+                s.number.to_string(),
+                s.a.to_string(),
+                s.b.to_string(),
+                s.bytes[0].to_string(),
+                s.bytes[1].to_string(),
+                seconds(s.last.saturating_sub(s.first)),
+                ended,
+            ]
+        })
+        .collect();
+    let header = [
+        "Stream",
+        "A (client)",
+        "B (server)",
+        "A->B bytes",
+        "B->A bytes",
+        "Duration",
+        "Ended",
+    ];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |out: &mut dyn Write, cells: [&str; 7]| -> io::Result<()> {
+        // Numbers right-aligned, text left-aligned, the last column unpadded.
+        let [n, a, b, ab, ba, d, e] = cells;
+        let [wn, wa, wb, wab, wba, wd, _] = widths;
+        writeln!(
+            out,
+            "{n:>wn$}  {a:<wa$}  {b:<wb$}  {ab:>wab$}  {ba:>wba$}  {d:>wd$}  {e}"
+        )
+    };
+    line(out, header)?;
+    for row in &rows {
+        line(out, row.each_ref().map(String::as_str))?;
+    }
+    Ok(())
+}
+
+fn ending(how: Ending) -> &'static str {
+    match how {
+        Ending::Fin => "FIN",
+        Ending::Rst => "RST",
+        Ending::Open => "open",
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{}.{:06}", d.as_secs(), d.subsec_micros())
+}

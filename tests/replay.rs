@@ -1,0 +1,651 @@
+//! `tiburoncin replay`, tested as a user runs it: the real binary, the fixture captures
+//! recorded by tcpdump and dumpcap, tshark as the judge of what a capture holds, and
+//! live peers on loopback that repeat a recording or change it.
+//!
+//! The issue asks for a relay session recorded with our own `-w` and then replayed;
+//! `-w` is being built on another branch, so these tests replay the tcpdump fixtures,
+//! which hold the same kind of session. Once `-w` lands, a test that records a relay
+//! and replays the file belongs here too.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{DEADLINE, Process, read_to_end, waiting_port};
+use tiburoncin::event::Direction;
+use tiburoncin::reassembly::{Ending, Event};
+use tiburoncin::recording::Recording;
+
+const FIXTURES: [&str; 8] = [
+    "http.pcap",
+    "lines.pcap",
+    "lines-ipv6.pcap",
+    "any-sll2.pcap",
+    "any-sll1.pcap",
+    "lines.pcapng",
+    "reuse.pcap",
+    "disorder.pcap",
+];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Runs tiburoncin to the end with `list` as arguments.
+fn run(list: &[&str]) -> (i32, String, String) {
+    let mut p = Process::spawn(&args(list));
+    let status = p.wait();
+    (
+        status.code().unwrap_or(-1),
+        p.stdout.text(),
+        p.stderr.text(),
+    )
+}
+
+// ---- tshark as the judge ------------------------------------------------------------
+
+/// Whether tshark can be used; in CI its absence is a failure, elsewhere a loud skip.
+fn have_tshark() -> bool {
+    let found = Command::new("tshark").arg("--version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tshark not found, and CI needs it: apt-get install -y tshark"
+        );
+        eprintln!("SKIPPED: tshark not found (apt-get install -y tshark)");
+    }
+    found
+}
+
+/// `127.0.0.1:80`, `[::1]:80` or tshark's conv `::1:80`.
+fn socket_addr(text: &str) -> SocketAddr {
+    let (host, port) = text.rsplit_once(':').expect("host:port");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    SocketAddr::new(
+        host.parse::<IpAddr>().expect("an IP"),
+        port.parse().expect("a port"),
+    )
+}
+
+/// What tshark says of a capture.
+struct Judged {
+    /// `conv,tcp`: each connection's endpoints and duration, in tshark's own order.
+    conversations: Vec<((SocketAddr, SocketAddr), f64)>,
+    /// `follow,tcp,raw,N` for each N, merged into turns: (sender, bytes).
+    turns: Vec<Vec<(SocketAddr, Vec<u8>)>>,
+}
+
+/// `tshark -qz conv,tcp` and `-qz follow,tcp,raw,N` for N below `connections`, in one run.
+fn tshark(path: &Path, connections: usize) -> Judged {
+    let mut command = Command::new("tshark");
+    command.arg("-r").arg(path).args(["-q", "-z", "conv,tcp"]);
+    for n in 0..connections {
+        command.args(["-z", &format!("follow,tcp,raw,{n}")]);
+    }
+    let output = command.output().expect("run tshark");
+    assert!(output.status.success(), "tshark failed on {path:?}");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+
+    let mut conversations = Vec::new();
+    for line in text.lines().filter(|l| l.contains(" <-> ")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let duration = words[words.len() - 1].parse::<f64>().expect("a duration");
+        conversations.push(((socket_addr(words[0]), socket_addr(words[2])), duration));
+    }
+    let mut turns = vec![Vec::new(); connections];
+    let mut current: Option<usize> = None;
+    let mut nodes = [None, None];
+    for line in text.lines() {
+        if let Some(n) = line.strip_prefix("Filter: tcp.stream eq ") {
+            current = Some(n.trim().parse().expect("a stream number"));
+        } else if let Some(addr) = line.strip_prefix("Node 0: ") {
+            nodes[0] = Some(socket_addr(addr));
+        } else if let Some(addr) = line.strip_prefix("Node 1: ") {
+            nodes[1] = Some(socket_addr(addr));
+        } else if line.starts_with('=') {
+            current = None;
+        } else if let (Some(n), false) = (current, line.is_empty()) {
+            let node = usize::from(line.starts_with('\t'));
+            let sender = nodes[node].expect("the nodes come before the data");
+            let bytes = hex(line.trim());
+            let stream: &mut Vec<(SocketAddr, Vec<u8>)> = &mut turns[n];
+            match stream.last_mut() {
+                Some((who, all)) if *who == sender => all.extend_from_slice(&bytes),
+                _ => stream.push((sender, bytes)),
+            }
+        }
+    }
+    Judged {
+        conversations,
+        turns,
+    }
+}
+
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// One row of `--list`.
+#[derive(Debug)]
+struct Listed {
+    number: usize,
+    a: SocketAddr,
+    b: SocketAddr,
+    bytes: [u64; 2],
+    duration: f64,
+    ended: String,
+}
+
+fn list(path: &Path) -> Vec<Listed> {
+    let (code, stdout, stderr) = run(&["replay", path.to_str().unwrap(), "--list"]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut lines = stdout.lines();
+    let header = lines.next().expect("a header");
+    assert!(
+        header.trim_start().starts_with("Stream  A (client)"),
+        "{header}"
+    );
+    lines
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            Listed {
+                number: words[0].parse().unwrap(),
+                a: socket_addr(words[1]),
+                b: socket_addr(words[2]),
+                bytes: [words[3].parse().unwrap(), words[4].parse().unwrap()],
+                duration: words[5].parse().unwrap(),
+                ended: words[6..].join(" "),
+            }
+        })
+        .collect()
+}
+
+/// `--dump`: the turns of connection `n` as (A or B, bytes).
+fn dump(path: &Path, n: usize) -> Vec<(String, Vec<u8>)> {
+    let n = n.to_string();
+    let file = path.to_str().unwrap();
+    let (code, stdout, stderr) = run(&["replay", file, "--list", "--dump", "--stream", &n]);
+    assert_eq!(code, 0, "{stderr}");
+    stdout
+        .lines()
+        .map(|line| {
+            let (who, bytes) = line.split_once(' ').expect("who and hex");
+            (who.to_string(), hex(bytes))
+        })
+        .collect()
+}
+
+#[test]
+fn every_fixture_is_read_as_tshark_reads_it() {
+    if !have_tshark() {
+        return;
+    }
+    for name in FIXTURES {
+        let path = fixture(name);
+        let ours = list(&path);
+        let judged = tshark(&path, ours.len());
+        assert_eq!(
+            ours.len(),
+            judged.conversations.len(),
+            "{name}: connections"
+        );
+        let mut unmatched = judged.conversations.clone();
+        for (n, row) in ours.iter().enumerate() {
+            assert_eq!(row.number, n, "{name}");
+            // conv,tcp prints four decimals and has its own order: match each row to
+            // a conversation with the same endpoints and duration.
+            let found = unmatched.iter().position(|((x, y), d)| {
+                ((*x, *y) == (row.a, row.b) || (*y, *x) == (row.a, row.b))
+                    && (d - row.duration).abs() < 0.000_051
+            });
+            let Some(at) = found else {
+                panic!("{name}: no conversation like {row:?} in {unmatched:?}");
+            };
+            unmatched.remove(at);
+
+            // The bytes, turn by turn, as Follow TCP Stream shows them.
+            let theirs: Vec<(String, Vec<u8>)> = judged.turns[n]
+                .iter()
+                .map(|(sender, bytes)| {
+                    let who = if *sender == row.a { "A" } else { "B" };
+                    assert!(*sender == row.a || *sender == row.b, "{name}: {sender}");
+                    (who.to_string(), bytes.clone())
+                })
+                .collect();
+            let dumped = dump(&path, n);
+            assert_eq!(
+                dumped, theirs,
+                "{name} stream {n}: turns differ from tshark's"
+            );
+            for (i, who) in ["A", "B"].iter().enumerate() {
+                let total: usize = theirs
+                    .iter()
+                    .filter(|t| t.0 == *who)
+                    .map(|t| t.1.len())
+                    .sum();
+                assert_eq!(
+                    row.bytes[i], total as u64,
+                    "{name} stream {n}: {who}'s bytes"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn how_connections_ended() {
+    let ended: Vec<String> = list(&fixture("reuse.pcap"))
+        .into_iter()
+        .map(|r| r.ended)
+        .collect();
+    assert_eq!(ended, ["A RST, B open", "A FIN, B FIN"]);
+    let http = list(&fixture("http.pcap"));
+    assert_eq!(http.len(), 2);
+    assert!(
+        http.iter()
+            .all(|r| r.ended == "A FIN, B FIN" && r.b.port() == 18080)
+    );
+}
+
+// ---- live peers ---------------------------------------------------------------------
+
+/// What a live peer does to repeat its side of a recording.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Send(Vec<u8>),
+    Receive(usize),
+    Shutdown,
+    ExpectEnd,
+}
+
+/// The steps of the side that sends `dir`, from connection `stream` of `path`.
+fn script(path: &Path, stream: usize, dir: Direction) -> Vec<Step> {
+    let mut recording = Recording::open(path, stream).unwrap();
+    let mut steps = Vec::new();
+    while let Some(event) = recording.next_event().unwrap() {
+        let step = match event {
+            Event::Data { dir: d, bytes, .. } if d == dir => Step::Send(bytes),
+            Event::Data { bytes, .. } => Step::Receive(bytes.len()),
+            Event::End { dir: d, how, .. } if d == dir => {
+                assert_eq!(how, Ending::Fin, "the live peers only half-close");
+                Step::Shutdown
+            }
+            Event::End { .. } => Step::ExpectEnd,
+            Event::Gap { .. } => panic!("the fixture lacks bytes"),
+        };
+        steps.push(step);
+    }
+    steps
+}
+
+/// Plays `steps` on `stream`; a read error or short read ends it quietly (the
+/// replay's verdict is what the tests check).
+fn perform(mut stream: TcpStream, steps: &[Step]) {
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.set_write_timeout(Some(DEADLINE)).unwrap();
+    for step in steps {
+        let ok = match step {
+            Step::Send(bytes) => stream.write_all(bytes).is_ok(),
+            Step::Receive(n) => {
+                let mut buf = vec![0; *n];
+                stream.read_exact(&mut buf).is_ok()
+            }
+            Step::Shutdown => stream.shutdown(Shutdown::Write).is_ok(),
+            Step::ExpectEnd => read_to_end(&mut stream).is_ok_and(|rest| rest.is_empty()),
+        };
+        if !ok {
+            return;
+        }
+    }
+}
+
+/// Changes the byte at `offset` of the sending side's stream.
+fn change_byte(steps: &mut [Step], mut offset: usize) {
+    for step in steps {
+        if let Step::Send(bytes) = step {
+            if offset < bytes.len() {
+                bytes[offset] ^= 0x20;
+                return;
+            }
+            offset -= bytes.len();
+        }
+    }
+    panic!("the stream is shorter than that");
+}
+
+/// Replays `name` as B, with a client that plays `client` against it.
+fn replay_as_b(name: &str, extra: &[&str], client: Vec<Step>) -> (i32, String, String) {
+    let path = fixture(name);
+    let mut list = vec![
+        "replay",
+        path.to_str().unwrap(),
+        "--as",
+        "b",
+        "-A",
+        "127.0.0.1:0",
+        "-c",
+    ];
+    list.extend_from_slice(extra);
+    let mut p = Process::spawn(&args(&list));
+    let waiting = p.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A ")
+    });
+    let a = TcpStream::connect(("127.0.0.1", waiting_port(&waiting))).unwrap();
+    let peer = thread::spawn(move || perform(a, &client));
+    let status = p.wait();
+    peer.join().unwrap();
+    (
+        status.code().unwrap_or(-1),
+        p.stdout.text(),
+        p.stderr.text(),
+    )
+}
+
+/// Replays `name` as A, against a server that plays `server`.
+fn replay_as_a(name: &str, server: Vec<Step>) -> (i32, String, String) {
+    replay_as_a_with(name, &[], server)
+}
+
+fn replay_as_a_with(name: &str, extra: &[&str], server: Vec<Step>) -> (i32, String, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = thread::spawn(move || {
+        let (b, _) = listener.accept().unwrap();
+        perform(b, &server);
+    });
+    let path = fixture(name);
+    let b = format!("127.0.0.1:{port}");
+    let mut list = vec![
+        "replay",
+        path.to_str().unwrap(),
+        "--as",
+        "a",
+        "-B",
+        &b,
+        "-c",
+    ];
+    list.extend_from_slice(extra);
+    let result = run(&list);
+    peer.join().unwrap();
+    result
+}
+
+#[test]
+fn as_b_a_client_that_repeats_a_matches() {
+    let client = script(&fixture("lines.pcap"), 0, Direction::AtoB);
+    let (code, stdout, stderr) = replay_as_b("lines.pcap", &[], client);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.ends_with("Replay matched stream 0: 90 bytes A -> B, 109 bytes B -> A, 10 turns.\n"),
+        "{stdout}"
+    );
+    // The live display shows every chunk as the relay does.
+    assert!(
+        stdout.contains("A -> B sent 18 bytes\n00000000  6c 69 6e 65 20 30"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("B -> A flow shutdown"), "{stdout}");
+}
+
+#[test]
+fn as_b_one_changed_byte_is_shown_where_it_is() {
+    let mut client = script(&fixture("lines.pcap"), 0, Direction::AtoB);
+    change_byte(&mut client, 43); // the "s" of "says" in the third line, "line 2 says hello"
+    let (code, stdout, stderr) = replay_as_b("lines.pcap", &["-q"], client);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "Replay differs from the recording: A -> B at stream offset 43"
+    );
+    let expected = "\
+Difference in A -> B at stream offset 43 (0x2b):
+expected:
+0000002b                                    73 61 79 73 20  |           says |
+00000030  68 65 6c 6c 6f 0a                                 |hello.          |
+received:
+0000002b                                    53 61 79 73 20  |           Says |
+00000030  68 65 6c 6c 6f 0a                                 |hello.          |
+";
+    assert!(stdout.ends_with(expected), "{stdout}");
+}
+
+#[test]
+fn as_b_a_client_that_closes_early_differs() {
+    let mut client = script(&fixture("lines.pcap"), 0, Direction::AtoB);
+    // After its first line and answer, the client hangs up.
+    client.truncate(2);
+    client.push(Step::Shutdown);
+    let (code, stdout, stderr) = replay_as_b("lines.pcap", &["-q"], client);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("A closed its side at stream offset 18, with 18 bytes still to send."),
+        "{stdout}"
+    );
+    assert!(stderr.contains("A -> B at stream offset 18"), "{stderr}");
+}
+
+#[test]
+fn as_b_a_client_that_says_too_much_differs() {
+    let mut client = script(&fixture("lines.pcap"), 0, Direction::AtoB);
+    // An extra line before B's first answer, in the same write as the first line, so
+    // it is surely there when the replay looks before answering.
+    let Step::Send(first) = &mut client[0] else {
+        panic!("A speaks first in lines.pcap");
+    };
+    first.extend_from_slice(b"surprise\n");
+    let (code, stdout, _) = replay_as_b("lines.pcap", &["-q"], client);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains(
+            "A sent bytes the recording does not have, at stream offset 18 (before B's next turn):"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("|  surprise.     |"), "{stdout}");
+}
+
+#[test]
+fn as_b_a_silent_client_fails_after_the_timeout() {
+    // Connected, saying nothing, waiting for the replay to hang up.
+    let silent = vec![Step::ExpectEnd];
+    let (code, stdout, _) = replay_as_b("lines.pcap", &["-q", "--timeout", "0.3"], silent);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("A sent nothing for 0.3 s at stream offset 0."),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn as_b_over_ipv6_and_pcapng_and_cooked_captures() {
+    for name in [
+        "lines-ipv6.pcap",
+        "lines.pcapng",
+        "any-sll1.pcap",
+        "any-sll2.pcap",
+    ] {
+        let client = script(&fixture(name), 0, Direction::AtoB);
+        let (code, stdout, stderr) = replay_as_b(name, &["-q"], client);
+        assert_eq!(code, 0, "{name}: {stdout}{stderr}");
+    }
+}
+
+#[test]
+fn as_a_a_server_that_repeats_b_matches() {
+    let server = script(&fixture("lines.pcap"), 0, Direction::BtoA);
+    let (code, stdout, stderr) = replay_as_a("lines.pcap", server);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.starts_with("Connecting to B 127.0.0.1:"), "{stdout}");
+    assert!(stdout.contains("Replay matched stream 0"), "{stdout}");
+}
+
+#[test]
+fn as_a_a_server_that_differs_is_caught() {
+    let mut server = script(&fixture("lines.pcap"), 0, Direction::BtoA);
+    change_byte(&mut server, 3); // "OK LINE 0..." becomes "OK lINE 0..."
+    let (code, stdout, stderr) = replay_as_a("lines.pcap", server);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("Difference in B -> A at stream offset 3 (0x3):"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("|   lINE 0 SAYS H|"), "{stdout}");
+}
+
+#[test]
+fn recorded_timing_keeps_the_pauses_before_our_turns() {
+    // As A, the pauses are the client's: ~10 ms before each of its later lines.
+    let path = fixture("lines.pcap");
+    let mut recording = Recording::open(&path, 0).unwrap();
+    let (mut pauses, mut previous) = (Duration::ZERO, None);
+    while let Some(event) = recording.next_event().unwrap() {
+        if let Event::Data { dir, time, .. } = event {
+            if let Some((before_dir, before)) = previous {
+                if dir == Direction::AtoB && before_dir != dir {
+                    pauses += time - before;
+                }
+            }
+            previous = Some((dir, time));
+        }
+    }
+    assert!(pauses > Duration::from_millis(30), "{pauses:?}");
+    let speed = 0.25;
+    let server = script(&path, 0, Direction::BtoA);
+    let started = Instant::now();
+    let (code, stdout, stderr) = replay_as_a_with(
+        "lines.pcap",
+        &["--timing", "recorded", "--speed", "0.25", "-q"],
+        server,
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    // Sleeps last at least as long as asked; nothing here bounds them from above.
+    assert!(
+        started.elapsed() >= pauses.div_f64(speed),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+// ---- bad input ----------------------------------------------------------------------
+
+/// A file of its own in the temporary directory, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn with(name: &str, bytes: &[u8]) -> TempFile {
+        let path = std::env::temp_dir().join(format!("tiburoncin-{}-{name}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn empty_garbage_and_truncated_files_are_clear_errors() {
+    let whole = std::fs::read(fixture("lines.pcap")).unwrap();
+    let cases = [
+        ("empty.pcap", Vec::new(), "the file is empty, not a capture"),
+        (
+            "garbage.pcap",
+            b"<html>not a capture</html>".to_vec(),
+            "not a pcap or pcapng file",
+        ),
+        (
+            "header.pcap",
+            whole[..20].to_vec(),
+            "the file is cut short in its header",
+        ),
+        (
+            "cut.pcap",
+            whole[..whole.len() - 5].to_vec(),
+            "the file is cut short in packet",
+        ),
+    ];
+    for (name, bytes, reason) in cases {
+        let file = TempFile::with(name, &bytes);
+        let path = file.0.to_str().unwrap();
+        for extra in [&["--list"][..], &["--as", "b", "-A", "127.0.0.1:0"]] {
+            let mut list = vec!["replay", path];
+            list.extend_from_slice(extra);
+            let (code, stdout, stderr) = run(&list);
+            assert_eq!(code, 1, "{name}: {stdout}{stderr}");
+            assert!(
+                stderr.starts_with(&format!("Cannot read {path}: {reason}")),
+                "{stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            assert!(
+                !stdout.contains("Waiting"),
+                "the file is checked before listening"
+            );
+        }
+    }
+}
+
+#[test]
+fn choosing_a_connection() {
+    let http = fixture("http.pcap");
+    let path = http.to_str().unwrap();
+    let (code, _, stderr) = run(&["replay", path, "--as", "b", "-A", "127.0.0.1:0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("has 2 TCP connections: choose one with --stream N"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Usage: tiburoncin replay <capture> --list"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&[
+        "replay",
+        path,
+        "--as",
+        "b",
+        "-A",
+        "127.0.0.1:0",
+        "--stream",
+        "7",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!("{path} has no TCP connection 7 (see --list)")
+    );
+}
+
+#[test]
+fn bad_replay_arguments_are_usage_errors() {
+    let lines = fixture("lines.pcap");
+    let path = lines.to_str().unwrap();
+    for list in [
+        &["replay", path][..],
+        &["replay", path, "--as", "b"],
+        &["replay", path, "--as", "a", "-B", "127.0.0.1:0"],
+        &["replay", path, "--as", "b", "-A", "1", "-B", "2"],
+        &["-A", "1", "replay", path, "--list"],
+    ] {
+        let (code, _, stderr) = run(list);
+        assert_eq!(code, 2, "{list:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(stderr.contains("Usage: tiburoncin"), "{stderr}");
+    }
+}
