@@ -17,6 +17,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crossbeam_channel::Receiver;
@@ -123,9 +124,21 @@ impl<W: Write> Logger<W> {
         self
     }
 
+    /// Whether any output shows the bytes of each chunk. When none does, the relay
+    /// sends no per-chunk events at all.
+    pub fn watches_chunks(&self) -> bool {
+        !self.quiet || !self.dumps.is_empty()
+    }
+
     /// Handles events until every relay thread has hung up, then flushes everything.
-    /// Spent chunks go back to their reader through `recyclers`, indexed by direction.
-    pub fn run(mut self, events: Receiver<Event>, recyclers: [Recycler; 2]) -> Report {
+    /// Spent chunks go back to their reader through `recyclers`, indexed by direction;
+    /// `totals` are the bytes the readers read, for the `-q` summary.
+    pub fn run(
+        mut self,
+        events: Receiver<Event>,
+        recyclers: [Recycler; 2],
+        totals: &[AtomicU64; 2],
+    ) -> Report {
         while let Ok(event) = events.recv() {
             self.handle(event, &recyclers);
             // Batch whatever is already queued, then flush once: one write for a burst.
@@ -134,7 +147,8 @@ impl<W: Write> Logger<W> {
             }
             self.flush();
         }
-        self.report.bytes = [self.flows[0].read, self.flows[1].read];
+        // Every reader has hung up, so the totals are final.
+        self.report.bytes = totals.each_ref().map(|t| t.load(Ordering::Relaxed));
         if self.quiet {
             self.summary();
         }
@@ -277,7 +291,8 @@ mod tests {
         }
         drop(tx);
         let mut out = Vec::new();
-        Logger::new(&mut out, colour).run(rx, [rab, rba]);
+        let totals = [AtomicU64::new(0), AtomicU64::new(0)];
+        Logger::new(&mut out, colour).run(rx, [rab, rba], &totals);
         String::from_utf8(out).unwrap()
     }
 
@@ -399,7 +414,11 @@ B is in sync
         .unwrap();
         drop(tx);
         let mut out = Vec::new();
-        let report = Logger::new(&mut out, true).quiet(true).run(rx, [rab, rba]);
+        // The readers' counts, which is where the summary's numbers come from.
+        let totals = [AtomicU64::new(10), AtomicU64::new(0)];
+        let report = Logger::new(&mut out, true)
+            .quiet(true)
+            .run(rx, [rab, rba], &totals);
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.starts_with("Relayed A -> B 10 bytes, B -> A 0 bytes in "),

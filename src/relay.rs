@@ -30,13 +30,14 @@
 use std::io::{self, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, select};
 use socket2::Socket;
 
-use crate::buffer::{Chunk, Credit, user_space_buffer};
+use crate::buffer::{Chunk, Credit, Recycler, user_space_buffer};
 use crate::event::{Direction, Event};
 use crate::logger::{Logger, Report};
 use crate::stop::Stopper;
@@ -74,25 +75,50 @@ pub fn run<W: Write + Send>(
     let (events, event_queue) = bounded(EVENT_QUEUE);
     let (credit_ab, recycler_ab) = user_space_buffer(buffers.0);
     let (credit_ba, recycler_ba) = user_space_buffer(buffers.1);
+    // A logger that shows nothing per chunk (-q, no files) gets no chunk events, and
+    // spent chunks go straight from writer to reader: per chunk, the relay then costs
+    // two thread hand-offs instead of four, and no logger wake-up at all.
+    let watched = logger.watches_chunks();
+    let totals = [AtomicU64::new(0), AtomicU64::new(0)];
     let (chunks_ab, queue_ab) = bounded(buffers.0.min(EVENT_QUEUE));
     let (chunks_ba, queue_ba) = bounded(buffers.1.min(EVENT_QUEUE));
     // Never sent on: it disconnects when the last relay thread ends.
     let (alive, all_done) = bounded::<()>(0);
 
     let report = thread::scope(|scope| {
-        let logger = scope.spawn(move || logger.run(event_queue, [recycler_ab, recycler_ba]));
+        let recyclers = [recycler_ab.clone(), recycler_ba.clone()];
+        let totals = &totals;
+        let logger = scope.spawn(move || logger.run(event_queue, recyclers, totals));
 
         let pipes = [
-            (Direction::AtoB, &a, &b, credit_ab, chunks_ab, queue_ab),
-            (Direction::BtoA, &b, &a, credit_ba, chunks_ba, queue_ba),
+            (
+                Direction::AtoB,
+                &a,
+                &b,
+                credit_ab,
+                chunks_ab,
+                queue_ab,
+                recycler_ab,
+            ),
+            (
+                Direction::BtoA,
+                &b,
+                &a,
+                credit_ba,
+                chunks_ba,
+                queue_ba,
+                recycler_ba,
+            ),
         ];
-        for (dir, producer, consumer, credit, chunks, queue) in pipes {
+        for (dir, producer, consumer, credit, chunks, queue, recycler) in pipes {
             let reader = Reader {
                 dir,
                 producer,
                 credit,
                 chunks,
                 events: events.clone(),
+                watched,
+                total: &totals[dir.index()],
                 stopper,
             };
             let writer = Writer {
@@ -100,6 +126,7 @@ pub fn run<W: Write + Send>(
                 consumer,
                 queue,
                 events: events.clone(),
+                recycler: (!watched).then_some(recycler),
                 stopper,
             };
             let (alive_r, alive_w) = (alive.clone(), alive.clone());
@@ -143,6 +170,10 @@ struct Reader<'a> {
     credit: Credit,
     chunks: Sender<Chunk>,
     events: Sender<Event>,
+    /// Whether the logger wants a `Read` event per chunk.
+    watched: bool,
+    /// Bytes read so far, for the logger's summary.
+    total: &'a AtomicU64,
     stopper: &'a Stopper,
 }
 
@@ -162,11 +193,14 @@ impl Reader<'_> {
                 }
                 Ok(n) => {
                     let chunk = self.credit.fill(blank, n);
+                    self.total.fetch_add(n as u64, Ordering::Relaxed);
                     // Rule 1: logged before the writer can write it.
-                    let _ = self.events.send(Event::Read {
-                        dir: self.dir,
-                        chunk: chunk.clone(),
-                    });
+                    if self.watched {
+                        let _ = self.events.send(Event::Read {
+                            dir: self.dir,
+                            chunk: chunk.clone(),
+                        });
+                    }
                     if self.chunks.send(chunk).is_err() {
                         return; // the writer failed
                     }
@@ -193,6 +227,9 @@ struct Writer<'a> {
     consumer: &'a Socket,
     queue: Receiver<Chunk>,
     events: Sender<Event>,
+    /// Where spent chunks go when no logger watches them; `None` sends them home
+    /// through the logger, with the `Wrote` event.
+    recycler: Option<Recycler>,
     stopper: &'a Stopper,
 }
 
@@ -215,20 +252,31 @@ impl Writer<'_> {
                     }
                 };
                 done += n;
-                if done == chunk.len() {
-                    // Rule 2: the chunk, and with it the credit, goes home with the event.
-                    let _ = self.events.send(Event::Wrote {
-                        dir: self.dir,
-                        n,
-                        spent: Some(chunk),
-                    });
-                    break;
+                let whole = done == chunk.len();
+                match &self.recycler {
+                    Some(recycler) if whole => {
+                        recycler.recycle(chunk);
+                        break;
+                    }
+                    Some(_) => {}
+                    None if whole => {
+                        // Rule 2: the chunk, and with it the credit, goes home with
+                        // the event.
+                        let _ = self.events.send(Event::Wrote {
+                            dir: self.dir,
+                            n,
+                            spent: Some(chunk),
+                        });
+                        break;
+                    }
+                    None => {
+                        let _ = self.events.send(Event::Wrote {
+                            dir: self.dir,
+                            n,
+                            spent: None,
+                        });
+                    }
                 }
-                let _ = self.events.send(Event::Wrote {
-                    dir: self.dir,
-                    n,
-                    spent: None,
-                });
             }
         }
         // Rule 3: the reader hung up and everything before that is written.
