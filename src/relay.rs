@@ -76,8 +76,8 @@ pub fn run<W: Write + Send>(
     let (credit_ab, recycler_ab) = user_space_buffer(buffers.0);
     let (credit_ba, recycler_ba) = user_space_buffer(buffers.1);
     // A logger that shows nothing per chunk (-q, no files) gets no chunk events, and
-    // spent chunks go straight from writer to reader: per chunk, the relay then costs
-    // two thread hand-offs instead of four, and no logger wake-up at all.
+    // spent chunks go straight from writer to reader, sparing a logger wake-up per
+    // chunk.
     let watched = logger.watches_chunks();
     let totals = [AtomicU64::new(0), AtomicU64::new(0)];
     let (chunks_ab, queue_ab) = bounded(buffers.0.min(EVENT_QUEUE));
@@ -111,23 +111,24 @@ pub fn run<W: Write + Send>(
             ),
         ];
         for (dir, producer, consumer, credit, chunks, queue, recycler) in pipes {
-            let reader = Reader {
+            let outlet = || Outlet {
                 dir,
+                consumer,
+                events: events.clone(),
+                watched,
+                stopper,
+            };
+            let reader = Reader {
                 producer,
                 credit,
                 chunks,
-                events: events.clone(),
-                watched,
+                outlet: outlet(),
                 total: &totals[dir.index()],
-                stopper,
             };
             let writer = Writer {
-                dir,
-                consumer,
                 queue,
-                events: events.clone(),
-                recycler: (!watched).then_some(recycler),
-                stopper,
+                outlet: outlet(),
+                recycler,
             };
             let (alive_r, alive_w) = (alive.clone(), alive.clone());
             scope.spawn(move || {
@@ -163,56 +164,146 @@ pub fn run<W: Write + Send>(
     }
 }
 
-/// Reads from the producer into chunks, as far as the credit allows.
-struct Reader<'a> {
+/// The way into one direction's consumer, shared by its reader and its writer: every
+/// write goes through here, so every write is reported the same way.
+struct Outlet<'a> {
     dir: Direction,
+    consumer: &'a Socket,
+    events: Sender<Event>,
+    /// Whether the logger wants a `Wrote` event per write; when it does, a spent chunk
+    /// goes home through the logger with the last one.
+    watched: bool,
+    stopper: &'a Stopper,
+}
+
+/// How far a delivery got.
+enum Delivered {
+    /// All of it. The chunk is returned if it is the caller's to send home (nobody
+    /// watches), or `None` if it went home through the logger.
+    Whole(Option<Chunk>),
+    /// The consumer's kernel buffer is full: this chunk, written up to this offset.
+    Part(Chunk, usize),
+    /// Writing failed (already reported) or the relay is stopping.
+    Stopped,
+}
+
+impl Outlet<'_> {
+    /// Writes `chunk[from..]`. With `wait` false it never blocks, and stops at the
+    /// first write the kernel cannot take at once.
+    fn deliver(&self, chunk: Chunk, mut from: usize, wait: bool) -> Delivered {
+        let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
+        while from < chunk.len() {
+            let n = match self.consumer.send_with_flags(&chunk[from..], flags) {
+                Ok(0) => return self.failed(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !wait => {
+                    return Delivered::Part(chunk, from);
+                }
+                Err(e) => return self.failed(e),
+            };
+            from += n;
+            if !self.watched {
+                continue;
+            }
+            if from == chunk.len() {
+                // Rule 2: the chunk, and with it the credit, goes home with the
+                // event. (Moved, not cloned: the reader must get it back unshared.)
+                let _ = self.events.send(Event::Wrote {
+                    dir: self.dir,
+                    n,
+                    spent: Some(chunk),
+                });
+                return Delivered::Whole(None);
+            }
+            let _ = self.events.send(Event::Wrote {
+                dir: self.dir,
+                n,
+                spent: None,
+            });
+        }
+        Delivered::Whole(Some(chunk))
+    }
+
+    fn failed(&self, error: io::Error) -> Delivered {
+        if !self.stopper.stopping() {
+            let _ = self.events.send(Event::Failed {
+                dir: self.dir,
+                error,
+            });
+            self.stopper.stop_reading();
+        }
+        Delivered::Stopped
+    }
+}
+
+/// Reads from the producer into chunks, as far as the credit allows.
+///
+/// When its buffer is empty, the reader also tries to write what it read straight to
+/// the consumer, without blocking: with nothing queued before them the bytes cannot
+/// overtake anything, and sparing the hand-off to the writer thread is what keeps a
+/// request/response round trip and an unhindered bulk transfer as fast as a plain
+/// relay. Whatever the consumer cannot take at once goes to the writer, which blocks
+/// on it as usual; the events are the same either way.
+struct Reader<'a> {
     producer: &'a Socket,
     credit: Credit,
-    chunks: Sender<Chunk>,
-    events: Sender<Event>,
-    /// Whether the logger wants a `Read` event per chunk.
-    watched: bool,
+    chunks: Sender<(Chunk, usize)>,
+    outlet: Outlet<'a>,
     /// Bytes read so far, for the logger's summary.
     total: &'a AtomicU64,
-    stopper: &'a Stopper,
 }
 
 impl Reader<'_> {
     fn run(mut self) {
+        let dir = self.outlet.dir;
         loop {
-            let Some(mut blank) = self.credit.blank(self.stopper.channel()) else {
+            let Some(mut blank) = self.credit.blank(self.outlet.stopper.channel()) else {
                 return;
             };
             match blank.read_from(self.producer) {
                 Ok(0) => {
-                    if !self.stopper.stopping() {
-                        let _ = self.events.send(Event::Eof { dir: self.dir });
+                    if !self.outlet.stopper.stopping() {
+                        let _ = self.outlet.events.send(Event::Eof { dir });
                     }
                     // Returning drops `chunks`: the writer drains, then shuts down.
                     return;
                 }
                 Ok(n) => {
+                    // Nothing is queued for the writer when all the credit is home.
+                    let idle = self.credit.is_full();
                     let chunk = self.credit.fill(blank, n);
                     self.total.fetch_add(n as u64, Ordering::Relaxed);
-                    // Rule 1: logged before the writer can write it.
-                    if self.watched {
-                        let _ = self.events.send(Event::Read {
-                            dir: self.dir,
+                    // Rule 1: logged before anyone writes it.
+                    if self.outlet.watched {
+                        let _ = self.outlet.events.send(Event::Read {
+                            dir,
                             chunk: chunk.clone(),
                         });
                     }
-                    if self.chunks.send(chunk).is_err() {
+                    let (chunk, from) = if idle {
+                        match self.outlet.deliver(chunk, 0, false) {
+                            Delivered::Whole(spent) => {
+                                if let Some(chunk) = spent {
+                                    self.credit.take_back(chunk);
+                                }
+                                continue;
+                            }
+                            Delivered::Part(chunk, from) => (chunk, from),
+                            Delivered::Stopped => return,
+                        }
+                    } else {
+                        (chunk, 0)
+                    };
+                    if self.chunks.send((chunk, from)).is_err() {
                         return; // the writer failed
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => self.credit.put_back(blank),
                 Err(error) => {
-                    if !self.stopper.stopping() {
-                        let _ = self.events.send(Event::Failed {
-                            dir: self.dir,
-                            error,
-                        });
-                        self.stopper.stop_reading();
+                    if !self.outlet.stopper.stopping() {
+                        let _ = self.outlet.events.send(Event::Failed { dir, error });
+                        self.outlet.stopper.stop_reading();
                     }
                     return;
                 }
@@ -221,92 +312,44 @@ impl Reader<'_> {
     }
 }
 
-/// Writes chunks to the consumer, then shuts down its write side.
+/// Writes queued chunks to the consumer, blocking as long as it takes, then shuts
+/// down the consumer's write side.
 struct Writer<'a> {
-    dir: Direction,
-    consumer: &'a Socket,
-    queue: Receiver<Chunk>,
-    events: Sender<Event>,
-    /// Where spent chunks go when no logger watches them; `None` sends them home
-    /// through the logger, with the `Wrote` event.
-    recycler: Option<Recycler>,
-    stopper: &'a Stopper,
+    queue: Receiver<(Chunk, usize)>,
+    outlet: Outlet<'a>,
+    /// Where spent chunks go when no logger watches them.
+    recycler: Recycler,
 }
 
 impl Writer<'_> {
     fn run(self) {
-        for chunk in self.queue.iter() {
-            let mut done = 0;
-            loop {
-                let n = match write_some(self.consumer, &chunk[done..]) {
-                    Ok(n) => n,
-                    Err(error) => {
-                        if !self.stopper.stopping() {
-                            let _ = self.events.send(Event::Failed {
-                                dir: self.dir,
-                                error,
-                            });
-                            self.stopper.stop_reading();
-                        }
-                        return;
-                    }
-                };
-                done += n;
-                let whole = done == chunk.len();
-                match &self.recycler {
-                    Some(recycler) if whole => {
-                        recycler.recycle(chunk);
-                        break;
-                    }
-                    Some(_) => {}
-                    None if whole => {
-                        // Rule 2: the chunk, and with it the credit, goes home with
-                        // the event.
-                        let _ = self.events.send(Event::Wrote {
-                            dir: self.dir,
-                            n,
-                            spent: Some(chunk),
-                        });
-                        break;
-                    }
-                    None => {
-                        let _ = self.events.send(Event::Wrote {
-                            dir: self.dir,
-                            n,
-                            spent: None,
-                        });
-                    }
-                }
+        let Outlet {
+            dir,
+            consumer,
+            stopper,
+            ..
+        } = self.outlet;
+        for (chunk, from) in self.queue.iter() {
+            match self.outlet.deliver(chunk, from, true) {
+                Delivered::Whole(Some(spent)) => self.recycler.recycle(spent),
+                Delivered::Whole(None) => {}
+                // A blocking delivery ends whole or stopped.
+                Delivered::Part(..) | Delivered::Stopped => return,
             }
         }
         // Rule 3: the reader hung up and everything before that is written.
-        if self.stopper.stopping() {
+        if stopper.stopping() {
             return;
         }
-        match self.consumer.shutdown(Shutdown::Write) {
+        match consumer.shutdown(Shutdown::Write) {
             Ok(()) => {
-                let _ = self.events.send(Event::Closed { dir: self.dir });
+                let _ = self.outlet.events.send(Event::Closed { dir });
             }
             Err(error) if error.kind() != io::ErrorKind::NotConnected => {
-                let _ = self.events.send(Event::Failed {
-                    dir: self.dir,
-                    error,
-                });
-                self.stopper.stop_reading();
+                let _ = self.outlet.events.send(Event::Failed { dir, error });
+                stopper.stop_reading();
             }
             Err(_) => {} // the consumer is gone already; nothing was pending for it
-        }
-    }
-}
-
-/// One `write(2)`, retried when interrupted; a zero-byte write is an error.
-fn write_some(mut consumer: &Socket, bytes: &[u8]) -> io::Result<usize> {
-    loop {
-        match consumer.write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
         }
     }
 }
