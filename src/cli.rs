@@ -11,6 +11,7 @@ use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::addr::Endpoint;
 use crate::config::SizePair;
+use crate::timestamps::TimestampKind;
 
 /// A TCP man in the middle: relays every byte between A and B, showing each chunk as
 /// a hexdump and how far the receiving side is behind.
@@ -64,6 +65,13 @@ pub struct Cli {
     /// No per-chunk output: start-up lines, errors and a final summary only
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
+
+    /// Start each event line with the time: local time of day to the microsecond, or
+    /// with =relative the seconds since the first connection
+    #[arg(short = 't', long = "timestamps", value_name = "how", value_enum,
+          num_args = 0..=1, require_equals = true, default_missing_value = "local")]
+    pub timestamps: Option<TimestampKind>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -344,6 +352,26 @@ mod tests {
         // The relay's flags and the subcommand do not mix.
         let err = Cli::try_parse_from(["t", "-A", "1", "replay", "x", "--list"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn timestamps_local_by_default_relative_on_request() {
+        let parse = |extra: &[&str]| {
+            let args = ["t", "-A", "1", "-B", "2"].iter().chain(extra).copied();
+            Cli::try_parse_from(args).map(|cli| cli.timestamps)
+        };
+        assert_eq!(parse(&[]).unwrap(), None);
+        for local in [&["-t"][..], &["--timestamps"], &["--timestamps=local"]] {
+            assert_eq!(parse(local).unwrap(), Some(TimestampKind::Local));
+        }
+        for relative in [&["--timestamps=relative"][..], &["-t=relative"]] {
+            assert_eq!(parse(relative).unwrap(), Some(TimestampKind::Relative));
+        }
+        // The value needs `=`: a separate word is not taken as the value.
+        assert!(parse(&["-t", "relative"]).is_err());
+        assert!(parse(&["--timestamps=utc"]).is_err());
+        // -t combines with other short flags as getopt allows.
+        assert_eq!(parse(&["-ct"]).unwrap(), Some(TimestampKind::Local));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::addr::Endpoint;
 use crate::cli::{Cli, ReplayArgs, Side, Timing};
+use crate::timestamps::TimestampKind;
 
 /// The original's default user-space buffer per direction.
 pub const DEFAULT_BUFFER: usize = 2048;
@@ -92,6 +93,8 @@ pub struct Config {
     pub dumps: Option<DumpPaths>,
     pub colour: bool,
     pub quiet: bool,
+    /// `-t`: show when each event happened, and how.
+    pub timestamps: Option<TimestampKind>,
 }
 
 impl Config {
@@ -125,6 +128,7 @@ impl Config {
             dumps,
             colour: !cli.colourless,
             quiet: cli.quiet,
+            timestamps: cli.timestamps,
         })
     }
 }

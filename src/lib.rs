@@ -24,10 +24,12 @@ pub mod relay;
 pub mod replay;
 pub mod signals;
 pub mod stop;
+pub mod timestamps;
 
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -66,6 +68,7 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
     }
     println!("Waiting for a connection from A {shown_a}...");
     let a = net::accept(&listener).map_err(Error::Accept)?;
+    let accepted_at = SystemTime::now();
     drop(listener); // one A only, as the original
 
     let (ab, ba) = config.buffers;
@@ -75,7 +78,10 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
     }
 
     let terminal = BufWriter::with_capacity(TERMINAL_BUFFER, io::stdout());
-    let mut logger = Logger::new(terminal, config.colour).quiet(config.quiet);
+    let mut logger = Logger::new(terminal, config.colour)
+        .quiet(config.quiet)
+        .timestamps(config.timestamps)
+        .accepted_at(accepted_at);
     if let Some(files) = dumps {
         logger = logger.with_dumps(files);
     }

@@ -18,7 +18,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use crossbeam_channel::Receiver;
 
@@ -27,6 +27,7 @@ use crate::dump::DumpWriter;
 use crate::error::Error;
 use crate::event::{Direction, Event};
 use crate::hexdump;
+use crate::timestamps::{TimestampKind, Timestamps};
 
 pub(crate) const COLOURS: [&[u8]; 2] = [b"\x1b[91m", b"\x1b[94m"];
 pub(crate) const BOLD: &[u8] = b"\x1b[1m";
@@ -84,6 +85,8 @@ pub struct Logger<W: Write> {
     dumps: Vec<Sink<DumpWriter<BufWriter<File>>>>,
     colour: bool,
     quiet: bool,
+    /// `-t`: the time at the start of each line that says something.
+    timestamps: Option<Timestamps>,
     started: Instant,
     flows: [Flow; 2],
     text: Vec<u8>,
@@ -97,6 +100,7 @@ impl<W: Write> Logger<W> {
             dumps: Vec::new(),
             colour,
             quiet: false,
+            timestamps: None,
             started: Instant::now(),
             flows: [Flow::default(); 2],
             text: Vec::with_capacity(64 * 1024),
@@ -107,6 +111,20 @@ impl<W: Write> Logger<W> {
     /// `-q`: no per-chunk lines, only a summary when the relay ends.
     pub fn quiet(mut self, quiet: bool) -> Self {
         self.quiet = quiet;
+        self
+    }
+
+    /// `-t`: start each line (but the hexdump rows) with the time of its event.
+    pub fn timestamps(mut self, kind: Option<TimestampKind>) -> Self {
+        self.timestamps = kind.map(Timestamps::new);
+        self
+    }
+
+    /// The connection was accepted at `at`: relative timestamps count from there.
+    pub fn accepted_at(mut self, at: SystemTime) -> Self {
+        if let Some(stamps) = self.timestamps.as_mut() {
+            stamps.connection_at(at);
+        }
         self
     }
 
@@ -159,37 +177,38 @@ impl<W: Write> Logger<W> {
     fn handle(&mut self, event: Event, recyclers: &[Recycler; 2]) {
         self.text.clear();
         match event {
-            Event::Read { dir, chunk } => {
+            Event::Read { dir, chunk, at } => {
                 let flow = &mut self.flows[dir.index()];
                 let offset = flow.read;
                 flow.read += chunk.len() as u64;
                 if !self.quiet {
-                    self.sent(dir, offset, &chunk);
-                    self.status(dir);
+                    self.sent(dir, at, offset, &chunk);
+                    self.status(dir, at);
                 }
                 if let Some(dump) = self.dumps.get_mut(dir.index()) {
                     dump.apply(&mut self.report.output_failures, |d| d.write(&chunk));
                 }
             }
-            Event::Wrote { dir, n, spent } => {
+            Event::Wrote { dir, n, spent, at } => {
                 self.flows[dir.index()].written += n as u64;
                 if !self.quiet {
-                    self.status(dir);
+                    self.status(dir, at);
                 }
                 if let Some(chunk) = spent {
                     recyclers[dir.index()].recycle(chunk);
                 }
             }
             Event::Eof { .. } if self.quiet => {}
-            Event::Eof { dir } => {
+            Event::Eof { dir, at } => {
                 self.line(
                     dir,
+                    at,
                     format_args!("{} -> {} flow shutdown\n", dir.from(), dir.to()),
                 );
-                self.status(dir);
+                self.status(dir, at);
             }
             Event::Closed { .. } => {}
-            Event::Failed { dir, error } => {
+            Event::Failed { dir, error, .. } => {
                 self.report.relay_failed = true;
                 // Whatever was printed before the failure comes first.
                 self.flush();
@@ -206,6 +225,7 @@ impl<W: Write> Logger<W> {
         self.text.clear();
         let [ab, ba] = self.report.bytes;
         let seconds = self.started.elapsed().as_secs_f64();
+        self.lead(SystemTime::now());
         let _ = writeln!(
             self.text,
             "Relayed A -> B {ab} bytes, B -> A {ba} bytes in {seconds:.3} s"
@@ -216,11 +236,17 @@ impl<W: Write> Logger<W> {
     }
 
     /// `A -> B sent N bytes` and the hexdump rows.
-    fn sent(&mut self, dir: Direction, offset: u64, bytes: &[u8]) {
+    ///
+    /// Only the first line carries the timestamp, not the rows: the rows are that
+    /// line's bytes, read at that one instant, so a time on each would repeat it
+    /// hundreds of times for a big chunk, and would push the 79-column rows past the
+    /// width of a standard terminal, which would wrap every one of them.
+    fn sent(&mut self, dir: Direction, at: SystemTime, offset: u64, bytes: &[u8]) {
         // As the original: colour, the line, bold for the rows, one reset at the end.
         if self.colour {
             self.text.extend_from_slice(COLOURS[dir.index()]);
         }
+        self.lead(at);
         let _ = writeln!(
             self.text,
             "{} -> {} sent {} bytes",
@@ -238,23 +264,32 @@ impl<W: Write> Logger<W> {
     }
 
     /// `B is N bytes behind` or `B is in sync`.
-    fn status(&mut self, dir: Direction) {
+    fn status(&mut self, dir: Direction, at: SystemTime) {
         let Flow { read, written } = self.flows[dir.index()];
         if written >= read {
-            self.line(dir, format_args!("{} is in sync\n", dir.to()));
+            self.line(dir, at, format_args!("{} is in sync\n", dir.to()));
         } else {
             self.line(
                 dir,
+                at,
                 format_args!("{} is {} bytes behind\n", dir.to(), read - written),
             );
         }
     }
 
+    /// What every line that says something starts with: the time, with `-t`.
+    fn lead(&mut self, at: SystemTime) {
+        if let Some(stamps) = self.timestamps.as_mut() {
+            stamps.write(&mut self.text, at);
+        }
+    }
+
     /// One line in the direction's colour.
-    fn line(&mut self, dir: Direction, args: std::fmt::Arguments) {
+    fn line(&mut self, dir: Direction, at: SystemTime, args: std::fmt::Arguments) {
         if self.colour {
             self.text.extend_from_slice(COLOURS[dir.index()]);
         }
+        self.lead(at);
         // Writing into a Vec cannot fail.
         let _ = self.text.write_fmt(args);
         if self.colour {
@@ -275,6 +310,9 @@ impl<W: Write> Logger<W> {
 mod tests {
     use super::*;
     use crate::buffer::{Chunk, Credit, user_space_buffer};
+
+    /// A time for events whose time is not shown.
+    const T: SystemTime = SystemTime::UNIX_EPOCH;
 
     fn chunk(credit: &mut Credit, bytes: &[u8]) -> Chunk {
         let mut blank = credit.blank(&crossbeam_channel::never()).unwrap();
@@ -307,32 +345,38 @@ mod tests {
                 Event::Read {
                     dir: AtoB,
                     chunk: hello.clone(),
+                    at: T,
                 },
                 Event::Wrote {
                     dir: AtoB,
                     n: 6,
                     spent: Some(hello),
+                    at: T,
                 },
                 Event::Read {
                     dir: BtoA,
                     chunk: hi.clone(),
+                    at: T,
                 },
                 Event::Wrote {
                     dir: BtoA,
                     n: 10,
                     spent: Some(hi),
+                    at: T,
                 },
                 Event::Read {
                     dir: BtoA,
                     chunk: how.clone(),
+                    at: T,
                 },
                 Event::Wrote {
                     dir: BtoA,
                     n: 13,
                     spent: Some(how),
+                    at: T,
                 },
-                Event::Eof { dir: AtoB },
-                Event::Closed { dir: AtoB },
+                Event::Eof { dir: AtoB, at: T },
+                Event::Closed { dir: AtoB, at: T },
             ]
         });
         let expected = "\
@@ -356,6 +400,56 @@ B is in sync
     }
 
     #[test]
+    fn timestamps_lead_every_line_but_the_rows() {
+        use std::time::Duration;
+        let origin = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let (mut ab, rab) = user_space_buffer(2048);
+        let (_, rba) = user_space_buffer(2048);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let c = chunk(&mut ab, &[b'x'; 20]);
+        let read_at = origin + Duration::from_micros(1500);
+        let wrote_at = origin + Duration::from_micros(2_000_007);
+        for event in [
+            Event::Read {
+                dir: Direction::AtoB,
+                chunk: c.clone(),
+                at: read_at,
+            },
+            Event::Wrote {
+                dir: Direction::AtoB,
+                n: 20,
+                spent: Some(c),
+                at: wrote_at,
+            },
+            Event::Eof {
+                dir: Direction::AtoB,
+                at: wrote_at,
+            },
+        ] {
+            tx.send(event).unwrap();
+        }
+        drop(tx);
+        let mut out = Vec::new();
+        let totals = [AtomicU64::new(0), AtomicU64::new(0)];
+        Logger::new(&mut out, false)
+            .timestamps(Some(TimestampKind::Relative))
+            .accepted_at(origin)
+            .run(rx, [rab, rba], &totals);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\
+0.001500 A -> B sent 20 bytes
+00000000  78 78 78 78 78 78 78 78  78 78 78 78 78 78 78 78  |xxxxxxxxxxxxxxxx|
+00000010  78 78 78 78                                       |xxxx            |
+0.001500 B is 20 bytes behind
+2.000007 B is in sync
+2.000007 A -> B flow shutdown
+2.000007 B is in sync
+"
+        );
+    }
+
+    #[test]
     fn partial_writes_report_the_backlog() {
         let text = log(false, |ab, _| {
             let c = chunk(ab, &[b'X'; 512]);
@@ -363,19 +457,23 @@ B is in sync
                 Event::Read {
                     dir: Direction::AtoB,
                     chunk: c.clone(),
+                    at: T,
                 },
                 Event::Wrote {
                     dir: Direction::AtoB,
                     n: 200,
                     spent: None,
+                    at: T,
                 },
                 Event::Eof {
                     dir: Direction::AtoB,
+                    at: T,
                 },
                 Event::Wrote {
                     dir: Direction::AtoB,
                     n: 312,
                     spent: Some(c),
+                    at: T,
                 },
             ]
         });
@@ -400,16 +498,19 @@ B is in sync
         tx.send(Event::Read {
             dir: Direction::AtoB,
             chunk: c.clone(),
+            at: T,
         })
         .unwrap();
         tx.send(Event::Wrote {
             dir: Direction::AtoB,
             n: 10,
             spent: Some(c),
+            at: T,
         })
         .unwrap();
         tx.send(Event::Eof {
             dir: Direction::AtoB,
+            at: T,
         })
         .unwrap();
         drop(tx);
@@ -435,6 +536,7 @@ B is in sync
             vec![Event::Read {
                 dir: Direction::BtoA,
                 chunk: c,
+                at: T,
             }]
         });
         assert_eq!(

@@ -32,7 +32,7 @@ use std::net::Shutdown;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, select};
 use socket2::Socket;
@@ -193,14 +193,17 @@ impl Outlet<'_> {
     fn deliver(&self, chunk: Chunk, mut from: usize, wait: bool) -> Delivered {
         let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
         while from < chunk.len() {
-            let n = match self.consumer.send_with_flags(&chunk[from..], flags) {
-                Ok(0) => return self.failed(io::ErrorKind::WriteZero.into()),
+            let result = self.consumer.send_with_flags(&chunk[from..], flags);
+            // The moment the write returned, for timestamps (a vDSO call, no syscall).
+            let at = SystemTime::now();
+            let n = match result {
+                Ok(0) => return self.failed(io::ErrorKind::WriteZero.into(), at),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !wait => {
                     return Delivered::Part(chunk, from);
                 }
-                Err(e) => return self.failed(e),
+                Err(e) => return self.failed(e, at),
             };
             from += n;
             if !self.watched {
@@ -213,6 +216,7 @@ impl Outlet<'_> {
                     dir: self.dir,
                     n,
                     spent: Some(chunk),
+                    at,
                 });
                 return Delivered::Whole(None);
             }
@@ -220,16 +224,18 @@ impl Outlet<'_> {
                 dir: self.dir,
                 n,
                 spent: None,
+                at,
             });
         }
         Delivered::Whole(Some(chunk))
     }
 
-    fn failed(&self, error: io::Error) -> Delivered {
+    fn failed(&self, error: io::Error, at: SystemTime) -> Delivered {
         if !self.stopper.stopping() {
             let _ = self.events.send(Event::Failed {
                 dir: self.dir,
                 error,
+                at,
             });
             self.stopper.stop_reading();
         }
@@ -261,10 +267,12 @@ impl Reader<'_> {
             let Some(mut blank) = self.credit.blank(self.outlet.stopper.channel()) else {
                 return;
             };
-            match blank.read_from(self.producer) {
+            let result = blank.read_from(self.producer);
+            let at = SystemTime::now();
+            match result {
                 Ok(0) => {
                     if !self.outlet.stopper.stopping() {
-                        let _ = self.outlet.events.send(Event::Eof { dir });
+                        let _ = self.outlet.events.send(Event::Eof { dir, at });
                     }
                     // Returning drops `chunks`: the writer drains, then shuts down.
                     return;
@@ -279,6 +287,7 @@ impl Reader<'_> {
                         let _ = self.outlet.events.send(Event::Read {
                             dir,
                             chunk: chunk.clone(),
+                            at,
                         });
                     }
                     let (chunk, from) = if idle {
@@ -302,7 +311,7 @@ impl Reader<'_> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => self.credit.put_back(blank),
                 Err(error) => {
                     if !self.outlet.stopper.stopping() {
-                        let _ = self.outlet.events.send(Event::Failed { dir, error });
+                        let _ = self.outlet.events.send(Event::Failed { dir, error, at });
                         self.outlet.stopper.stop_reading();
                     }
                     return;
@@ -341,12 +350,14 @@ impl Writer<'_> {
         if stopper.stopping() {
             return;
         }
-        match consumer.shutdown(Shutdown::Write) {
+        let result = consumer.shutdown(Shutdown::Write);
+        let at = SystemTime::now();
+        match result {
             Ok(()) => {
-                let _ = self.outlet.events.send(Event::Closed { dir });
+                let _ = self.outlet.events.send(Event::Closed { dir, at });
             }
             Err(error) if error.kind() != io::ErrorKind::NotConnected => {
-                let _ = self.outlet.events.send(Event::Failed { dir, error });
+                let _ = self.outlet.events.send(Event::Failed { dir, error, at });
                 stopper.stop_reading();
             }
             Err(_) => {} // the consumer is gone already; nothing was pending for it

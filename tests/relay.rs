@@ -292,6 +292,7 @@ fn dump_session(args: &[&str], dir: &Path) -> (Vec<u8>, Vec<u8>) {
     let options = Options {
         dir: Some(dir.to_path_buf()),
         bulk: true,
+        ..Options::default()
     };
     let mut s = Session::start_full(args, &options, |_| {});
     let to_b = send_in_background(&s.a, ab.clone(), true);
@@ -400,6 +401,7 @@ fn sigterm_mid_relay_keeps_the_outputs_whole() {
     let options = Options {
         dir: Some(dir.clone()),
         bulk: true,
+        ..Options::default()
     };
     let data = random_bytes(8 << 20, 9);
     let mut s = Session::start_full(&["-c", "-o", "-b", "1000"], &options, |_| {});

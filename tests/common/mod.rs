@@ -140,6 +140,7 @@ impl Process {
         if let Some(dir) = &options.dir {
             command.current_dir(dir);
         }
+        command.envs(options.env.iter().map(|(k, v)| (k, v)));
         let mut child = command.spawn().expect("start tiburoncin");
         let stdout = Captured::collect(child.stdout.take().unwrap(), options.bulk);
         let stderr = Captured::collect(child.stderr.take().unwrap(), false);
@@ -200,6 +201,8 @@ pub struct Options {
     pub dir: Option<PathBuf>,
     /// Keep only the head and tail of stdout.
     pub bulk: bool,
+    /// Extra environment variables (`TZ`, say).
+    pub env: Vec<(String, String)>,
 }
 
 /// A fresh empty directory for one test's files.
