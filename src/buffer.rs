@@ -75,6 +75,12 @@ pub struct Credit {
 #[derive(Clone)]
 pub struct Recycler(Sender<Chunk>);
 
+impl std::fmt::Debug for Recycler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recycler")
+    }
+}
+
 impl Recycler {
     pub fn recycle(&self, chunk: Chunk) {
         // The channel holds every chunk that can exist, so this never blocks; if the

@@ -72,6 +72,11 @@ pub struct Cli {
           num_args = 0..=1, require_equals = true, default_missing_value = "local")]
     pub timestamps: Option<TimestampKind>,
 
+    /// Also write every event as a line of JSON (schema in the README) to this file,
+    /// or with - to standard output (the text then goes to standard error)
+    #[arg(long = "events", value_name = "path|-")]
+    pub events: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

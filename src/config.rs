@@ -79,6 +79,13 @@ pub struct DumpPaths {
     pub b_to_a: PathBuf,
 }
 
+/// Where `--events` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventsTo {
+    Stdout,
+    File(PathBuf),
+}
+
 /// Everything the relay needs, checked and resolved.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -95,6 +102,8 @@ pub struct Config {
     pub quiet: bool,
     /// `-t`: show when each event happened, and how.
     pub timestamps: Option<TimestampKind>,
+    /// `--events`: where the JSON lines go.
+    pub events: Option<EventsTo>,
 }
 
 impl Config {
@@ -115,6 +124,18 @@ impl Config {
             (true, None) => Some(DumpPaths::with_prefix(PathBuf::new())),
             (false, None) => None,
         };
+        let events = match cli.events {
+            Some(path) if path.as_os_str() == "-" => Some(EventsTo::Stdout),
+            // The dump files would overwrite the events, or the other way round.
+            Some(path) if dumps.as_ref().is_some_and(|d| d.contains(&path)) => {
+                return Err(format!(
+                    "--events {}: that is also a dump file's name",
+                    path.display()
+                ));
+            }
+            Some(path) => Some(EventsTo::File(path)),
+            None => None,
+        };
         let buffers = cli
             .buffers
             .unwrap_or(SizePair(DEFAULT_BUFFER, DEFAULT_BUFFER));
@@ -129,11 +150,16 @@ impl Config {
             colour: !cli.colourless,
             quiet: cli.quiet,
             timestamps: cli.timestamps,
+            events,
         })
     }
 }
 
 impl DumpPaths {
+    fn contains(&self, path: &std::path::Path) -> bool {
+        self.a_to_b == path || self.b_to_a == path
+    }
+
     fn with_prefix(prefix: PathBuf) -> DumpPaths {
         let named = |name: &str| {
             let mut path = prefix.clone().into_os_string();
@@ -325,6 +351,18 @@ mod tests {
         ] {
             assert!(replay_config(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn events_go_to_a_file_or_standard_output() {
+        let c = config(&["-A", "1", "-B", "2"]).unwrap();
+        assert_eq!(c.events, None);
+        let c = config(&["-A", "1", "-B", "2", "--events", "-"]).unwrap();
+        assert_eq!(c.events, Some(EventsTo::Stdout));
+        let c = config(&["-A", "1", "-B", "2", "--events", "e.jsonl"]).unwrap();
+        assert_eq!(c.events, Some(EventsTo::File("e.jsonl".into())));
+        let err = config(&["-A", "1", "-B", "2", "-o", "--events", "BtoA.dump"]).unwrap_err();
+        assert!(err.contains("also a dump file"), "{err}");
     }
 
     #[test]

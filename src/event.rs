@@ -5,11 +5,19 @@
 //! the writer, a `Wrote` before its buffer space is given back, and an `Eof` before the
 //! end of the stream is passed on. So the logger can compute "B is N bytes behind" from
 //! the events alone, and each direction prints a deterministic sequence.
+//!
+//! One logger serves every connection (`-k`), so what travels to it is a `Note`: a
+//! connection's events tagged with its number, framed by an `Open` that comes before
+//! the first of them and a `Close` that comes after the last. The logger keeps each
+//! connection's counts apart, and writes each note's lines whole, so the lines of
+//! concurrent connections interleave but never mix.
 
+use std::fs::File;
 use std::io;
-use std::time::SystemTime;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
 
-use crate::buffer::Chunk;
+use crate::buffer::{Chunk, Recycler};
 
 /// One of the two flows of the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,6 +81,80 @@ pub enum Event {
         error: io::Error,
         at: SystemTime,
     },
+}
+
+/// A connection's number: 1 for the first one accepted, and so on.
+pub type ConnId = u64;
+
+/// What the logger receives.
+#[derive(Debug)]
+pub enum Note {
+    /// `-k`: a client A was accepted; B is being dialled.
+    Accepted {
+        conn: ConnId,
+        a: Option<SocketAddr>,
+        at: SystemTime,
+    },
+    /// `-k`: B could not be reached for this client, which was turned away.
+    Unreachable {
+        conn: ConnId,
+        error: io::Error,
+        at: SystemTime,
+    },
+    /// The connection starts relaying. Sent before any of its events.
+    Open(ConnId, Box<Opening>),
+    /// Something happened in one of the connection's directions.
+    Event(ConnId, Event),
+    /// Every thread of the connection has ended. Sent after all of its events.
+    Close(ConnId, Closing),
+}
+
+/// What the logger needs to know about a connection before its first event.
+#[derive(Debug)]
+pub struct Opening {
+    /// When A was accepted.
+    pub at: SystemTime,
+    /// A's and B's addresses, as the OS reports them.
+    pub a: Option<SocketAddr>,
+    pub b: Option<SocketAddr>,
+    /// The user-space buffer of each direction.
+    pub buffers: (usize, usize),
+    /// How spent chunks go back to each direction's reader (see `buffer`).
+    pub recyclers: [Recycler; 2],
+    /// `-o`/`-f`: the files for each direction's bytes, with their names.
+    pub dumps: Option<[(String, File); 2]>,
+}
+
+/// How a connection's relay ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Both directions closed; every byte read was delivered.
+    Completed,
+    /// A direction failed (its message is already on stderr).
+    Failed,
+    /// Stopped by this signal.
+    Cancelled(i32),
+}
+
+impl Ending {
+    pub fn word(self) -> &'static str {
+        match self {
+            Ending::Completed => "completed",
+            Ending::Failed => "failed",
+            Ending::Cancelled(_) => "cancelled",
+        }
+    }
+}
+
+/// A connection's last note: how it ended, and what it moved.
+#[derive(Debug, Clone, Copy)]
+pub struct Closing {
+    pub ending: Ending,
+    /// Bytes read from A (relayed A->B) and from B.
+    pub bytes: [u64; 2],
+    /// From acceptance to the end of the last relay thread.
+    pub lasted: Duration,
+    pub at: SystemTime,
 }
 
 impl Event {

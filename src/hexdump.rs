@@ -40,13 +40,19 @@ const BYTES_PER_ROW: u64 = 16;
 /// The first row is labelled with the chunk's own offset (as the original does), the
 /// following ones with their row start, which is the same thing.
 pub fn write_rows(out: &mut Vec<u8>, offset: u64, bytes: &[u8]) {
-    out.reserve((bytes.len() / 16 + 2) * (ROW_LEN + 1));
+    write_prefixed_rows(out, b"", offset, bytes);
+}
+
+/// As `write_rows`, with `prefix` (a connection's `[N] `) at the start of every row.
+pub fn write_prefixed_rows(out: &mut Vec<u8>, prefix: &[u8], offset: u64, bytes: &[u8]) {
+    out.reserve((bytes.len() / 16 + 2) * (ROW_LEN + 1 + prefix.len()));
     let mut pos = offset;
     let mut rest = bytes;
     while !rest.is_empty() {
         let row_start = pos - pos % BYTES_PER_ROW;
         let lead = (pos - row_start) as usize;
         let take = rest.len().min(BYTES_PER_ROW as usize - lead);
+        out.extend_from_slice(prefix);
         write_row(out, pos, lead, &rest[..take]);
         pos += take as u64;
         rest = &rest[take..];
@@ -226,6 +232,17 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_prefix_starts_every_row() {
+        let mut out = Vec::new();
+        write_prefixed_rows(&mut out, b"[12] ", 14, b"abcd");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[12] 0000000e                                             61 62  |              ab|\n\
+             [12] 00000010  63 64                                             |cd              |\n"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod difference;
 pub mod dump;
 pub mod error;
 pub mod event;
+pub mod events_json;
 pub mod hexdump;
 pub mod logger;
 pub mod net;
@@ -27,18 +28,25 @@ pub mod stop;
 pub mod timestamps;
 
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::thread;
+use std::time::{Instant, SystemTime};
 
-use crate::config::Config;
+use crossbeam_channel::bounded;
+
+use crate::config::{Config, EventsTo};
 use crate::error::Error;
-use crate::logger::Logger;
+use crate::logger::{JsonOut, Logger};
 pub use crate::relay::Outcome;
+use crate::relay::{Link, NOTE_QUEUE, Settings};
 use crate::stop::Stopper;
 
 /// Terminal output is gathered into blocks this big between flushes.
 const TERMINAL_BUFFER: usize = 64 * 1024;
+
+/// JSON events are written in blocks this big.
+const EVENTS_BUFFER: usize = 256 * 1024;
 
 /// Runs the relay the configuration describes, in the original's order: open the
 /// outputs, connect to B, wait for A, relay.
@@ -54,8 +62,10 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
         Some(paths) => Some([create(&paths.a_to_b)?, create(&paths.b_to_a)?]),
         None => None,
     };
+    let json = open_events(&config)?;
+    let say = Say::for_config(&config);
 
-    println!("Connecting to B {}...", config.b);
+    say.line(format_args!("Connecting to B {}...", config.b));
     let b = net::connect(&config.b_addrs, config.socket_buffers, stopper.channel())
         .map_err(Error::Connect)?;
 
@@ -66,26 +76,106 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
             shown_a.serv = port.to_string();
         }
     }
-    println!("Waiting for a connection from A {shown_a}...");
+    say.line(format_args!("Waiting for a connection from A {shown_a}..."));
     let a = net::accept(&listener).map_err(Error::Accept)?;
-    let accepted_at = SystemTime::now();
+    let accepted = (SystemTime::now(), Instant::now());
     drop(listener); // one A only, as the original
 
-    let (ab, ba) = config.buffers;
-    println!("Allocating buffers: {ab} and {ba} bytes...");
     for socket in [&a, &b] {
         net::prepare_relay_socket(socket).map_err(Error::Accept)?;
     }
+    let logger = logger(&config, say, json);
+    let settings = Settings {
+        buffers: config.buffers,
+        watched: logger.watches_chunks(),
+    };
+    let link = Link {
+        id: 1,
+        a,
+        b,
+        accepted,
+        dumps,
+    };
+    let (notes, queue) = bounded(NOTE_QUEUE);
+    let report = thread::scope(|scope| {
+        let logger = scope.spawn(move || logger.run(queue));
+        relay::connection(link, &settings, &notes, &stopper);
+        drop(notes);
+        logger
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
+    Ok(Outcome::of(report, &stopper))
+}
 
-    let terminal = BufWriter::with_capacity(TERMINAL_BUFFER, io::stdout());
+/// Where the text for people goes: standard output, unless `--events -` took it for
+/// the JSON, in which case standard error (so neither stream mixes two formats).
+#[derive(Debug, Clone, Copy)]
+struct Say {
+    to_stderr: bool,
+}
+
+impl Say {
+    fn for_config(config: &Config) -> Say {
+        Say {
+            to_stderr: config.events == Some(EventsTo::Stdout),
+        }
+    }
+
+    /// A start-up line, printed at once.
+    fn line(self, args: std::fmt::Arguments) {
+        if self.to_stderr {
+            eprintln!("{args}");
+        } else {
+            println!("{args}");
+        }
+    }
+
+    /// The logger's terminal, and its name for messages.
+    fn terminal(self) -> (BufWriter<Box<dyn Write + Send>>, &'static str) {
+        let (out, name): (Box<dyn Write + Send>, _) = if self.to_stderr {
+            (Box::new(io::stderr()), "to standard error")
+        } else {
+            (Box::new(io::stdout()), "to standard output")
+        };
+        (BufWriter::with_capacity(TERMINAL_BUFFER, out), name)
+    }
+}
+
+/// The logger the configuration asks for.
+fn logger(
+    config: &Config,
+    say: Say,
+    json: Option<(String, JsonOut)>,
+) -> Logger<BufWriter<Box<dyn Write + Send>>> {
+    let (terminal, name) = say.terminal();
     let mut logger = Logger::new(terminal, config.colour)
+        .terminal_named(name)
         .quiet(config.quiet)
         .timestamps(config.timestamps)
-        .accepted_at(accepted_at);
-    if let Some(files) = dumps {
-        logger = logger.with_dumps(files);
+        .dumping(config.dumps.is_some());
+    if let Some((name, out)) = json {
+        logger = logger.with_json(name, out);
     }
-    Ok(relay::run(a, b, config.buffers, logger, &stopper))
+    logger
+}
+
+/// `--events`: the JSON output, opened before anything connects.
+fn open_events(config: &Config) -> Result<Option<(String, JsonOut)>, Error> {
+    Ok(match &config.events {
+        None => None,
+        Some(EventsTo::Stdout) => Some((
+            "events to standard output".to_string(),
+            Box::new(BufWriter::with_capacity(EVENTS_BUFFER, io::stdout())),
+        )),
+        Some(EventsTo::File(path)) => {
+            let (name, file) = create(path)?;
+            Some((
+                name,
+                Box::new(BufWriter::with_capacity(EVENTS_BUFFER, file)),
+            ))
+        }
+    })
 }
 
 fn create(path: &std::path::Path) -> Result<(String, File), Error> {

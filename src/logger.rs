@@ -1,13 +1,17 @@
 //! The logger thread: the one owner of every output.
 //!
-//! Relay threads never print; they send events, and this thread turns them into the
-//! terminal lines, the dump files and (later) the capture. It also keeps the count that
-//! "B is N bytes behind" reports: bytes read from the producer minus bytes written to
-//! the consumer, as the events tell it.
+//! Relay threads never print; they send notes (see `event`), and this thread turns
+//! them into the terminal lines, the dump files and the JSON events. It also keeps the
+//! count that "B is N bytes behind" reports: bytes read from the producer minus bytes
+//! written to the consumer, as the events tell it, for each connection apart.
+//!
+//! One logger serves every connection (`-k`), which is what keeps lines whole: each
+//! note's lines are formatted into one buffer and written in one piece, so lines of
+//! concurrent connections interleave, each tagged `[N] `, but never mix.
 //!
 //! The logger must never hold the relay back longer than the output itself needs:
-//! each event is formatted into one reusable buffer and appended to one buffered
-//! writer, and the writer is flushed whenever the event queue is momentarily empty —
+//! each note is formatted into one reusable buffer and appended to one buffered
+//! writer, and the writer is flushed whenever the note queue is momentarily empty —
 //! so a person watching sees every event at once (even through a pipe), while a bulk
 //! transfer is written in big blocks.
 //!
@@ -15,17 +19,18 @@
 //! left alone: the relay goes on, because losing relayed bytes would be worse than
 //! losing the view of them. The run then ends with a failure status.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use crossbeam_channel::Receiver;
 
 use crate::buffer::Recycler;
 use crate::dump::DumpWriter;
 use crate::error::Error;
-use crate::event::{Direction, Event};
+use crate::event::{Closing, ConnId, Direction, Ending, Event, Note, Opening};
+use crate::events_json::{JsonEvents, Kind, Record};
 use crate::hexdump;
 use crate::timestamps::{TimestampKind, Timestamps};
 
@@ -33,11 +38,20 @@ pub(crate) const COLOURS: [&[u8]; 2] = [b"\x1b[91m", b"\x1b[94m"];
 pub(crate) const BOLD: &[u8] = b"\x1b[1m";
 pub(crate) const RESET: &[u8] = b"\x1b[0m";
 
+/// Where `--events` goes: a file or standard output.
+pub type JsonOut = Box<dyn Write + Send>;
+
 /// Bytes seen in one direction.
 #[derive(Debug, Default, Clone, Copy)]
 struct Flow {
     read: u64,
     written: u64,
+}
+
+impl Flow {
+    fn backlog(self) -> u64 {
+        self.read.saturating_sub(self.written)
+    }
 }
 
 /// An output that may fail; after the first failure it is dropped.
@@ -69,27 +83,53 @@ impl<T> Sink<T> {
     }
 }
 
-/// How the relay went, as far as the logger saw it.
+/// How many connections ended which way.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}
+
+/// How the run went, as far as the logger saw it.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// A direction failed (its message is already on stderr).
-    pub relay_failed: bool,
+    /// How the connections ended (a B that could not be reached counts as failed).
+    pub connections: Tally,
     /// Outputs that failed (already reported on stderr).
     pub output_failures: Vec<Error>,
-    /// Bytes relayed A->B and B->A.
+    /// Bytes relayed A->B and B->A, all connections together.
     pub bytes: [u64; 2],
+}
+
+/// What the logger knows of one connection while it relays.
+struct Conn {
+    /// `[N] ` with `-k`, empty otherwise.
+    label: String,
+    flows: [Flow; 2],
+    recyclers: [Recycler; 2],
+    dumps: Vec<Sink<DumpWriter<BufWriter<File>>>>,
+}
+
+/// Formats lines into one reusable buffer.
+struct Printer {
+    text: Vec<u8>,
+    colour: bool,
+    /// `-t`: the time at the start of each line that says something.
+    timestamps: Option<Timestamps>,
 }
 
 pub struct Logger<W: Write> {
     terminal: Sink<W>,
-    dumps: Vec<Sink<DumpWriter<BufWriter<File>>>>,
-    colour: bool,
+    json: Option<Sink<JsonEvents<JsonOut>>>,
+    print: Printer,
     quiet: bool,
-    /// `-t`: the time at the start of each line that says something.
-    timestamps: Option<Timestamps>,
-    started: Instant,
-    flows: [Flow; 2],
-    text: Vec<u8>,
+    /// Whether the connections have dump files (they come with each `Opening`).
+    dumping: bool,
+    /// `-k`: where B is, as typed, for the line that says it is being dialled. Also
+    /// what turns on the `[N] ` labels, the summaries and the final tally.
+    many: Option<String>,
+    conns: HashMap<ConnId, Conn>,
     report: Report,
 }
 
@@ -97,18 +137,27 @@ impl<W: Write> Logger<W> {
     pub fn new(terminal: W, colour: bool) -> Self {
         Logger {
             terminal: Sink::new("to standard output", terminal),
-            dumps: Vec::new(),
-            colour,
+            json: None,
+            print: Printer {
+                text: Vec::with_capacity(64 * 1024),
+                colour,
+                timestamps: None,
+            },
             quiet: false,
-            timestamps: None,
-            started: Instant::now(),
-            flows: [Flow::default(); 2],
-            text: Vec::with_capacity(64 * 1024),
+            dumping: false,
+            many: None,
+            conns: HashMap::new(),
             report: Report::default(),
         }
     }
 
-    /// `-q`: no per-chunk lines, only a summary when the relay ends.
+    /// How messages name the terminal output (`to standard output`).
+    pub fn terminal_named(mut self, what: &str) -> Self {
+        self.terminal.what = what.to_string();
+        self
+    }
+
+    /// `-q`: no per-chunk lines, only a summary when a connection ends.
     pub fn quiet(mut self, quiet: bool) -> Self {
         self.quiet = quiet;
         self
@@ -116,123 +165,341 @@ impl<W: Write> Logger<W> {
 
     /// `-t`: start each line (but the hexdump rows) with the time of its event.
     pub fn timestamps(mut self, kind: Option<TimestampKind>) -> Self {
-        self.timestamps = kind.map(Timestamps::new);
+        self.print.timestamps = kind.map(Timestamps::new);
         self
     }
 
-    /// The connection was accepted at `at`: relative timestamps count from there.
-    pub fn accepted_at(mut self, at: SystemTime) -> Self {
-        if let Some(stamps) = self.timestamps.as_mut() {
-            stamps.connection_at(at);
-        }
+    /// The connections will bring dump files (`-o`, `-f`).
+    pub fn dumping(mut self, dumping: bool) -> Self {
+        self.dumping = dumping;
         self
     }
 
-    /// Also save each direction's bytes as hex: A->B into `a_to_b`, B->A into `b_to_a`.
-    pub fn with_dumps(mut self, files: [(String, File); 2]) -> Self {
-        self.dumps = files
-            .into_iter()
-            .map(|(name, file)| {
-                Sink::new(
-                    name,
-                    DumpWriter::new(BufWriter::with_capacity(64 * 1024, file)),
-                )
-            })
-            .collect();
+    /// `--events`: also write every event as a line of JSON into `out`, named `what`
+    /// in messages.
+    pub fn with_json(mut self, what: impl Into<String>, out: JsonOut) -> Self {
+        self.json = Some(Sink::new(what, JsonEvents::new(out)));
+        self
+    }
+
+    /// `-k`: many connections, to the B shown as `b`. Every line of a connection
+    /// starts with its number in brackets, each connection ends with a summary line,
+    /// and the run with a tally.
+    pub fn many(mut self, b: impl Into<String>) -> Self {
+        self.many = Some(b.into());
         self
     }
 
     /// Whether any output shows the bytes of each chunk. When none does, the relay
     /// sends no per-chunk events at all.
     pub fn watches_chunks(&self) -> bool {
-        !self.quiet || !self.dumps.is_empty()
+        !self.quiet || self.dumping || self.json.is_some()
     }
 
-    /// Handles events until every relay thread has hung up, then flushes everything.
-    /// Spent chunks go back to their reader through `recyclers`, indexed by direction;
-    /// `totals` are the bytes the readers read, for the `-q` summary.
-    pub fn run(
-        mut self,
-        events: Receiver<Event>,
-        recyclers: [Recycler; 2],
-        totals: &[AtomicU64; 2],
-    ) -> Report {
-        while let Ok(event) = events.recv() {
-            self.handle(event, &recyclers);
+    /// Handles notes until every sender has hung up, then flushes everything.
+    pub fn run(mut self, notes: Receiver<Note>) -> Report {
+        while let Ok(note) = notes.recv() {
+            self.handle(note);
             // Batch whatever is already queued, then flush once: one write for a burst.
-            while let Ok(event) = events.try_recv() {
-                self.handle(event, &recyclers);
+            while let Ok(note) = notes.try_recv() {
+                self.handle(note);
             }
             self.flush();
         }
-        // Every reader has hung up, so the totals are final.
-        self.report.bytes = totals.each_ref().map(|t| t.load(Ordering::Relaxed));
-        if self.quiet {
-            self.summary();
+        if self.many.is_some() {
+            let Tally {
+                completed,
+                failed,
+                cancelled,
+            } = self.report.connections;
+            let total = completed + failed + cancelled;
+            self.print.text.clear();
+            self.print.lead("", SystemTime::now());
+            let _ = writeln!(
+                self.print.text,
+                "Served {total} connections: {completed} completed, {failed} failed, \
+                 {cancelled} cancelled"
+            );
+            self.emit();
         }
         self.flush();
         self.report
     }
 
-    fn handle(&mut self, event: Event, recyclers: &[Recycler; 2]) {
-        self.text.clear();
+    fn handle(&mut self, note: Note) {
+        self.print.text.clear();
+        match note {
+            Note::Event(id, event) => self.event(id, event),
+            Note::Accepted { conn, a, at } => {
+                self.print.connection_at(at);
+                let b = self.many.as_deref().unwrap_or("B");
+                let a = a.map_or_else(|| "?".to_string(), |a| a.to_string());
+                self.print.line(
+                    None,
+                    &label(conn),
+                    at,
+                    format_args!("Connection from A {a}, connecting to B {b}...\n"),
+                );
+            }
+            Note::Unreachable { conn, error, at } => {
+                self.report.connections.failed += 1;
+                self.flush();
+                let error = Error::Connect(error);
+                eprintln!("{}{error}", label(conn));
+                let message = error.to_string();
+                self.json(|j| j.end(at, conn, "failed", [0, 0], Some(&message)));
+            }
+            Note::Open(id, opening) => self.open(id, *opening),
+            Note::Close(id, closing) => self.close(id, closing),
+        }
+        self.emit();
+    }
+
+    fn open(&mut self, id: ConnId, opening: Opening) {
+        let Opening {
+            at,
+            a,
+            b,
+            buffers: (ab, ba),
+            recyclers,
+            dumps,
+        } = opening;
+        let label = if self.many.is_some() {
+            label(id)
+        } else {
+            String::new()
+        };
+        self.print.connection_at(at);
+        self.print.line(
+            None,
+            &label,
+            at,
+            format_args!("Allocating buffers: {ab} and {ba} bytes...\n"),
+        );
+        self.json(|j| j.open(at, id, a, b));
+        let dumps = dumps.map_or_else(Vec::new, |files| {
+            files
+                .into_iter()
+                .map(|(name, file)| {
+                    Sink::new(
+                        name,
+                        DumpWriter::new(BufWriter::with_capacity(64 * 1024, file)),
+                    )
+                })
+                .collect()
+        });
+        let conn = Conn {
+            label,
+            flows: [Flow::default(); 2],
+            recyclers,
+            dumps,
+        };
+        self.conns.insert(id, conn);
+    }
+
+    fn event(&mut self, id: ConnId, event: Event) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            // Cannot happen: `Open` comes first, `Close` last. A chunk dropped here
+            // would cost its reader credit, but its reader would be gone too.
+            debug_assert!(false, "an event of connection {id}, which is not open");
+            return;
+        };
+        let failures = &mut self.report.output_failures;
         match event {
             Event::Read { dir, chunk, at } => {
-                let flow = &mut self.flows[dir.index()];
+                let flow = &mut conn.flows[dir.index()];
                 let offset = flow.read;
                 flow.read += chunk.len() as u64;
+                let flow = *flow;
                 if !self.quiet {
-                    self.sent(dir, at, offset, &chunk);
-                    self.status(dir, at);
+                    self.print.sent(&conn.label, dir, at, offset, &chunk);
+                    self.print.status(&conn.label, dir, at, flow);
                 }
-                if let Some(dump) = self.dumps.get_mut(dir.index()) {
-                    dump.apply(&mut self.report.output_failures, |d| d.write(&chunk));
+                if let Some(dump) = conn.dumps.get_mut(dir.index()) {
+                    dump.apply(failures, |d| d.write(&chunk));
+                }
+                if let Some(json) = self.json.as_mut() {
+                    let record = Record {
+                        length: chunk.len() as u64,
+                        bytes: Some(&chunk),
+                        ..Record::new(at, id, dir, Kind::Read, offset, flow.backlog())
+                    };
+                    json.apply(failures, |j| j.record(&record));
                 }
             }
             Event::Wrote { dir, n, spent, at } => {
-                self.flows[dir.index()].written += n as u64;
+                let flow = &mut conn.flows[dir.index()];
+                let offset = flow.written;
+                flow.written += n as u64;
+                let flow = *flow;
                 if !self.quiet {
-                    self.status(dir, at);
+                    self.print.status(&conn.label, dir, at, flow);
+                }
+                if let Some(json) = self.json.as_mut() {
+                    let record = Record {
+                        length: n as u64,
+                        ..Record::new(at, id, dir, Kind::Wrote, offset, flow.backlog())
+                    };
+                    json.apply(failures, |j| j.record(&record));
                 }
                 if let Some(chunk) = spent {
-                    recyclers[dir.index()].recycle(chunk);
+                    conn.recyclers[dir.index()].recycle(chunk);
                 }
             }
-            Event::Eof { .. } if self.quiet => {}
             Event::Eof { dir, at } => {
-                self.line(
-                    dir,
-                    at,
-                    format_args!("{} -> {} flow shutdown\n", dir.from(), dir.to()),
-                );
-                self.status(dir, at);
+                let flow = conn.flows[dir.index()];
+                if !self.quiet {
+                    self.print.line(
+                        Some(dir),
+                        &conn.label,
+                        at,
+                        format_args!("{} -> {} flow shutdown\n", dir.from(), dir.to()),
+                    );
+                    self.print.status(&conn.label, dir, at, flow);
+                }
+                if let Some(json) = self.json.as_mut() {
+                    let record = Record::new(at, id, dir, Kind::Eof, flow.read, flow.backlog());
+                    json.apply(failures, |j| j.record(&record));
+                }
             }
-            Event::Closed { .. } => {}
-            Event::Failed { dir, error, .. } => {
-                self.report.relay_failed = true;
+            Event::Closed { dir, at } => {
+                if let Some(json) = self.json.as_mut() {
+                    let flow = conn.flows[dir.index()];
+                    let record =
+                        Record::new(at, id, dir, Kind::Closed, flow.written, flow.backlog());
+                    json.apply(failures, |j| j.record(&record));
+                }
+            }
+            Event::Failed { dir, error, at } => {
                 // Whatever was printed before the failure comes first.
-                self.flush();
-                eprintln!("{}", Error::Passthrough { dir, source: error });
+                self.terminal.apply(failures, |out| out.flush());
+                let error = Error::Passthrough { dir, source: error };
+                eprintln!("{}{error}", conn.label);
+                if let Some(json) = self.json.as_mut() {
+                    let flow = conn.flows[dir.index()];
+                    let message = error.to_string();
+                    let record = Record {
+                        error: Some(&message),
+                        ..Record::new(at, id, dir, Kind::Failed, flow.written, flow.backlog())
+                    };
+                    json.apply(failures, |j| j.record(&record));
+                }
             }
         }
-        let text = &self.text;
+    }
+
+    fn close(&mut self, id: ConnId, closing: Closing) {
+        let Some(mut conn) = self.conns.remove(&id) else {
+            debug_assert!(false, "connection {id} closed twice");
+            return;
+        };
+        let Closing {
+            ending,
+            bytes,
+            lasted,
+            at,
+        } = closing;
+        let failures = &mut self.report.output_failures;
+        for dump in &mut conn.dumps {
+            dump.apply(failures, |d| d.flush());
+        }
+        let tally = &mut self.report.connections;
+        match ending {
+            Ending::Completed => tally.completed += 1,
+            Ending::Failed => tally.failed += 1,
+            Ending::Cancelled(_) => tally.cancelled += 1,
+        }
+        self.report.bytes[0] += bytes[0];
+        self.report.bytes[1] += bytes[1];
+        if self.quiet || self.many.is_some() {
+            let [ab, ba] = bytes;
+            let seconds = lasted.as_secs_f64();
+            // Without -k the line is the original -q summary, word for word.
+            let how = match ending {
+                Ending::Completed => "",
+                _ if self.many.is_none() => "",
+                Ending::Failed => " (failed)",
+                Ending::Cancelled(_) => " (cancelled)",
+            };
+            self.print.line(
+                None,
+                &conn.label,
+                SystemTime::now(),
+                format_args!(
+                    "Relayed A -> B {ab} bytes, B -> A {ba} bytes in {seconds:.3} s{how}\n"
+                ),
+            );
+        }
+        self.json(|j| j.end(at, id, ending.word(), bytes, None));
+    }
+
+    /// Writes what the last note printed.
+    fn emit(&mut self) {
+        let text = &self.print.text;
         self.terminal
             .apply(&mut self.report.output_failures, |out| out.write_all(text));
     }
 
-    /// The `-q` summary: bytes each way and how long the relay ran.
-    fn summary(&mut self) {
-        self.text.clear();
-        let [ab, ba] = self.report.bytes;
-        let seconds = self.started.elapsed().as_secs_f64();
-        self.lead(SystemTime::now());
-        let _ = writeln!(
-            self.text,
-            "Relayed A -> B {ab} bytes, B -> A {ba} bytes in {seconds:.3} s"
-        );
-        let text = &self.text;
-        self.terminal
-            .apply(&mut self.report.output_failures, |out| out.write_all(text));
+    fn json(&mut self, op: impl FnOnce(&mut JsonEvents<JsonOut>) -> io::Result<()>) {
+        if let Some(json) = self.json.as_mut() {
+            json.apply(&mut self.report.output_failures, op);
+        }
+    }
+
+    fn flush(&mut self) {
+        let failures = &mut self.report.output_failures;
+        self.terminal.apply(failures, |out| out.flush());
+        for conn in self.conns.values_mut() {
+            for dump in &mut conn.dumps {
+                dump.apply(failures, |d| d.flush());
+            }
+        }
+        if let Some(json) = self.json.as_mut() {
+            json.apply(failures, |j| j.flush());
+        }
+    }
+}
+
+/// `[N] `, what every line of connection N starts with under `-k`.
+fn label(conn: ConnId) -> String {
+    format!("[{conn}] ")
+}
+
+impl Printer {
+    /// A connection was accepted at `at` (for relative timestamps).
+    fn connection_at(&mut self, at: SystemTime) {
+        if let Some(stamps) = self.timestamps.as_mut() {
+            stamps.connection_at(at);
+        }
+    }
+
+    /// What every line that says something starts with: the connection's label and,
+    /// with `-t`, the time.
+    fn lead(&mut self, label: &str, at: SystemTime) {
+        self.text.extend_from_slice(label.as_bytes());
+        if let Some(stamps) = self.timestamps.as_mut() {
+            stamps.write(&mut self.text, at);
+        }
+    }
+
+    /// One line, in the direction's colour if it has one.
+    fn line(
+        &mut self,
+        dir: Option<Direction>,
+        label: &str,
+        at: SystemTime,
+        args: std::fmt::Arguments,
+    ) {
+        let colour = dir.filter(|_| self.colour);
+        if let Some(dir) = colour {
+            self.text.extend_from_slice(COLOURS[dir.index()]);
+        }
+        self.lead(label, at);
+        // Writing into a Vec cannot fail.
+        let _ = self.text.write_fmt(args);
+        if colour.is_some() {
+            self.text.extend_from_slice(RESET);
+        }
     }
 
     /// `A -> B sent N bytes` and the hexdump rows.
@@ -240,13 +507,14 @@ impl<W: Write> Logger<W> {
     /// Only the first line carries the timestamp, not the rows: the rows are that
     /// line's bytes, read at that one instant, so a time on each would repeat it
     /// hundreds of times for a big chunk, and would push the 79-column rows past the
-    /// width of a standard terminal, which would wrap every one of them.
-    fn sent(&mut self, dir: Direction, at: SystemTime, offset: u64, bytes: &[u8]) {
+    /// width of a standard terminal, which would wrap every one of them. The label
+    /// `[N] ` is on every row, so that `grep '^\[3\] '` keeps whole hexdumps.
+    fn sent(&mut self, label: &str, dir: Direction, at: SystemTime, offset: u64, bytes: &[u8]) {
         // As the original: colour, the line, bold for the rows, one reset at the end.
         if self.colour {
             self.text.extend_from_slice(COLOURS[dir.index()]);
         }
-        self.lead(at);
+        self.lead(label, at);
         let _ = writeln!(
             self.text,
             "{} -> {} sent {} bytes",
@@ -257,51 +525,27 @@ impl<W: Write> Logger<W> {
         if self.colour {
             self.text.extend_from_slice(BOLD);
         }
-        hexdump::write_rows(&mut self.text, offset, bytes);
+        hexdump::write_prefixed_rows(&mut self.text, label.as_bytes(), offset, bytes);
         if self.colour {
             self.text.extend_from_slice(RESET);
         }
     }
 
     /// `B is N bytes behind` or `B is in sync`.
-    fn status(&mut self, dir: Direction, at: SystemTime) {
-        let Flow { read, written } = self.flows[dir.index()];
-        if written >= read {
-            self.line(dir, at, format_args!("{} is in sync\n", dir.to()));
-        } else {
-            self.line(
-                dir,
+    fn status(&mut self, label: &str, dir: Direction, at: SystemTime, flow: Flow) {
+        match flow.backlog() {
+            0 => self.line(
+                Some(dir),
+                label,
                 at,
-                format_args!("{} is {} bytes behind\n", dir.to(), read - written),
-            );
-        }
-    }
-
-    /// What every line that says something starts with: the time, with `-t`.
-    fn lead(&mut self, at: SystemTime) {
-        if let Some(stamps) = self.timestamps.as_mut() {
-            stamps.write(&mut self.text, at);
-        }
-    }
-
-    /// One line in the direction's colour.
-    fn line(&mut self, dir: Direction, at: SystemTime, args: std::fmt::Arguments) {
-        if self.colour {
-            self.text.extend_from_slice(COLOURS[dir.index()]);
-        }
-        self.lead(at);
-        // Writing into a Vec cannot fail.
-        let _ = self.text.write_fmt(args);
-        if self.colour {
-            self.text.extend_from_slice(RESET);
-        }
-    }
-
-    fn flush(&mut self) {
-        let failures = &mut self.report.output_failures;
-        self.terminal.apply(failures, |out| out.flush());
-        for dump in &mut self.dumps {
-            dump.apply(failures, |d| d.flush());
+                format_args!("{} is in sync\n", dir.to()),
+            ),
+            behind => self.line(
+                Some(dir),
+                label,
+                at,
+                format_args!("{} is {behind} bytes behind\n", dir.to()),
+            ),
         }
     }
 }
@@ -310,6 +554,7 @@ impl<W: Write> Logger<W> {
 mod tests {
     use super::*;
     use crate::buffer::{Chunk, Credit, user_space_buffer};
+    use std::time::Duration;
 
     /// A time for events whose time is not shown.
     const T: SystemTime = SystemTime::UNIX_EPOCH;
@@ -320,65 +565,100 @@ mod tests {
         credit.fill(blank, n)
     }
 
-    fn log(colour: bool, events: impl FnOnce(&mut Credit, &mut Credit) -> Vec<Event>) -> String {
+    /// Runs `logger` over connection 1's `events`, opened at `at` and closed with
+    /// `ending`, and gives its report.
+    fn feed<W: Write>(
+        logger: Logger<W>,
+        at: SystemTime,
+        ending: Ending,
+        events: impl FnOnce(&mut Credit, &mut Credit) -> Vec<Event>,
+    ) -> Report {
         let (mut ab, rab) = user_space_buffer(2048);
         let (mut ba, rba) = user_space_buffer(2048);
         let (tx, rx) = crossbeam_channel::unbounded();
+        let opening = Opening {
+            at,
+            a: None,
+            b: None,
+            buffers: (2048, 2048),
+            recyclers: [rab, rba],
+            dumps: None,
+        };
+        tx.send(Note::Open(1, Box::new(opening))).unwrap();
+        let mut bytes = [0; 2];
         for event in events(&mut ab, &mut ba) {
-            tx.send(event).unwrap();
+            if let Event::Read { dir, chunk, .. } = &event {
+                bytes[dir.index()] += chunk.len() as u64;
+            }
+            tx.send(Note::Event(1, event)).unwrap();
         }
+        let closing = Closing {
+            ending,
+            bytes,
+            lasted: Duration::from_millis(1500),
+            at,
+        };
+        tx.send(Note::Close(1, closing)).unwrap();
         drop(tx);
+        logger.run(rx)
+    }
+
+    /// The terminal text for `events` of a default logger, colours or not.
+    fn log(colour: bool, events: impl FnOnce(&mut Credit, &mut Credit) -> Vec<Event>) -> String {
         let mut out = Vec::new();
-        let totals = [AtomicU64::new(0), AtomicU64::new(0)];
-        Logger::new(&mut out, colour).run(rx, [rab, rba], &totals);
-        String::from_utf8(out).unwrap()
+        feed(Logger::new(&mut out, colour), T, Ending::Completed, events);
+        let text = String::from_utf8(out).unwrap();
+        text.strip_prefix("Allocating buffers: 2048 and 2048 bytes...\n")
+            .expect("the first line")
+            .to_string()
+    }
+
+    fn hello_how_are_you(ab: &mut Credit, ba: &mut Credit) -> Vec<Event> {
+        use Direction::*;
+        let hello = chunk(ab, b"hello\n");
+        let hi = chunk(ba, b"hi there!\n");
+        let how = chunk(ba, b"how are you?\n");
+        vec![
+            Event::Read {
+                dir: AtoB,
+                chunk: hello.clone(),
+                at: T,
+            },
+            Event::Wrote {
+                dir: AtoB,
+                n: 6,
+                spent: Some(hello),
+                at: T,
+            },
+            Event::Read {
+                dir: BtoA,
+                chunk: hi.clone(),
+                at: T,
+            },
+            Event::Wrote {
+                dir: BtoA,
+                n: 10,
+                spent: Some(hi),
+                at: T,
+            },
+            Event::Read {
+                dir: BtoA,
+                chunk: how.clone(),
+                at: T,
+            },
+            Event::Wrote {
+                dir: BtoA,
+                n: 13,
+                spent: Some(how),
+                at: T,
+            },
+            Event::Eof { dir: AtoB, at: T },
+            Event::Closed { dir: AtoB, at: T },
+        ]
     }
 
     #[test]
     fn the_design_transcript() {
-        use Direction::*;
-        let text = log(false, |ab, ba| {
-            let hello = chunk(ab, b"hello\n");
-            let hi = chunk(ba, b"hi there!\n");
-            let how = chunk(ba, b"how are you?\n");
-            vec![
-                Event::Read {
-                    dir: AtoB,
-                    chunk: hello.clone(),
-                    at: T,
-                },
-                Event::Wrote {
-                    dir: AtoB,
-                    n: 6,
-                    spent: Some(hello),
-                    at: T,
-                },
-                Event::Read {
-                    dir: BtoA,
-                    chunk: hi.clone(),
-                    at: T,
-                },
-                Event::Wrote {
-                    dir: BtoA,
-                    n: 10,
-                    spent: Some(hi),
-                    at: T,
-                },
-                Event::Read {
-                    dir: BtoA,
-                    chunk: how.clone(),
-                    at: T,
-                },
-                Event::Wrote {
-                    dir: BtoA,
-                    n: 13,
-                    spent: Some(how),
-                    at: T,
-                },
-                Event::Eof { dir: AtoB, at: T },
-                Event::Closed { dir: AtoB, at: T },
-            ]
-        });
         let expected = "\
 A -> B sent 6 bytes
 00000000  68 65 6c 6c 6f 0a                                 |hello.          |
@@ -396,48 +676,68 @@ A is in sync
 A -> B flow shutdown
 B is in sync
 ";
-        assert_eq!(text, expected);
+        assert_eq!(log(false, hello_how_are_you), expected);
+    }
+
+    #[test]
+    fn many_connections_label_every_line_and_sum_up() {
+        let mut out = Vec::new();
+        let logger = Logger::new(&mut out, false).many("127.0.0.1:8082");
+        let report = feed(logger, T, Ending::Failed, hello_how_are_you);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.starts_with("[1] ") || l.starts_with("Served "))
+        );
+        assert_eq!(lines[0], "[1] Allocating buffers: 2048 and 2048 bytes...");
+        assert_eq!(
+            lines[2],
+            "[1] 00000000  68 65 6c 6c 6f 0a                                 |hello.          |"
+        );
+        assert_eq!(
+            &lines[lines.len() - 2..],
+            [
+                "[1] Relayed A -> B 6 bytes, B -> A 23 bytes in 1.500 s (failed)",
+                "Served 1 connections: 0 completed, 1 failed, 0 cancelled",
+            ]
+        );
+        assert_eq!(report.connections.failed, 1);
+        assert_eq!(report.bytes, [6, 23]);
     }
 
     #[test]
     fn timestamps_lead_every_line_but_the_rows() {
-        use std::time::Duration;
         let origin = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let (mut ab, rab) = user_space_buffer(2048);
-        let (_, rba) = user_space_buffer(2048);
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let c = chunk(&mut ab, &[b'x'; 20]);
         let read_at = origin + Duration::from_micros(1500);
         let wrote_at = origin + Duration::from_micros(2_000_007);
-        for event in [
-            Event::Read {
-                dir: Direction::AtoB,
-                chunk: c.clone(),
-                at: read_at,
-            },
-            Event::Wrote {
-                dir: Direction::AtoB,
-                n: 20,
-                spent: Some(c),
-                at: wrote_at,
-            },
-            Event::Eof {
-                dir: Direction::AtoB,
-                at: wrote_at,
-            },
-        ] {
-            tx.send(event).unwrap();
-        }
-        drop(tx);
         let mut out = Vec::new();
-        let totals = [AtomicU64::new(0), AtomicU64::new(0)];
-        Logger::new(&mut out, false)
-            .timestamps(Some(TimestampKind::Relative))
-            .accepted_at(origin)
-            .run(rx, [rab, rba], &totals);
+        let logger = Logger::new(&mut out, false).timestamps(Some(TimestampKind::Relative));
+        feed(logger, origin, Ending::Completed, |ab, _| {
+            let c = chunk(ab, &[b'x'; 20]);
+            vec![
+                Event::Read {
+                    dir: Direction::AtoB,
+                    chunk: c.clone(),
+                    at: read_at,
+                },
+                Event::Wrote {
+                    dir: Direction::AtoB,
+                    n: 20,
+                    spent: Some(c),
+                    at: wrote_at,
+                },
+                Event::Eof {
+                    dir: Direction::AtoB,
+                    at: wrote_at,
+                },
+            ]
+        });
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "\
+0.000000 Allocating buffers: 2048 and 2048 bytes...
 0.001500 A -> B sent 20 bytes
 00000000  78 78 78 78 78 78 78 78  78 78 78 78 78 78 78 78  |xxxxxxxxxxxxxxxx|
 00000010  78 78 78 78                                       |xxxx            |
@@ -491,42 +791,22 @@ B is in sync
 
     #[test]
     fn quiet_prints_only_the_summary() {
-        let (mut ab, rab) = user_space_buffer(64);
-        let (_, rba) = user_space_buffer(64);
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let c = chunk(&mut ab, b"0123456789");
-        tx.send(Event::Read {
-            dir: Direction::AtoB,
-            chunk: c.clone(),
-            at: T,
-        })
-        .unwrap();
-        tx.send(Event::Wrote {
-            dir: Direction::AtoB,
-            n: 10,
-            spent: Some(c),
-            at: T,
-        })
-        .unwrap();
-        tx.send(Event::Eof {
-            dir: Direction::AtoB,
-            at: T,
-        })
-        .unwrap();
-        drop(tx);
         let mut out = Vec::new();
-        // The readers' counts, which is where the summary's numbers come from.
-        let totals = [AtomicU64::new(10), AtomicU64::new(0)];
-        let report = Logger::new(&mut out, true)
-            .quiet(true)
-            .run(rx, [rab, rba], &totals);
+        let logger = Logger::new(&mut out, true).quiet(true);
+        assert!(!logger.watches_chunks());
+        let report = feed(logger, T, Ending::Completed, |_, _| {
+            vec![Event::Eof {
+                dir: Direction::AtoB,
+                at: T,
+            }]
+        });
         let text = String::from_utf8(out).unwrap();
-        assert!(
-            text.starts_with("Relayed A -> B 10 bytes, B -> A 0 bytes in "),
-            "{text}"
+        assert_eq!(
+            text,
+            "Allocating buffers: 2048 and 2048 bytes...\n\
+             Relayed A -> B 0 bytes, B -> A 0 bytes in 1.500 s\n"
         );
-        assert_eq!(text.lines().count(), 1);
-        assert_eq!(report.bytes, [10, 0]);
+        assert_eq!(report.connections.completed, 1);
     }
 
     #[test]
@@ -543,5 +823,51 @@ B is in sync
             text,
             "\x1b[94mB -> A sent 2 bytes\n\x1b[1m00000000  6f 6b                                             |ok              |\n\x1b[0m\x1b[94mA is 2 bytes behind\n\x1b[0m"
         );
+    }
+
+    /// A writer shared with the test, for the JSON output.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_events_follow_the_stream() {
+        let json = Shared::default();
+        let logger = Logger::new(io::sink(), false)
+            .quiet(true)
+            .with_json("events", Box::new(json.clone()));
+        assert!(logger.watches_chunks());
+        feed(logger, T, Ending::Completed, hello_how_are_you);
+        let text = String::from_utf8(json.0.lock().unwrap().clone()).unwrap();
+        let kinds: Vec<&str> = text
+            .lines()
+            .map(|l| &l[l.find(r#""kind""#).unwrap()..])
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                r#""kind":"open","a":null,"b":null}"#,
+                r#""kind":"read","direction":"A->B","offset":0,"length":6,"bytes":"68656c6c6f0a","backlog":6}"#,
+                r#""kind":"wrote","direction":"A->B","offset":0,"length":6,"backlog":0}"#,
+                r#""kind":"read","direction":"B->A","offset":0,"length":10,"bytes":"6869207468657265210a","backlog":10}"#,
+                r#""kind":"wrote","direction":"B->A","offset":0,"length":10,"backlog":0}"#,
+                r#""kind":"read","direction":"B->A","offset":10,"length":13,"bytes":"686f772061726520796f753f0a","backlog":13}"#,
+                r#""kind":"wrote","direction":"B->A","offset":10,"length":13,"backlog":0}"#,
+                r#""kind":"eof","direction":"A->B","offset":6,"length":0,"backlog":0}"#,
+                r#""kind":"closed","direction":"A->B","offset":6,"length":0,"backlog":0}"#,
+                r#""kind":"end","outcome":"completed","bytes_a_to_b":6,"bytes_b_to_a":23}"#,
+            ]
+        );
+        assert!(text.starts_with(r#"{"time":0.000000,"connection":1,"#));
     }
 }

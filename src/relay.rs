@@ -27,69 +27,123 @@
 //! then stops all reading; writers drain what is already buffered to a consumer that
 //! is still there, for a bounded time, and then everything is shut down.
 
-use std::io::{self, Write};
-use std::net::Shutdown;
+use std::fs::File;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, select};
 use socket2::Socket;
 
 use crate::buffer::{Chunk, Credit, Recycler, user_space_buffer};
-use crate::event::{Direction, Event};
-use crate::logger::{Logger, Report};
+use crate::event::{Closing, ConnId, Direction, Ending, Event, Note, Opening};
+use crate::logger::Report;
 use crate::stop::Stopper;
 
-/// Events in flight to the logger before a relay thread waits for it.
-const EVENT_QUEUE: usize = 1024;
+/// Notes in flight to the logger before a relay thread waits for it.
+pub const NOTE_QUEUE: usize = 1024;
 
 /// After a failure, how long writers may keep draining before everything is cut.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
-/// How a relay ended.
+/// How a run ended.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Both directions closed; every byte read was delivered.
+    /// Every connection closed both directions; every byte read was delivered.
     Completed(Report),
-    /// A direction or an output failed; the messages are already on stderr.
+    /// A connection or an output failed; the messages are already on stderr.
     Failed(Report),
-    /// Stopped by this signal; every output was flushed.
+    /// A signal stopped connections that were still relaying; every output was
+    /// flushed.
     Cancelled(i32, Report),
 }
 
-/// Relays between `a` and `b` until both directions are closed, with `buffers`
-/// (A->B, B->A) bytes of user-space buffer, all output going through `logger`.
-pub fn run<W: Write + Send>(
-    a: Socket,
-    b: Socket,
-    buffers: (usize, usize),
-    logger: Logger<W>,
+impl Outcome {
+    /// Judges a run by its logger's report: any failure makes it a failure (the
+    /// more useful news for a script), else a signal that cut connections short
+    /// makes it cancelled.
+    pub fn of(report: Report, stopper: &Stopper) -> Outcome {
+        if report.connections.failed > 0 || !report.output_failures.is_empty() {
+            Outcome::Failed(report)
+        } else if let (Some(signal), true) =
+            (stopper.cancelled_by(), report.connections.cancelled > 0)
+        {
+            Outcome::Cancelled(signal, report)
+        } else {
+            Outcome::Completed(report)
+        }
+    }
+}
+
+/// What every connection's relay is given, the same for all of them.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// User-space buffer for A->B and B->A.
+    pub buffers: (usize, usize),
+    /// Whether the logger wants an event per chunk (see `Logger::watches_chunks`).
+    pub watched: bool,
+}
+
+/// One connection, ready to relay.
+pub struct Link {
+    pub id: ConnId,
+    pub a: Socket,
+    pub b: Socket,
+    /// When A was accepted: by the wall clock (for the outputs), and by the monotonic
+    /// one (for how long the connection lasted).
+    pub accepted: (SystemTime, Instant),
+    /// `-o`/`-f`: this connection's dump files.
+    pub dumps: Option<[(String, File); 2]>,
+}
+
+/// Relays one connection until both directions are closed, every note going to the
+/// logger through `notes`: an `Open` first, then the events, then a `Close`. Stopping
+/// `stopper` stops this connection; a failure in it stops nothing else.
+pub fn connection(
+    link: Link,
+    settings: &Settings,
+    notes: &Sender<Note>,
     stopper: &Stopper,
-) -> Outcome {
+) -> Ending {
+    let Link {
+        id,
+        a,
+        b,
+        accepted,
+        dumps,
+    } = link;
+    let buffers = settings.buffers;
     let a = Arc::new(a);
     let b = Arc::new(b);
     stopper.start_relay(&[a.clone(), b.clone()]);
 
-    let (events, event_queue) = bounded(EVENT_QUEUE);
     let (credit_ab, recycler_ab) = user_space_buffer(buffers.0);
     let (credit_ba, recycler_ba) = user_space_buffer(buffers.1);
+    let opening = Opening {
+        at: accepted.0,
+        a: peer(&a),
+        b: peer(&b),
+        buffers,
+        recyclers: [recycler_ab.clone(), recycler_ba.clone()],
+        dumps,
+    };
+    let _ = notes.send(Note::Open(id, Box::new(opening)));
+
     // A logger that shows nothing per chunk (-q, no files) gets no chunk events, and
     // spent chunks go straight from writer to reader, sparing a logger wake-up per
     // chunk.
-    let watched = logger.watches_chunks();
+    let watched = settings.watched;
     let totals = [AtomicU64::new(0), AtomicU64::new(0)];
-    let (chunks_ab, queue_ab) = bounded(buffers.0.min(EVENT_QUEUE));
-    let (chunks_ba, queue_ba) = bounded(buffers.1.min(EVENT_QUEUE));
+    let failed = AtomicBool::new(false);
+    let (chunks_ab, queue_ab) = bounded(buffers.0.min(NOTE_QUEUE));
+    let (chunks_ba, queue_ba) = bounded(buffers.1.min(NOTE_QUEUE));
     // Never sent on: it disconnects when the last relay thread ends.
     let (alive, all_done) = bounded::<()>(0);
 
-    let report = thread::scope(|scope| {
-        let recyclers = [recycler_ab.clone(), recycler_ba.clone()];
-        let totals = &totals;
-        let logger = scope.spawn(move || logger.run(event_queue, recyclers, totals));
-
+    thread::scope(|scope| {
         let pipes = [
             (
                 Direction::AtoB,
@@ -112,11 +166,13 @@ pub fn run<W: Write + Send>(
         ];
         for (dir, producer, consumer, credit, chunks, queue, recycler) in pipes {
             let outlet = || Outlet {
+                conn: id,
                 dir,
                 consumer,
-                events: events.clone(),
+                notes: notes.clone(),
                 watched,
                 stopper,
+                failed: &failed,
             };
             let reader = Reader {
                 producer,
@@ -140,7 +196,7 @@ pub fn run<W: Write + Send>(
                 drop(alive_w);
             });
         }
-        drop((events, alive));
+        drop(alive);
 
         // Wait for the relay threads; once a stop has begun, give them a bounded time.
         select! {
@@ -150,30 +206,44 @@ pub fn run<W: Write + Send>(
         if let Err(RecvTimeoutError::Timeout) = all_done.recv_timeout(DRAIN_GRACE) {
             stopper.stop_now();
         }
-        logger
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
 
-    if let Some(signal) = stopper.cancelled_by() {
-        Outcome::Cancelled(signal, report)
-    } else if report.relay_failed || !report.output_failures.is_empty() {
-        Outcome::Failed(report)
+    let ending = if failed.load(Ordering::SeqCst) {
+        Ending::Failed
+    } else if let Some(signal) = stopper.cancelled_by() {
+        Ending::Cancelled(signal)
     } else {
-        Outcome::Completed(report)
-    }
+        Ending::Completed
+    };
+    // Every reader has ended, so the totals are final.
+    let closing = Closing {
+        ending,
+        bytes: totals.each_ref().map(|t| t.load(Ordering::Relaxed)),
+        lasted: accepted.1.elapsed(),
+        at: SystemTime::now(),
+    };
+    let _ = notes.send(Note::Close(id, closing));
+    ending
+}
+
+/// The address of a connected socket's peer.
+fn peer(socket: &Socket) -> Option<SocketAddr> {
+    socket.peer_addr().ok()?.as_socket()
 }
 
 /// The way into one direction's consumer, shared by its reader and its writer: every
 /// write goes through here, so every write is reported the same way.
 struct Outlet<'a> {
+    conn: ConnId,
     dir: Direction,
     consumer: &'a Socket,
-    events: Sender<Event>,
+    notes: Sender<Note>,
     /// Whether the logger wants a `Wrote` event per write; when it does, a spent chunk
     /// goes home through the logger with the last one.
     watched: bool,
     stopper: &'a Stopper,
+    /// Set when a direction of the connection failed.
+    failed: &'a AtomicBool,
 }
 
 /// How far a delivery got.
@@ -188,6 +258,25 @@ enum Delivered {
 }
 
 impl Outlet<'_> {
+    /// Tells the logger. (If the logger is gone, the process is ending anyway.)
+    fn tell(&self, event: Event) {
+        let _ = self.notes.send(Note::Event(self.conn, event));
+    }
+
+    /// Reports a failure of this direction, unless a stop is under way (then what
+    /// the thread met is the stop), and stops the connection's reading.
+    fn fail(&self, error: io::Error, at: SystemTime) {
+        if !self.stopper.stopping() {
+            self.failed.store(true, Ordering::SeqCst);
+            self.tell(Event::Failed {
+                dir: self.dir,
+                error,
+                at,
+            });
+            self.stopper.stop_reading();
+        }
+    }
+
     /// Writes `chunk[from..]`. With `wait` false it never blocks, and stops at the
     /// first write the kernel cannot take at once.
     fn deliver(&self, chunk: Chunk, mut from: usize, wait: bool) -> Delivered {
@@ -212,7 +301,7 @@ impl Outlet<'_> {
             if from == chunk.len() {
                 // Rule 2: the chunk, and with it the credit, goes home with the
                 // event. (Moved, not cloned: the reader must get it back unshared.)
-                let _ = self.events.send(Event::Wrote {
+                self.tell(Event::Wrote {
                     dir: self.dir,
                     n,
                     spent: Some(chunk),
@@ -220,7 +309,7 @@ impl Outlet<'_> {
                 });
                 return Delivered::Whole(None);
             }
-            let _ = self.events.send(Event::Wrote {
+            self.tell(Event::Wrote {
                 dir: self.dir,
                 n,
                 spent: None,
@@ -231,14 +320,7 @@ impl Outlet<'_> {
     }
 
     fn failed(&self, error: io::Error, at: SystemTime) -> Delivered {
-        if !self.stopper.stopping() {
-            let _ = self.events.send(Event::Failed {
-                dir: self.dir,
-                error,
-                at,
-            });
-            self.stopper.stop_reading();
-        }
+        self.fail(error, at);
         Delivered::Stopped
     }
 }
@@ -272,7 +354,7 @@ impl Reader<'_> {
             match result {
                 Ok(0) => {
                     if !self.outlet.stopper.stopping() {
-                        let _ = self.outlet.events.send(Event::Eof { dir, at });
+                        self.outlet.tell(Event::Eof { dir, at });
                     }
                     // Returning drops `chunks`: the writer drains, then shuts down.
                     return;
@@ -284,7 +366,7 @@ impl Reader<'_> {
                     self.total.fetch_add(n as u64, Ordering::Relaxed);
                     // Rule 1: logged before anyone writes it.
                     if self.outlet.watched {
-                        let _ = self.outlet.events.send(Event::Read {
+                        self.outlet.tell(Event::Read {
                             dir,
                             chunk: chunk.clone(),
                             at,
@@ -310,10 +392,7 @@ impl Reader<'_> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => self.credit.put_back(blank),
                 Err(error) => {
-                    if !self.outlet.stopper.stopping() {
-                        let _ = self.outlet.events.send(Event::Failed { dir, error, at });
-                        self.outlet.stopper.stop_reading();
-                    }
+                    self.outlet.fail(error, at);
                     return;
                 }
             }
@@ -353,12 +432,9 @@ impl Writer<'_> {
         let result = consumer.shutdown(Shutdown::Write);
         let at = SystemTime::now();
         match result {
-            Ok(()) => {
-                let _ = self.outlet.events.send(Event::Closed { dir, at });
-            }
+            Ok(()) => self.outlet.tell(Event::Closed { dir, at }),
             Err(error) if error.kind() != io::ErrorKind::NotConnected => {
-                let _ = self.outlet.events.send(Event::Failed { dir, error, at });
-                stopper.stop_reading();
+                self.outlet.fail(error, at);
             }
             Err(_) => {} // the consumer is gone already; nothing was pending for it
         }

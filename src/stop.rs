@@ -10,10 +10,14 @@
 //! There are two strengths. After a relay failure only *reading* stops, so bytes
 //! already held in user space still reach a consumer that is alive; a cancel (a
 //! signal, or a drain that takes too long) stops everything at once.
+//!
+//! With `-k` every connection has a stopper of its own, a *child* of the process's:
+//! a failure in one connection stops that connection only, while a signal stops the
+//! process's stopper, which stops every child too (and the listener).
 
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use socket2::Socket;
@@ -24,11 +28,20 @@ pub struct Stopper {
     stop: Receiver<()>,
     stopping: AtomicBool,
     relaying: AtomicBool,
-    signal: AtomicI32,
+    /// Shared with the children: a signal cancels them all.
+    signal: Arc<AtomicI32>,
+    /// The connections' stoppers (`-k`); they go away with their connections.
+    children: Mutex<Vec<Weak<Stopper>>>,
 }
 
 impl Default for Stopper {
     fn default() -> Self {
+        Self::with_signal(Arc::new(AtomicI32::new(0)))
+    }
+}
+
+impl Stopper {
+    fn with_signal(signal: Arc<AtomicI32>) -> Self {
         let (closer, stop) = bounded(0);
         Stopper {
             sockets: Mutex::new(Vec::new()),
@@ -36,12 +49,27 @@ impl Default for Stopper {
             stop,
             stopping: AtomicBool::new(false),
             relaying: AtomicBool::new(false),
-            signal: AtomicI32::new(0),
+            signal,
+            children: Mutex::new(Vec::new()),
         }
     }
-}
 
-impl Stopper {
+    /// A stopper for one connection: stopped with this one, but stopping it (after a
+    /// failure) leaves this one and its other children alone. If this one is already
+    /// stopping, the child is born stopped.
+    pub fn child(&self) -> Arc<Stopper> {
+        let child = Arc::new(Stopper::with_signal(self.signal.clone()));
+        let mut children = self.children.lock().unwrap_or_else(PoisonError::into_inner);
+        // `begin` sets the flag before it takes this lock, so a child added after the
+        // flag was set would be missed by it: stop such a child here instead.
+        if self.stopping() {
+            child.stop_now();
+        }
+        children.retain(|c| c.strong_count() > 0);
+        children.push(Arc::downgrade(&child));
+        child
+    }
+
     /// A channel that never delivers and disconnects when a stop begins.
     pub fn channel(&self) -> &Receiver<()> {
         &self.stop
@@ -108,5 +136,54 @@ impl Stopper {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        let children: Vec<Arc<Stopper>> = self
+            .children
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for child in children {
+            child.begin(how);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stopped(stopper: &Stopper) -> bool {
+        stopper.stopping()
+            && stopper
+                .channel()
+                .try_recv()
+                .is_err_and(|e| e.is_disconnected())
+    }
+
+    #[test]
+    fn a_child_stops_alone_but_with_its_parent() {
+        let root = Stopper::default();
+        let (one, two) = (root.child(), root.child());
+        one.stop_reading();
+        assert!(stopped(&one));
+        assert!(!root.stopping() && !two.stopping());
+        root.cancel(15);
+        assert!(stopped(&root) && stopped(&two));
+        assert_eq!(two.cancelled_by(), Some(15));
+        // Born after the stop: stopped at once.
+        let late = root.child();
+        assert!(stopped(&late));
+        assert_eq!(late.cancelled_by(), Some(15));
+    }
+
+    #[test]
+    fn children_that_ended_are_forgotten() {
+        let root = Stopper::default();
+        for _ in 0..100 {
+            drop(root.child());
+        }
+        let _kept = root.child();
+        assert_eq!(root.children.lock().unwrap().len(), 1);
     }
 }

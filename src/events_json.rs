@@ -1,0 +1,325 @@
+//! `--events`: every event as one line of JSON, for scripts.
+//!
+//! The terminal output is for people and its wording is fixed by the original tool;
+//! a script that wants to know what happened when should not have to parse hexdumps.
+//! So the logger can also write each event as a JSON object on a line of its own
+//! (JSON Lines): what happened, in which connection and direction, at which stream
+//! offset, how many bytes (and, for reads, the bytes themselves as hex), and how far
+//! the consumer is behind afterwards. The README documents the schema.
+//!
+//! The objects are flat and their values are numbers, fixed words and hex, so they
+//! are written by hand into one reusable buffer: no serializer, no allocation per
+//! event. The one free text, an OS error message, is escaped as JSON requires.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::event::Direction;
+use crate::hexdump::HEX;
+
+/// What a per-direction record reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Bytes read from the producer (`bytes` holds them).
+    Read,
+    /// Bytes written to the consumer.
+    Wrote,
+    /// The producer closed its side.
+    Eof,
+    /// The consumer's write side was shut down after everything was written.
+    Closed,
+    /// Reading or writing failed (`error` says why).
+    Failed,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Read => "read",
+            Kind::Wrote => "wrote",
+            Kind::Eof => "eof",
+            Kind::Closed => "closed",
+            Kind::Failed => "failed",
+        }
+    }
+}
+
+/// One event of one direction, as the logger saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub at: SystemTime,
+    pub connection: u64,
+    pub dir: Direction,
+    pub kind: Kind,
+    /// Stream offset of the first byte concerned: bytes read before a read, bytes
+    /// written before a write; the stream's length for the others.
+    pub offset: u64,
+    /// Bytes this event moved (0 for the others).
+    pub length: u64,
+    /// The bytes read (reads only).
+    pub bytes: Option<&'a [u8]>,
+    /// Bytes read from the producer and not yet written to the consumer, afterwards.
+    pub backlog: u64,
+    /// Why it failed (failures only).
+    pub error: Option<&'a str>,
+}
+
+impl Record<'_> {
+    /// A record that moved no bytes.
+    pub fn new(
+        at: SystemTime,
+        connection: u64,
+        dir: Direction,
+        kind: Kind,
+        offset: u64,
+        backlog: u64,
+    ) -> Self {
+        Record {
+            at,
+            connection,
+            dir,
+            kind,
+            offset,
+            length: 0,
+            bytes: None,
+            backlog,
+            error: None,
+        }
+    }
+}
+
+/// Writes records as JSON lines into `W`.
+pub struct JsonEvents<W: Write> {
+    out: W,
+    line: Vec<u8>,
+}
+
+impl<W: Write> JsonEvents<W> {
+    pub fn new(out: W) -> Self {
+        JsonEvents {
+            out,
+            line: Vec::with_capacity(64 * 1024),
+        }
+    }
+
+    /// One per-direction event.
+    pub fn record(&mut self, record: &Record) -> io::Result<()> {
+        self.start(record.at, record.connection, record.kind.name());
+        let _ = write!(
+            self.line,
+            r#","direction":"{}->{}","offset":{},"length":{}"#,
+            record.dir.from(),
+            record.dir.to(),
+            record.offset,
+            record.length
+        );
+        if let Some(bytes) = record.bytes {
+            self.line.extend_from_slice(br#","bytes":""#);
+            for &b in bytes {
+                self.line.extend_from_slice(&HEX[b as usize]);
+            }
+            self.line.push(b'"');
+        }
+        let _ = write!(self.line, r#","backlog":{}"#, record.backlog);
+        if let Some(error) = record.error {
+            self.line.extend_from_slice(br#","error":"#);
+            write_string(&mut self.line, error);
+        }
+        self.finish()
+    }
+
+    /// A connection was accepted from `a` and relays to `b`.
+    pub fn open(
+        &mut self,
+        at: SystemTime,
+        connection: u64,
+        a: Option<SocketAddr>,
+        b: Option<SocketAddr>,
+    ) -> io::Result<()> {
+        self.start(at, connection, "open");
+        for (key, addr) in [("a", a), ("b", b)] {
+            let _ = write!(self.line, r#","{key}":"#);
+            match addr {
+                Some(addr) => {
+                    let _ = write!(self.line, r#""{addr}""#);
+                }
+                None => self.line.extend_from_slice(b"null"),
+            }
+        }
+        self.finish()
+    }
+
+    /// A connection's relay ended: how (`completed`, `failed`, `cancelled`), and the
+    /// bytes read each way; `error` when it never started.
+    pub fn end(
+        &mut self,
+        at: SystemTime,
+        connection: u64,
+        outcome: &str,
+        bytes: [u64; 2],
+        error: Option<&str>,
+    ) -> io::Result<()> {
+        self.start(at, connection, "end");
+        let _ = write!(
+            self.line,
+            r#","outcome":"{outcome}","bytes_a_to_b":{},"bytes_b_to_a":{}"#,
+            bytes[0], bytes[1]
+        );
+        if let Some(error) = error {
+            self.line.extend_from_slice(br#","error":"#);
+            write_string(&mut self.line, error);
+        }
+        self.finish()
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn start(&mut self, at: SystemTime, connection: u64, kind: &str) {
+        self.line.clear();
+        let since = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        // Seconds with exactly six decimals, from the integers: a float would round.
+        let _ = write!(
+            self.line,
+            r#"{{"time":{}.{:06},"connection":{connection},"kind":"{kind}""#,
+            since.as_secs(),
+            since.subsec_micros()
+        );
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.line.extend_from_slice(b"}\n");
+        self.out.write_all(&self.line)
+    }
+}
+
+/// `text` as a JSON string: quotes, backslashes and control characters escaped.
+fn write_string(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    for c in text.chars() {
+        match c {
+            '"' => out.extend_from_slice(br#"\""#),
+            '\\' => out.extend_from_slice(br"\\"),
+            '\n' => out.extend_from_slice(br"\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let mut utf8 = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(micros: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_micros(micros)
+    }
+
+    fn record(kind: Kind) -> Record<'static> {
+        Record {
+            at: at(1_714_599_667_000_042),
+            connection: 3,
+            dir: Direction::BtoA,
+            kind,
+            offset: 10,
+            length: 0,
+            bytes: None,
+            backlog: 0,
+            error: None,
+        }
+    }
+
+    fn lines(write: impl FnOnce(&mut JsonEvents<&mut Vec<u8>>)) -> String {
+        let mut out = Vec::new();
+        write(&mut JsonEvents::new(&mut out));
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_read_carries_its_bytes_as_hex() {
+        let text = lines(|json| {
+            json.record(&Record {
+                length: 3,
+                bytes: Some(b"a\x00\xff"),
+                backlog: 3,
+                ..record(Kind::Read)
+            })
+            .unwrap()
+        });
+        assert_eq!(
+            text,
+            r#"{"time":1714599667.000042,"connection":3,"kind":"read","direction":"B->A","offset":10,"length":3,"bytes":"6100ff","backlog":3}"#
+                .to_owned()
+                + "\n"
+        );
+    }
+
+    #[test]
+    fn writes_and_ends_carry_no_bytes() {
+        let text = lines(|json| {
+            json.record(&Record {
+                length: 2,
+                backlog: 1,
+                ..record(Kind::Wrote)
+            })
+            .unwrap();
+            json.record(&record(Kind::Eof)).unwrap();
+            json.record(&record(Kind::Closed)).unwrap();
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            r#"{"time":1714599667.000042,"connection":3,"kind":"wrote","direction":"B->A","offset":10,"length":2,"backlog":1}"#
+        );
+        assert!(lines[1].contains(r#""kind":"eof""#));
+        assert!(lines[2].contains(r#""kind":"closed""#));
+    }
+
+    #[test]
+    fn error_text_is_escaped() {
+        let text = lines(|json| {
+            json.record(&Record {
+                error: Some("bad \"thing\"\\\n\x01é"),
+                ..record(Kind::Failed)
+            })
+            .unwrap()
+        });
+        assert!(
+            text.ends_with(
+                &(r#""backlog":0,"error":"bad \"thing\"\\\n\u0001é"}"#.to_owned() + "\n")
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn connections_open_and_end() {
+        let text = lines(|json| {
+            let a = "127.0.0.1:40000".parse().ok();
+            let b = "[::1]:8082".parse().ok();
+            json.open(at(1_500_000), 1, a, b).unwrap();
+            json.open(at(2_000_000), 2, None, b).unwrap();
+            json.end(at(3_000_000), 1, "completed", [6, 13], None)
+                .unwrap();
+            json.end(at(4_000_000), 2, "failed", [0, 0], Some("refused"))
+                .unwrap();
+        });
+        assert_eq!(
+            text,
+            "\
+{\"time\":1.500000,\"connection\":1,\"kind\":\"open\",\"a\":\"127.0.0.1:40000\",\"b\":\"[::1]:8082\"}
+{\"time\":2.000000,\"connection\":2,\"kind\":\"open\",\"a\":null,\"b\":\"[::1]:8082\"}
+{\"time\":3.000000,\"connection\":1,\"kind\":\"end\",\"outcome\":\"completed\",\"bytes_a_to_b\":6,\"bytes_b_to_a\":13}
+{\"time\":4.000000,\"connection\":2,\"kind\":\"end\",\"outcome\":\"failed\",\"bytes_a_to_b\":0,\"bytes_b_to_a\":0,\"error\":\"refused\"}
+"
+        );
+    }
+}
