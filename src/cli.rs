@@ -30,6 +30,7 @@ or an IPv6 address in brackets ([::1]:8080); serv is a port number or a service 
 <bsz> is n (both) or n:m, in bytes, decimal or 0x-hex.
 
 Order of work: connect to B, wait for one A, relay until both directions are closed.
+With -k: listen for A; for each client, connect to B and relay, until a signal stops it.
 `tiburoncin replay --help` tells how to replay a recorded session."
 )]
 pub struct Cli {
@@ -71,6 +72,17 @@ pub struct Cli {
     #[arg(short = 't', long = "timestamps", value_name = "how", value_enum,
           num_args = 0..=1, require_equals = true, default_missing_value = "local")]
     pub timestamps: Option<TimestampKind>,
+
+    /// Keep accepting clients until stopped: each gets its own connection to B and
+    /// its own buffers, and its lines start with [N], its number
+    #[arg(short = 'k', long = "keep-listening")]
+    pub keep_listening: bool,
+
+    /// With -k: relay at most N connections at once; more clients wait to be
+    /// accepted (default 256)
+    #[arg(long = "max-conns", value_name = "N", requires = "keep_listening",
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_conns: Option<u32>,
 
     /// Also write every event as a line of JSON (schema in the README) to this file,
     /// or with - to standard output (the text then goes to standard error)

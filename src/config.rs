@@ -19,6 +19,10 @@ pub const DEFAULT_BUFFER: usize = 2048;
 /// The largest `-b`: a relay buffer is real memory, and more than this helps nobody.
 pub const MAX_BUFFER: u64 = 1 << 30;
 
+/// `--max-conns` when not given: enough for a browser's or a test suite's parallel
+/// connections, while bounding the threads (five a connection) and the buffers.
+pub const DEFAULT_MAX_CONNS: usize = 256;
+
 /// The largest `-z`: `setsockopt` takes an `int`.
 pub const MAX_SOCKET_BUFFER: u64 = i32::MAX as u64;
 
@@ -77,6 +81,8 @@ fn parse_size(text: &str, max: u64) -> Result<usize, String> {
 pub struct DumpPaths {
     pub a_to_b: PathBuf,
     pub b_to_a: PathBuf,
+    /// `-f`'s prefix (empty for `-o`), from which `-k` makes one pair per connection.
+    prefix: PathBuf,
 }
 
 /// Where `--events` writes.
@@ -104,6 +110,8 @@ pub struct Config {
     pub timestamps: Option<TimestampKind>,
     /// `--events`: where the JSON lines go.
     pub events: Option<EventsTo>,
+    /// `-k`: keep accepting clients, relaying at most this many at once.
+    pub keep_listening: Option<usize>,
 }
 
 impl Config {
@@ -151,6 +159,9 @@ impl Config {
             quiet: cli.quiet,
             timestamps: cli.timestamps,
             events,
+            keep_listening: cli
+                .keep_listening
+                .then(|| cli.max_conns.map_or(DEFAULT_MAX_CONNS, |n| n as usize)),
         })
     }
 }
@@ -169,7 +180,15 @@ impl DumpPaths {
         DumpPaths {
             a_to_b: named("AtoB.dump"),
             b_to_a: named("BtoA.dump"),
+            prefix,
         }
+    }
+
+    /// `-k`: connection `n`'s files, `<prefix>n-AtoB.dump` and `<prefix>n-BtoA.dump`.
+    pub fn for_connection(&self, n: u64) -> DumpPaths {
+        let mut prefix = self.prefix.clone().into_os_string();
+        prefix.push(format!("{n}-"));
+        DumpPaths::with_prefix(PathBuf::from(prefix))
     }
 }
 
@@ -351,6 +370,36 @@ mod tests {
         ] {
             assert!(replay_config(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn keep_listening_and_its_bound() {
+        assert_eq!(
+            config(&["-A", "1", "-B", "2"]).unwrap().keep_listening,
+            None
+        );
+        let c = config(&["-A", "1", "-B", "2", "-k"]).unwrap();
+        assert_eq!(c.keep_listening, Some(DEFAULT_MAX_CONNS));
+        let c = config(&["-A", "1", "-B", "2", "-k", "--max-conns", "3"]).unwrap();
+        assert_eq!(c.keep_listening, Some(3));
+        for bad in [
+            &["-A", "1", "-B", "2", "--max-conns", "3"][..],
+            &["-A", "1", "-B", "2", "-k", "--max-conns", "0"],
+            &["-A", "1", "-B", "2", "-k", "--max-conns", "x"],
+        ] {
+            assert!(config(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn each_connection_has_its_own_dump_files() {
+        let c = config(&["-A", "1", "-B", "2", "-k", "-f", "/tmp/run-"]).unwrap();
+        let third = c.dumps.unwrap().for_connection(3);
+        assert_eq!(third.a_to_b, PathBuf::from("/tmp/run-3-AtoB.dump"));
+        assert_eq!(third.b_to_a, PathBuf::from("/tmp/run-3-BtoA.dump"));
+        let c = config(&["-A", "1", "-B", "2", "-k", "-o"]).unwrap();
+        let first = c.dumps.unwrap().for_connection(1);
+        assert_eq!(first.a_to_b, PathBuf::from("1-AtoB.dump"));
     }
 
     #[test]

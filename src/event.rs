@@ -95,10 +95,11 @@ pub enum Note {
         a: Option<SocketAddr>,
         at: SystemTime,
     },
-    /// `-k`: B could not be reached for this client, which was turned away.
-    Unreachable {
+    /// `-k`: this client was turned away without a relay: B could not be reached,
+    /// or its sockets could not be set up. Its last note.
+    NotRelayed {
         conn: ConnId,
-        error: io::Error,
+        error: crate::error::Error,
         at: SystemTime,
     },
     /// The connection starts relaying. Sent before any of its events.

@@ -15,6 +15,7 @@ pub mod error;
 pub mod event;
 pub mod events_json;
 pub mod hexdump;
+pub mod keep_listening;
 pub mod logger;
 pub mod net;
 pub mod pcap_read;
@@ -35,6 +36,7 @@ use std::time::{Instant, SystemTime};
 
 use crossbeam_channel::bounded;
 
+use crate::addr::Endpoint;
 use crate::config::{Config, EventsTo};
 use crate::error::Error;
 use crate::logger::{JsonOut, Logger};
@@ -64,18 +66,16 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
     };
     let json = open_events(&config)?;
     let say = Say::for_config(&config);
+    if let Some(max_conns) = config.keep_listening {
+        return keep_listening::run(&config, max_conns, &stopper, say, json);
+    }
 
     say.line(format_args!("Connecting to B {}...", config.b));
     let b = net::connect(&config.b_addrs, config.socket_buffers, stopper.channel())
         .map_err(Error::Connect)?;
 
     let listener = net::listen(&config.a_addrs, config.socket_buffers).map_err(Error::Accept)?;
-    let mut shown_a = config.a.clone();
-    if shown_a.numeric_port() == Some(0) {
-        if let Some(port) = net::local_port(&listener) {
-            shown_a.serv = port.to_string();
-        }
-    }
+    let shown_a = shown_address(&config.a, &listener);
     say.line(format_args!("Waiting for a connection from A {shown_a}..."));
     let a = net::accept(&listener).map_err(Error::Accept)?;
     let accepted = (SystemTime::now(), Instant::now());
@@ -108,10 +108,21 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
     Ok(Outcome::of(report, &stopper))
 }
 
+/// `-A` as typed, but with the port the listener really got when it was 0.
+pub(crate) fn shown_address(typed: &Endpoint, listener: &socket2::Socket) -> Endpoint {
+    let mut shown = typed.clone();
+    if shown.numeric_port() == Some(0) {
+        if let Some(port) = net::local_port(listener) {
+            shown.serv = port.to_string();
+        }
+    }
+    shown
+}
+
 /// Where the text for people goes: standard output, unless `--events -` took it for
 /// the JSON, in which case standard error (so neither stream mixes two formats).
 #[derive(Debug, Clone, Copy)]
-struct Say {
+pub(crate) struct Say {
     to_stderr: bool,
 }
 
@@ -123,7 +134,7 @@ impl Say {
     }
 
     /// A start-up line, printed at once.
-    fn line(self, args: std::fmt::Arguments) {
+    pub(crate) fn line(self, args: std::fmt::Arguments) {
         if self.to_stderr {
             eprintln!("{args}");
         } else {
@@ -143,7 +154,7 @@ impl Say {
 }
 
 /// The logger the configuration asks for.
-fn logger(
+pub(crate) fn logger(
     config: &Config,
     say: Say,
     json: Option<(String, JsonOut)>,

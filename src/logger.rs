@@ -27,6 +27,7 @@ use std::time::SystemTime;
 use crossbeam_channel::Receiver;
 
 use crate::buffer::Recycler;
+use crate::config::DumpPaths;
 use crate::dump::DumpWriter;
 use crate::error::Error;
 use crate::event::{Closing, ConnId, Direction, Ending, Event, Note, Opening};
@@ -126,6 +127,8 @@ pub struct Logger<W: Write> {
     quiet: bool,
     /// Whether the connections have dump files (they come with each `Opening`).
     dumping: bool,
+    /// `-k` with `-o`/`-f`: the logger makes each connection's dump files itself.
+    dumps_per_connection: Option<DumpPaths>,
     /// `-k`: where B is, as typed, for the line that says it is being dialled. Also
     /// what turns on the `[N] ` labels, the summaries and the final tally.
     many: Option<String>,
@@ -145,6 +148,7 @@ impl<W: Write> Logger<W> {
             },
             quiet: false,
             dumping: false,
+            dumps_per_connection: None,
             many: None,
             conns: HashMap::new(),
             report: Report::default(),
@@ -175,6 +179,13 @@ impl<W: Write> Logger<W> {
         self
     }
 
+    /// `-k` with `-o`/`-f`: make a pair of dump files for each connection, named
+    /// after its number (see `DumpPaths::for_connection`).
+    pub fn dumps_per_connection(mut self, paths: Option<DumpPaths>) -> Self {
+        self.dumps_per_connection = paths;
+        self
+    }
+
     /// `--events`: also write every event as a line of JSON into `out`, named `what`
     /// in messages.
     pub fn with_json(mut self, what: impl Into<String>, out: JsonOut) -> Self {
@@ -193,7 +204,7 @@ impl<W: Write> Logger<W> {
     /// Whether any output shows the bytes of each chunk. When none does, the relay
     /// sends no per-chunk events at all.
     pub fn watches_chunks(&self) -> bool {
-        !self.quiet || self.dumping || self.json.is_some()
+        !self.quiet || self.dumping || self.dumps_per_connection.is_some() || self.json.is_some()
     }
 
     /// Handles notes until every sender has hung up, then flushes everything.
@@ -241,10 +252,9 @@ impl<W: Write> Logger<W> {
                     format_args!("Connection from A {a}, connecting to B {b}...\n"),
                 );
             }
-            Note::Unreachable { conn, error, at } => {
+            Note::NotRelayed { conn, error, at } => {
                 self.report.connections.failed += 1;
                 self.flush();
-                let error = Error::Connect(error);
                 eprintln!("{}{error}", label(conn));
                 let message = error.to_string();
                 self.json(|j| j.end(at, conn, "failed", [0, 0], Some(&message)));
@@ -277,17 +287,38 @@ impl<W: Write> Logger<W> {
             format_args!("Allocating buffers: {ab} and {ba} bytes...\n"),
         );
         self.json(|j| j.open(at, id, a, b));
-        let dumps = dumps.map_or_else(Vec::new, |files| {
-            files
-                .into_iter()
-                .map(|(name, file)| {
-                    Sink::new(
-                        name,
-                        DumpWriter::new(BufWriter::with_capacity(64 * 1024, file)),
-                    )
-                })
-                .collect()
-        });
+        let made: Vec<Result<(String, File), Error>> = match (dumps, &self.dumps_per_connection) {
+            (Some(files), _) => files.into_iter().map(Ok).collect(),
+            (None, Some(paths)) => {
+                let paths = paths.for_connection(id);
+                [paths.a_to_b, paths.b_to_a]
+                    .into_iter()
+                    .map(|path| match File::create(&path) {
+                        Ok(file) => Ok((path.display().to_string(), file)),
+                        Err(source) => Err(Error::CreateOutput { path, source }),
+                    })
+                    .collect()
+            }
+            (None, None) => Vec::new(),
+        };
+        let dumps = made
+            .into_iter()
+            .map(|made| match made {
+                Ok((name, file)) => Sink::new(
+                    name,
+                    DumpWriter::new(BufWriter::with_capacity(64 * 1024, file)),
+                ),
+                // A file that cannot be created costs that file, not the relay.
+                Err(error) => {
+                    eprintln!("{label}{error}");
+                    self.report.output_failures.push(error);
+                    Sink {
+                        what: String::new(),
+                        out: None,
+                    }
+                }
+            })
+            .collect();
         let conn = Conn {
             label,
             flows: [Flow::default(); 2],
@@ -388,21 +419,26 @@ impl<W: Write> Logger<W> {
         }
     }
 
+    /// The connection's last note. (A connection stopped before it could open, while
+    /// B was being dialled, closes without having opened.)
     fn close(&mut self, id: ConnId, closing: Closing) {
-        let Some(mut conn) = self.conns.remove(&id) else {
-            debug_assert!(false, "connection {id} closed twice");
-            return;
-        };
         let Closing {
             ending,
             bytes,
             lasted,
             at,
         } = closing;
-        let failures = &mut self.report.output_failures;
-        for dump in &mut conn.dumps {
-            dump.apply(failures, |d| d.flush());
-        }
+        let label = match self.conns.remove(&id) {
+            Some(mut conn) => {
+                let failures = &mut self.report.output_failures;
+                for dump in &mut conn.dumps {
+                    dump.apply(failures, |d| d.flush());
+                }
+                conn.label
+            }
+            None if self.many.is_some() => label(id),
+            None => String::new(),
+        };
         let tally = &mut self.report.connections;
         match ending {
             Ending::Completed => tally.completed += 1,
@@ -423,7 +459,7 @@ impl<W: Write> Logger<W> {
             };
             self.print.line(
                 None,
-                &conn.label,
+                &label,
                 SystemTime::now(),
                 format_args!(
                     "Relayed A -> B {ab} bytes, B -> A {ba} bytes in {seconds:.3} s{how}\n"

@@ -65,14 +65,23 @@ pub fn connect(
 }
 
 /// Binds and listens where A will connect (SO_REUSEADDR, so a quick restart works),
-/// trying each resolved address until one binds.
+/// trying each resolved address until one binds. One A only: a backlog of one.
 pub fn listen(addrs: &[SocketAddr], buffers: SocketBuffers) -> io::Result<Socket> {
+    listen_with_backlog(addrs, buffers, 1)
+}
+
+/// As `listen`, with room for `backlog` clients waiting to be accepted (`-k`).
+pub fn listen_with_backlog(
+    addrs: &[SocketAddr],
+    buffers: SocketBuffers,
+    backlog: i32,
+) -> io::Result<Socket> {
     let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to listen on");
     for addr in addrs {
         let bound = new_socket(addr, buffers).and_then(|socket| {
             socket.set_reuse_address(true)?;
             socket.bind(&SockAddr::from(*addr))?;
-            socket.listen(1)?;
+            socket.listen(backlog)?;
             Ok(socket)
         });
         match bound {

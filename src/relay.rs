@@ -227,7 +227,7 @@ pub fn connection(
 }
 
 /// The address of a connected socket's peer.
-fn peer(socket: &Socket) -> Option<SocketAddr> {
+pub(crate) fn peer(socket: &Socket) -> Option<SocketAddr> {
     socket.peer_addr().ok()?.as_socket()
 }
 

@@ -360,3 +360,60 @@ pub fn behinds(lines: &[String], who: &str) -> Vec<usize> {
         })
         .collect()
 }
+
+/// Accepts one connection on `listener`, failing past the deadline.
+pub fn accept_in_time(listener: &TcpListener) -> TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let stream = wait_for(
+        "a connection to B",
+        || match listener.accept() {
+            Ok((stream, _)) => Some(stream),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) => panic!("accept: {e}"),
+        },
+        String::new,
+    );
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
+/// tiburoncin with `-k`: a server B, and the process listening for clients.
+pub struct Listening {
+    pub process: Process,
+    /// B's listener: every client of tiburoncin becomes a connection here.
+    pub b: TcpListener,
+    /// Where tiburoncin listens for A.
+    pub port: u16,
+}
+
+impl Listening {
+    /// Starts `tiburoncin -k -A 127.0.0.1:0 -B <a new B>` with extra `args`.
+    pub fn start(args: &[&str], options: &Options) -> Listening {
+        let b = TcpListener::bind("127.0.0.1:0").unwrap();
+        let b_port = b.local_addr().unwrap().port();
+        let mut all = vec![
+            "-k".to_string(),
+            "-A".into(),
+            "127.0.0.1:0".into(),
+            "-B".into(),
+            format!("127.0.0.1:{b_port}"),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let process = Process::spawn_with(&all, options);
+        let waiting = process.stdout.wait_line("the waiting line", |l| {
+            l.starts_with("Waiting for connections from A ")
+        });
+        Listening {
+            process,
+            b,
+            port: waiting_port(&waiting),
+        }
+    }
+
+    /// A new client A, and B's side of the connection tiburoncin made for it.
+    pub fn connect(&self) -> (TcpStream, TcpStream) {
+        let a = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let b = accept_in_time(&self.b);
+        (a, b)
+    }
+}
