@@ -11,6 +11,7 @@ use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::addr::Endpoint;
 use crate::config::SizePair;
+use crate::faults::{self, Delay};
 use crate::timestamps::TimestampKind;
 
 /// A TCP man in the middle: relays every byte between A and B, showing each chunk as
@@ -28,6 +29,8 @@ use crate::timestamps::TimestampKind;
 <addr> is host:serv, :serv or serv; host defaults to localhost and may be a name, an IP,
 or an IPv6 address in brackets ([::1]:8080); serv is a port number or a service name.
 <bsz> is n (both) or n:m, in bytes, decimal or 0x-hex.
+Faults are for A->B and B->A alike (v), for each (v:w), or for one only (v: or :w);
+their byte counts are decimal, with k, M or G for thousands, millions, billions.
 
 Order of work: connect to B, wait for one A, relay until both directions are closed.
 With -k: listen for A; for each client, connect to B and relay, until a signal stops it.
@@ -83,6 +86,29 @@ pub struct Cli {
     #[arg(long = "max-conns", value_name = "N", requires = "keep_listening",
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_conns: Option<u32>,
+
+    /// Forward at most this many bytes a second (1000, 64k, 1M)
+    #[arg(long, value_name = "A2B:B2A", value_parser = rates, help_heading = FAULTS)]
+    pub rate: Option<[Option<u64>; 2]>,
+
+    /// Hold each chunk this many milliseconds after it is read, give or take up to
+    /// JITTER (uniformly), keeping the order
+    #[arg(long, value_name = "MS[~JITTER]", value_parser = delays, help_heading = FAULTS)]
+    pub delay: Option<[Option<Delay>; 2]>,
+
+    /// Forward at most this many bytes per write
+    #[arg(long, value_name = "N", value_parser = slices, help_heading = FAULTS)]
+    pub slice: Option<[Option<usize>; 2]>,
+
+    /// After forwarding this many bytes, reset the receiver's connection (RST)
+    #[arg(long = "reset-after", value_name = "N", value_parser = byte_counts,
+          help_heading = FAULTS)]
+    pub reset_after: Option<[Option<u64>; 2]>,
+
+    /// After forwarding this many bytes, forward nothing more (until stopped)
+    #[arg(long = "stall-after", value_name = "N", value_parser = byte_counts,
+          help_heading = FAULTS)]
+    pub stall_after: Option<[Option<u64>; 2]>,
 
     /// Also write every event as a line of JSON (schema in the README) to this file,
     /// or with - to standard output (the text then goes to standard error)
@@ -185,6 +211,25 @@ pub enum Side {
 pub enum Timing {
     Fast,
     Recorded,
+}
+
+/// The heading of the fault injection flags in `--help`.
+const FAULTS: &str = "Fault injection (per direction: v, A2B:B2A, A2B: or :B2A)";
+
+fn rates(text: &str) -> Result<[Option<u64>; 2], String> {
+    faults::parse_pair(text, faults::parse_rate)
+}
+
+fn delays(text: &str) -> Result<[Option<Delay>; 2], String> {
+    faults::parse_pair(text, faults::parse_delay)
+}
+
+fn slices(text: &str) -> Result<[Option<usize>; 2], String> {
+    faults::parse_pair(text, faults::parse_slice)
+}
+
+fn byte_counts(text: &str) -> Result<[Option<u64>; 2], String> {
+    faults::parse_pair(text, faults::parse_bytes)
 }
 
 fn parse_speed(text: &str) -> Result<f64, String> {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::addr::Endpoint;
 use crate::cli::{Cli, ReplayArgs, Side, Timing};
+use crate::faults::Faults;
 use crate::timestamps::TimestampKind;
 
 /// The original's default user-space buffer per direction.
@@ -112,6 +113,8 @@ pub struct Config {
     pub events: Option<EventsTo>,
     /// `-k`: keep accepting clients, relaying at most this many at once.
     pub keep_listening: Option<usize>,
+    /// What to inject into A->B and B->A.
+    pub faults: [Faults; 2],
 }
 
 impl Config {
@@ -144,6 +147,14 @@ impl Config {
             Some(path) => Some(EventsTo::File(path)),
             None => None,
         };
+        let side = |i: usize| Faults {
+            rate: cli.rate.and_then(|r| r[i]),
+            delay: cli.delay.and_then(|d| d[i]),
+            slice: cli.slice.and_then(|s| s[i]),
+            reset_after: cli.reset_after.and_then(|n| n[i]),
+            stall_after: cli.stall_after.and_then(|n| n[i]),
+        };
+        let faults = [side(0), side(1)];
         let buffers = cli
             .buffers
             .unwrap_or(SizePair(DEFAULT_BUFFER, DEFAULT_BUFFER));
@@ -159,6 +170,7 @@ impl Config {
             quiet: cli.quiet,
             timestamps: cli.timestamps,
             events,
+            faults,
             keep_listening: cli
                 .keep_listening
                 .then(|| cli.max_conns.map_or(DEFAULT_MAX_CONNS, |n| n as usize)),
@@ -386,6 +398,61 @@ mod tests {
             &["-A", "1", "-B", "2", "--max-conns", "3"][..],
             &["-A", "1", "-B", "2", "-k", "--max-conns", "0"],
             &["-A", "1", "-B", "2", "-k", "--max-conns", "x"],
+        ] {
+            assert!(config(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn faults_per_direction() {
+        use crate::faults::Delay;
+        let c = config(&["-A", "1", "-B", "2"]).unwrap();
+        assert!(!c.faults[0].any() && !c.faults[1].any());
+        let c = config(&[
+            "-A",
+            "1",
+            "-B",
+            "2",
+            "--rate",
+            "10k",
+            "--delay",
+            ":200~50",
+            "--slice",
+            "7:",
+            "--reset-after",
+            "1M:",
+            "--stall-after",
+            ":5",
+        ])
+        .unwrap();
+        let ms = Duration::from_millis;
+        assert_eq!(
+            c.faults[0],
+            Faults {
+                rate: Some(10_000),
+                slice: Some(7),
+                reset_after: Some(1_000_000),
+                ..Faults::default()
+            }
+        );
+        assert_eq!(
+            c.faults[1],
+            Faults {
+                rate: Some(10_000),
+                delay: Some(Delay {
+                    base: ms(200),
+                    jitter: ms(50)
+                }),
+                stall_after: Some(5),
+                ..Faults::default()
+            }
+        );
+        for bad in [
+            &["-A", "1", "-B", "2", "--rate", "0"][..],
+            &["-A", "1", "-B", "2", "--slice", "0:1"],
+            &["-A", "1", "-B", "2", "--delay", "fast"],
+            &["-A", "1", "-B", "2", "--reset-after", "1:2:3"],
+            &["-A", "1", "-B", "2", "--stall-after", ":"],
         ] {
             assert!(config(bad).is_err(), "{bad:?}");
         }

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use crate::buffer::{Chunk, Recycler};
+use crate::faults::Injected;
 
 /// One of the two flows of the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,6 +82,12 @@ pub enum Event {
         error: io::Error,
         at: SystemTime,
     },
+    /// A fault was injected on purpose (`--reset-after`, `--stall-after`).
+    Injected {
+        dir: Direction,
+        fault: Injected,
+        at: SystemTime,
+    },
 }
 
 /// A connection's number: 1 for the first one accepted, and so on.
@@ -135,6 +142,8 @@ pub enum Ending {
     Failed,
     /// Stopped by this signal.
     Cancelled(i32),
+    /// Ended by a reset injected on purpose (`--reset-after`): not a failure.
+    Reset,
 }
 
 impl Ending {
@@ -143,6 +152,7 @@ impl Ending {
             Ending::Completed => "completed",
             Ending::Failed => "failed",
             Ending::Cancelled(_) => "cancelled",
+            Ending::Reset => "reset",
         }
     }
 }
@@ -166,7 +176,8 @@ impl Event {
             | Event::Wrote { at, .. }
             | Event::Eof { at, .. }
             | Event::Closed { at, .. }
-            | Event::Failed { at, .. } => at,
+            | Event::Failed { at, .. }
+            | Event::Injected { at, .. } => at,
         }
     }
 }

@@ -31,6 +31,8 @@ pub enum Kind {
     Closed,
     /// Reading or writing failed (`error` says why).
     Failed,
+    /// A fault was injected (`fault` says which).
+    Fault,
 }
 
 impl Kind {
@@ -41,6 +43,7 @@ impl Kind {
             Kind::Eof => "eof",
             Kind::Closed => "closed",
             Kind::Failed => "failed",
+            Kind::Fault => "fault",
         }
     }
 }
@@ -63,6 +66,8 @@ pub struct Record<'a> {
     pub backlog: u64,
     /// Why it failed (failures only).
     pub error: Option<&'a str>,
+    /// Which fault was injected: `reset` or `stall` (faults only).
+    pub fault: Option<&'static str>,
 }
 
 impl Record<'_> {
@@ -85,6 +90,7 @@ impl Record<'_> {
             bytes: None,
             backlog,
             error: None,
+            fault: None,
         }
     }
 }
@@ -125,6 +131,9 @@ impl<W: Write> JsonEvents<W> {
         if let Some(error) = record.error {
             self.line.extend_from_slice(br#","error":"#);
             write_string(&mut self.line, error);
+        }
+        if let Some(fault) = record.fault {
+            let _ = write!(self.line, r#","fault":"{fault}""#);
         }
         self.finish()
     }
@@ -234,6 +243,7 @@ mod tests {
             bytes: None,
             backlog: 0,
             error: None,
+            fault: None,
         }
     }
 
@@ -281,6 +291,22 @@ mod tests {
         );
         assert!(lines[1].contains(r#""kind":"eof""#));
         assert!(lines[2].contains(r#""kind":"closed""#));
+    }
+
+    #[test]
+    fn an_injected_fault_names_itself() {
+        let text = lines(|json| {
+            json.record(&Record {
+                fault: Some("reset"),
+                ..record(Kind::Fault)
+            })
+            .unwrap()
+        });
+        assert!(
+            text.ends_with(r#""kind":"fault","direction":"B->A","offset":10,"length":0,"backlog":0,"fault":"reset"}
+"#),
+            "{text}"
+        );
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub(crate) fn run(
     let settings = Settings {
         buffers: config.buffers,
         watched: logger.watches_chunks(),
+        faults: config.faults,
     };
     let (notes, queue) = bounded(NOTE_QUEUE);
     let (take_slot, free_slot) = bounded::<()>(max_conns);

@@ -14,8 +14,10 @@ pub mod dump;
 pub mod error;
 pub mod event;
 pub mod events_json;
+pub mod faults;
 pub mod hexdump;
 pub mod keep_listening;
+pub mod kernel_queues;
 pub mod logger;
 pub mod net;
 pub mod pcap_read;
@@ -88,6 +90,7 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
     let settings = Settings {
         buffers: config.buffers,
         watched: logger.watches_chunks(),
+        faults: config.faults,
     };
     let link = Link {
         id: 1,
@@ -164,6 +167,7 @@ pub(crate) fn logger(
         .terminal_named(name)
         .quiet(config.quiet)
         .timestamps(config.timestamps)
+        .faults(&config.faults)
         .dumping(config.dumps.is_some());
     if let Some((name, out)) = json {
         logger = logger.with_json(name, out);

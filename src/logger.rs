@@ -32,6 +32,7 @@ use crate::dump::DumpWriter;
 use crate::error::Error;
 use crate::event::{Closing, ConnId, Direction, Ending, Event, Note, Opening};
 use crate::events_json::{JsonEvents, Kind, Record};
+use crate::faults::{self, Faults, Injected};
 use crate::hexdump;
 use crate::timestamps::{TimestampKind, Timestamps};
 
@@ -129,6 +130,8 @@ pub struct Logger<W: Write> {
     dumping: bool,
     /// `-k` with `-o`/`-f`: the logger makes each connection's dump files itself.
     dumps_per_connection: Option<DumpPaths>,
+    /// `Injecting faults: ...`, printed when each connection opens.
+    faults: Option<String>,
     /// `-k`: where B is, as typed, for the line that says it is being dialled. Also
     /// what turns on the `[N] ` labels, the summaries and the final tally.
     many: Option<String>,
@@ -149,6 +152,7 @@ impl<W: Write> Logger<W> {
             quiet: false,
             dumping: false,
             dumps_per_connection: None,
+            faults: None,
             many: None,
             conns: HashMap::new(),
             report: Report::default(),
@@ -183,6 +187,13 @@ impl<W: Write> Logger<W> {
     /// after its number (see `DumpPaths::for_connection`).
     pub fn dumps_per_connection(mut self, paths: Option<DumpPaths>) -> Self {
         self.dumps_per_connection = paths;
+        self
+    }
+
+    /// The faults injected (`--rate`, `--delay`...), to be said at each connection's
+    /// start.
+    pub fn faults(mut self, faults: &[Faults; 2]) -> Self {
+        self.faults = faults::describe(faults);
         self
     }
 
@@ -286,6 +297,10 @@ impl<W: Write> Logger<W> {
             at,
             format_args!("Allocating buffers: {ab} and {ba} bytes...\n"),
         );
+        if let Some(faults) = &self.faults {
+            self.print
+                .line(None, &label, at, format_args!("{faults}\n"));
+        }
         self.json(|j| j.open(at, id, a, b));
         let made: Vec<Result<(String, File), Error>> = match (dumps, &self.dumps_per_connection) {
             (Some(files), _) => files.into_iter().map(Ok).collect(),
@@ -401,6 +416,32 @@ impl<W: Write> Logger<W> {
                     json.apply(failures, |j| j.record(&record));
                 }
             }
+            Event::Injected { dir, fault, at } => {
+                let flow = conn.flows[dir.index()];
+                let what = match fault {
+                    Injected::Reset(_) => "reset",
+                    Injected::Stall(_) => "stalled",
+                };
+                // Shown even with -q: like an error, it changes the conversation.
+                self.print.line(
+                    Some(dir),
+                    &conn.label,
+                    at,
+                    format_args!(
+                        "{} -> {} {what} after {} bytes (injected)\n",
+                        dir.from(),
+                        dir.to(),
+                        fault.after()
+                    ),
+                );
+                if let Some(json) = self.json.as_mut() {
+                    let record = Record {
+                        fault: Some(fault.word()),
+                        ..Record::new(at, id, dir, Kind::Fault, fault.after(), flow.backlog())
+                    };
+                    json.apply(failures, |j| j.record(&record));
+                }
+            }
             Event::Failed { dir, error, at } => {
                 // Whatever was printed before the failure comes first.
                 self.terminal.apply(failures, |out| out.flush());
@@ -441,7 +482,8 @@ impl<W: Write> Logger<W> {
         };
         let tally = &mut self.report.connections;
         match ending {
-            Ending::Completed => tally.completed += 1,
+            // A reset that was asked for is a connection that went as planned.
+            Ending::Completed | Ending::Reset => tally.completed += 1,
             Ending::Failed => tally.failed += 1,
             Ending::Cancelled(_) => tally.cancelled += 1,
         }
@@ -456,6 +498,7 @@ impl<W: Write> Logger<W> {
                 _ if self.many.is_none() => "",
                 Ending::Failed => " (failed)",
                 Ending::Cancelled(_) => " (cancelled)",
+                Ending::Reset => " (reset injected)",
             };
             self.print.line(
                 None,

@@ -135,6 +135,27 @@ pub fn local_port(socket: &Socket) -> Option<u16> {
     socket.local_addr().ok()?.as_socket().map(|a| a.port())
 }
 
+/// Resets a connected socket: the peer gets an RST ("Connection reset by peer") and
+/// whatever it had not acknowledged is thrown away.
+///
+/// The usual way, SO_LINGER 0 and `close`, would free the descriptor while the
+/// other direction's threads still use it (and the number could be reused for
+/// another socket under them). `connect` with the address family AF_UNSPEC
+/// disconnects a TCP socket instead: Linux resets an established connection and
+/// leaves the descriptor valid, so the other threads just see it reset.
+pub fn reset(socket: &Socket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero sockaddr is a valid AF_UNSPEC address (AF_UNSPEC is 0);
+    // the pointer and length describe it for the duration of the call.
+    let unspecified: libc::sockaddr = unsafe { std::mem::zeroed() };
+    let len = std::mem::size_of::<libc::sockaddr>() as libc::socklen_t;
+    let rc = unsafe { libc::connect(socket.as_raw_fd(), &unspecified, len) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Options for a relayed connection: every chunk goes out as soon as it is written
 /// (Nagle would hold small chunks back and distort what each side sees), and blocking
 /// I/O, which is what the relay threads do.

@@ -26,6 +26,13 @@
 //! A failure (a reset, a broken pipe) is reported by the thread that met it, which
 //! then stops all reading; writers drain what is already buffered to a consumer that
 //! is still there, for a bounded time, and then everything is shut down.
+//!
+//! Each connection (`-k` relays many) has its own four threads, buffers and stopper;
+//! only the logger is shared, and events reach it tagged with the connection's
+//! number. Injected faults (see `faults`) act in a direction's writer, which still
+//! writes in order and still sends `Wrote` before giving the space back, so the rules
+//! hold; the reader's cut-through is off for that direction, so no byte bypasses
+//! them.
 
 use std::fs::File;
 use std::io;
@@ -40,7 +47,10 @@ use socket2::Socket;
 
 use crate::buffer::{Chunk, Credit, Recycler, user_space_buffer};
 use crate::event::{Closing, ConnId, Direction, Ending, Event, Note, Opening};
+use crate::faults::{Allow, Faults, Injected, Shaper};
+use crate::kernel_queues;
 use crate::logger::Report;
+use crate::net;
 use crate::stop::Stopper;
 
 /// Notes in flight to the logger before a relay thread waits for it.
@@ -48,6 +58,14 @@ pub const NOTE_QUEUE: usize = 1024;
 
 /// After a failure, how long writers may keep draining before everything is cut.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Before an injected reset, how long the consumer may take to acknowledge the bytes
+/// already written to it (a reset discards what it has not acknowledged).
+const RESET_ACK_WAIT: Duration = Duration::from_secs(1);
+
+/// A chunk on its way to the writer: the bytes, how far they were already written,
+/// and (with `--delay`) when they were read.
+type Queued = (Chunk, usize, Option<Instant>);
 
 /// How a run ended.
 #[derive(Debug)]
@@ -85,6 +103,8 @@ pub struct Settings {
     pub buffers: (usize, usize),
     /// Whether the logger wants an event per chunk (see `Logger::watches_chunks`).
     pub watched: bool,
+    /// What to inject into A->B and B->A (see `faults`).
+    pub faults: [Faults; 2],
 }
 
 /// One connection, ready to relay.
@@ -138,6 +158,7 @@ pub fn connection(
     let watched = settings.watched;
     let totals = [AtomicU64::new(0), AtomicU64::new(0)];
     let failed = AtomicBool::new(false);
+    let reset = AtomicBool::new(false);
     let (chunks_ab, queue_ab) = bounded(buffers.0.min(NOTE_QUEUE));
     let (chunks_ba, queue_ba) = bounded(buffers.1.min(NOTE_QUEUE));
     // Never sent on: it disconnects when the last relay thread ends.
@@ -165,6 +186,7 @@ pub fn connection(
             ),
         ];
         for (dir, producer, consumer, credit, chunks, queue, recycler) in pipes {
+            let faults = settings.faults[dir.index()];
             let outlet = || Outlet {
                 conn: id,
                 dir,
@@ -173,6 +195,7 @@ pub fn connection(
                 watched,
                 stopper,
                 failed: &failed,
+                reset: &reset,
             };
             let reader = Reader {
                 producer,
@@ -180,11 +203,16 @@ pub fn connection(
                 chunks,
                 outlet: outlet(),
                 total: &totals[dir.index()],
+                cut_through: !faults.any(),
+                stamp_reads: faults.delay.is_some(),
             };
+            // A different seed each way, so the two directions' jitters differ.
+            let seed = id.wrapping_mul(2).wrapping_add(dir.index() as u64);
             let writer = Writer {
                 queue,
                 outlet: outlet(),
                 recycler,
+                shaper: faults.any().then(|| Shaper::new(faults, seed)),
             };
             let (alive_r, alive_w) = (alive.clone(), alive.clone());
             scope.spawn(move || {
@@ -210,6 +238,8 @@ pub fn connection(
 
     let ending = if failed.load(Ordering::SeqCst) {
         Ending::Failed
+    } else if reset.load(Ordering::SeqCst) {
+        Ending::Reset
     } else if let Some(signal) = stopper.cancelled_by() {
         Ending::Cancelled(signal)
     } else {
@@ -244,6 +274,8 @@ struct Outlet<'a> {
     stopper: &'a Stopper,
     /// Set when a direction of the connection failed.
     failed: &'a AtomicBool,
+    /// Set when a reset was injected (`--reset-after`).
+    reset: &'a AtomicBool,
 }
 
 /// How far a delivery got.
@@ -251,7 +283,8 @@ enum Delivered {
     /// All of it. The chunk is returned if it is the caller's to send home (nobody
     /// watches), or `None` if it went home through the logger.
     Whole(Option<Chunk>),
-    /// The consumer's kernel buffer is full: this chunk, written up to this offset.
+    /// This chunk, written up to this offset: the consumer's kernel buffer is full,
+    /// or the offset asked for was reached.
     Part(Chunk, usize),
     /// Writing failed (already reported) or the relay is stopping.
     Stopped,
@@ -279,10 +312,16 @@ impl Outlet<'_> {
 
     /// Writes `chunk[from..]`. With `wait` false it never blocks, and stops at the
     /// first write the kernel cannot take at once.
-    fn deliver(&self, chunk: Chunk, mut from: usize, wait: bool) -> Delivered {
+    fn deliver(&self, chunk: Chunk, from: usize, wait: bool) -> Delivered {
+        let to = chunk.len();
+        self.deliver_to(chunk, from, to, wait)
+    }
+
+    /// Writes `chunk[from..to]`, as `deliver`.
+    fn deliver_to(&self, chunk: Chunk, mut from: usize, to: usize, wait: bool) -> Delivered {
         let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
-        while from < chunk.len() {
-            let result = self.consumer.send_with_flags(&chunk[from..], flags);
+        while from < to {
+            let result = self.consumer.send_with_flags(&chunk[from..to], flags);
             // The moment the write returned, for timestamps (a vDSO call, no syscall).
             let at = SystemTime::now();
             let n = match result {
@@ -316,7 +355,82 @@ impl Outlet<'_> {
                 at,
             });
         }
+        if to < chunk.len() {
+            return Delivered::Part(chunk, to);
+        }
         Delivered::Whole(Some(chunk))
+    }
+
+    /// Writes `chunk[from..]` as the direction's faults allow: held back (`--delay`),
+    /// paced (`--rate`), in slices (`--slice`), and stopped short by a reset or a
+    /// stall that comes due. Blocks as long as that takes.
+    fn deliver_shaped(
+        &self,
+        mut chunk: Chunk,
+        mut from: usize,
+        read_at: Option<Instant>,
+        shaper: &mut Shaper,
+    ) -> Delivered {
+        let stop = self.stopper.channel();
+        if let Some(read_at) = read_at {
+            if !shaper.hold(read_at, stop) {
+                return Delivered::Stopped;
+            }
+        }
+        loop {
+            let n = match shaper.allow(chunk.len() - from, stop) {
+                Allow::Write(n) => n,
+                Allow::Reset => return self.inject_reset(shaper.written()),
+                Allow::Stall => return self.inject_stall(shaper.written()),
+                Allow::Stopped => return Delivered::Stopped,
+            };
+            match self.deliver_to(chunk, from, from + n, true) {
+                Delivered::Part(rest, to) => {
+                    shaper.wrote(to - from);
+                    (chunk, from) = (rest, to);
+                }
+                Delivered::Whole(spent) => {
+                    shaper.wrote(n);
+                    return Delivered::Whole(spent);
+                }
+                Delivered::Stopped => return Delivered::Stopped,
+            }
+        }
+    }
+
+    /// `--reset-after`: resets the consumer's connection once it has acknowledged
+    /// what it was sent, and ends the relay (quietly: what the other threads meet
+    /// next is the reset's doing, not the peers').
+    fn inject_reset(&self, after: u64) -> Delivered {
+        self.reset.store(true, Ordering::SeqCst);
+        self.stopper.stop_reading();
+        // A reset throws away what the consumer has not acknowledged; wait (a
+        // little) for it, so that it really gets the bytes before the reset.
+        let deadline = Instant::now() + RESET_ACK_WAIT;
+        while kernel_queues::unacknowledged(self.consumer).is_ok_and(|n| n > 0)
+            && Instant::now() < deadline
+        {
+            thread::sleep(Duration::from_millis(1));
+        }
+        let _ = net::reset(self.consumer);
+        self.tell(Event::Injected {
+            dir: self.dir,
+            fault: Injected::Reset(after),
+            at: SystemTime::now(),
+        });
+        Delivered::Stopped
+    }
+
+    /// `--stall-after`: writes nothing more, until the relay is stopped.
+    fn inject_stall(&self, after: u64) -> Delivered {
+        self.tell(Event::Injected {
+            dir: self.dir,
+            fault: Injected::Stall(after),
+            at: SystemTime::now(),
+        });
+        // Only a stop disconnects this channel; nothing is ever sent on it.
+        let _ = self.stopper.channel().recv();
+        Delivered::Stopped
     }
 
     fn failed(&self, error: io::Error, at: SystemTime) -> Delivered {
@@ -336,10 +450,15 @@ impl Outlet<'_> {
 struct Reader<'a> {
     producer: &'a Socket,
     credit: Credit,
-    chunks: Sender<(Chunk, usize)>,
+    chunks: Sender<Queued>,
     outlet: Outlet<'a>,
     /// Bytes read so far, for the logger's summary.
     total: &'a AtomicU64,
+    /// False when the direction has faults: then every byte goes through the
+    /// writer's shaper.
+    cut_through: bool,
+    /// `--delay`: the writer needs to know when each chunk was read.
+    stamp_reads: bool,
 }
 
 impl Reader<'_> {
@@ -372,7 +491,8 @@ impl Reader<'_> {
                             at,
                         });
                     }
-                    let (chunk, from) = if idle {
+                    let read_at = self.stamp_reads.then(Instant::now);
+                    let (chunk, from) = if idle && self.cut_through {
                         match self.outlet.deliver(chunk, 0, false) {
                             Delivered::Whole(spent) => {
                                 if let Some(chunk) = spent {
@@ -386,7 +506,7 @@ impl Reader<'_> {
                     } else {
                         (chunk, 0)
                     };
-                    if self.chunks.send((chunk, from)).is_err() {
+                    if self.chunks.send((chunk, from, read_at)).is_err() {
                         return; // the writer failed
                     }
                 }
@@ -403,26 +523,41 @@ impl Reader<'_> {
 /// Writes queued chunks to the consumer, blocking as long as it takes, then shuts
 /// down the consumer's write side.
 struct Writer<'a> {
-    queue: Receiver<(Chunk, usize)>,
+    queue: Receiver<Queued>,
     outlet: Outlet<'a>,
     /// Where spent chunks go when no logger watches them.
     recycler: Recycler,
+    /// The direction's faults at work, if it has any.
+    shaper: Option<Shaper>,
 }
 
 impl Writer<'_> {
-    fn run(self) {
+    fn run(mut self) {
         let Outlet {
             dir,
             consumer,
             stopper,
             ..
         } = self.outlet;
-        for (chunk, from) in self.queue.iter() {
-            match self.outlet.deliver(chunk, from, true) {
+        // A reset or stall that is due acts at once, not when (or if) more bytes
+        // come: `--reset-after 0` before any byte, `--reset-after 6` right after a
+        // 6-byte request.
+        if self.injected_due() {
+            return;
+        }
+        for (chunk, from, read_at) in self.queue.iter() {
+            let delivered = match self.shaper.as_mut() {
+                None => self.outlet.deliver(chunk, from, true),
+                Some(shaper) => self.outlet.deliver_shaped(chunk, from, read_at, shaper),
+            };
+            match delivered {
                 Delivered::Whole(Some(spent)) => self.recycler.recycle(spent),
                 Delivered::Whole(None) => {}
                 // A blocking delivery ends whole or stopped.
                 Delivered::Part(..) | Delivered::Stopped => return,
+            }
+            if self.injected_due() {
+                return;
             }
         }
         // Rule 3: the reader hung up and everything before that is written.
@@ -438,5 +573,18 @@ impl Writer<'_> {
             }
             Err(_) => {} // the consumer is gone already; nothing was pending for it
         }
+    }
+
+    /// Injects a reset or a stall if one is due; true if it did (the writer is done).
+    fn injected_due(&self) -> bool {
+        let Some(shaper) = self.shaper.as_ref() else {
+            return false;
+        };
+        match shaper.due() {
+            Some(Allow::Reset) => self.outlet.inject_reset(shaper.written()),
+            Some(Allow::Stall) => self.outlet.inject_stall(shaper.written()),
+            _ => return false,
+        };
+        true
     }
 }
