@@ -32,13 +32,13 @@ use std::net::Shutdown;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, select};
 use socket2::Socket;
 
 use crate::buffer::{Chunk, Credit, Recycler, user_space_buffer};
-use crate::event::{Direction, Event};
+use crate::event::{Direction, End, Event};
 use crate::logger::{Logger, Report};
 use crate::stop::Stopper;
 
@@ -206,6 +206,9 @@ impl Outlet<'_> {
             if !self.watched {
                 continue;
             }
+            // The moment the write returned, for the capture's timestamps (a vDSO
+            // call, and only when someone watches).
+            let at = SystemTime::now();
             if from == chunk.len() {
                 // Rule 2: the chunk, and with it the credit, goes home with the
                 // event. (Moved, not cloned: the reader must get it back unshared.)
@@ -213,6 +216,7 @@ impl Outlet<'_> {
                     dir: self.dir,
                     n,
                     spent: Some(chunk),
+                    at,
                 });
                 return Delivered::Whole(None);
             }
@@ -220,16 +224,20 @@ impl Outlet<'_> {
                 dir: self.dir,
                 n,
                 spent: None,
+                at,
             });
         }
         Delivered::Whole(Some(chunk))
     }
 
+    /// Writing to the consumer failed: the consumer's end.
     fn failed(&self, error: io::Error) -> Delivered {
         if !self.stopper.stopping() {
             let _ = self.events.send(Event::Failed {
                 dir: self.dir,
+                end: End::Consumer,
                 error,
+                at: SystemTime::now(),
             });
             self.stopper.stop_reading();
         }
@@ -264,7 +272,8 @@ impl Reader<'_> {
             match blank.read_from(self.producer) {
                 Ok(0) => {
                     if !self.outlet.stopper.stopping() {
-                        let _ = self.outlet.events.send(Event::Eof { dir });
+                        let at = SystemTime::now();
+                        let _ = self.outlet.events.send(Event::Eof { dir, at });
                     }
                     // Returning drops `chunks`: the writer drains, then shuts down.
                     return;
@@ -279,6 +288,8 @@ impl Reader<'_> {
                         let _ = self.outlet.events.send(Event::Read {
                             dir,
                             chunk: chunk.clone(),
+                            // When the read returned, give or take the lines above.
+                            at: SystemTime::now(),
                         });
                     }
                     let (chunk, from) = if idle {
@@ -302,7 +313,12 @@ impl Reader<'_> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => self.credit.put_back(blank),
                 Err(error) => {
                     if !self.outlet.stopper.stopping() {
-                        let _ = self.outlet.events.send(Event::Failed { dir, error });
+                        let _ = self.outlet.events.send(Event::Failed {
+                            dir,
+                            end: End::Producer,
+                            error,
+                            at: SystemTime::now(),
+                        });
                         self.outlet.stopper.stop_reading();
                     }
                     return;
@@ -341,12 +357,19 @@ impl Writer<'_> {
         if stopper.stopping() {
             return;
         }
-        match consumer.shutdown(Shutdown::Write) {
+        let result = consumer.shutdown(Shutdown::Write);
+        let at = SystemTime::now();
+        match result {
             Ok(()) => {
-                let _ = self.outlet.events.send(Event::Closed { dir });
+                let _ = self.outlet.events.send(Event::Closed { dir, at });
             }
             Err(error) if error.kind() != io::ErrorKind::NotConnected => {
-                let _ = self.outlet.events.send(Event::Failed { dir, error });
+                let _ = self.outlet.events.send(Event::Failed {
+                    dir,
+                    end: End::Consumer,
+                    error,
+                    at,
+                });
                 stopper.stop_reading();
             }
             Err(_) => {} // the consumer is gone already; nothing was pending for it
