@@ -211,6 +211,8 @@ pub struct Capture<W: Write> {
     /// The largest TCP payload per packet for these addresses.
     mss: usize,
     held: Option<Held>,
+    /// The latest timestamp written (see `write_record`).
+    last_at: SystemTime,
     /// A RST was written: the connection is over, later events are not shown.
     reset: bool,
     packet: Vec<u8>,
@@ -238,6 +240,7 @@ impl<W: Write> Capture<W> {
             ],
             mss,
             held: None,
+            last_at: UNIX_EPOCH,
             reset: false,
             packet: Vec::with_capacity(packet::MAX_PACKET),
             joined: Vec::with_capacity(mss),
@@ -533,7 +536,16 @@ impl<W: Write> Capture<W> {
     }
 
     /// Appends the packet in the buffer to the file, stamped `at`.
+    ///
+    /// Each event is stamped when its system call returned, but events of the two
+    /// directions can reach the logger a few microseconds out of that order (a
+    /// writer sends its `Wrote` after the write returned, and by then the consumer
+    /// may have answered and the other reader logged the answer). Packets keep the
+    /// logger's order, which is a valid TCP history, so a stamp earlier than the
+    /// last one written is raised to it: the file stays in time order.
     fn write_record(&mut self, at: SystemTime, note: Note) -> io::Result<()> {
+        let at = at.max(self.last_at);
+        self.last_at = at;
         let timestamp = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
         // At most MAX_PACKET: `packet::write` refuses anything longer.
         let length = self.packet.len() as u32;
@@ -1059,6 +1071,30 @@ mod tests {
         let events = Events::new().failed(AtoB, End::Producer, libc::ECONNRESET);
         let packets = capture(Format::Pcap, [0, 0], events, false);
         assert_eq!(summary(&packets)[3..], [('A', "RST-ACK", 1, 1, 0)]);
+    }
+
+    #[test]
+    fn the_file_stays_in_time_order() {
+        // B's answer logged before the write that it answers: a few microseconds
+        // out of order, as the relay threads can report them.
+        let mut events = Events::new().read(AtoB, b"ping").read(BtoA, b"pong");
+        events.list.push(Event::Wrote {
+            dir: AtoB,
+            n: 4,
+            spent: None,
+            at: time(1_500),
+        });
+        let packets = capture(Format::Pcap, [0, 0], events, false);
+        let stamps: Vec<Duration> = packets.iter().map(|p| p.at).collect();
+        assert!(stamps.is_sorted(), "{stamps:?}");
+        assert_eq!(
+            summary(&packets)[3..],
+            [
+                ('A', "PSH-ACK", 1, 1, 4),
+                ('B', "PSH-ACK", 1, 1, 4),
+                ('B', "ACK", 5, 5, 0),
+            ]
+        );
     }
 
     #[test]
