@@ -111,10 +111,14 @@ pub fn max_payload(ip: IpAddr) -> usize {
     }
 }
 
-/// A and B as one connection can show them: both of one family. When only one of
-/// them is IPv6 (A came in over IPv6, B was reached over IPv4, say), the IPv4 one is
-/// shown as its IPv4-mapped IPv6 address (`::ffff:127.0.0.1`).
+/// A and B as one connection can show them: both of one family. An IPv4-mapped
+/// IPv6 address (what a dual-stack listener reports for an IPv4 client) counts as
+/// the IPv4 address it maps. When only one of them is IPv6 (A came in over IPv6, B
+/// was reached over IPv4, say), the IPv4 one is shown as its IPv4-mapped IPv6
+/// address (`::ffff:127.0.0.1`).
 pub fn same_family(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
+    let canonical = |addr: SocketAddr| SocketAddr::new(addr.ip().to_canonical(), addr.port());
+    let (a, b) = (canonical(a), canonical(b));
     let mapped = |addr: SocketAddr| match addr.ip() {
         IpAddr::V4(v4) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), addr.port()),
         IpAddr::V6(_) => addr,
@@ -360,6 +364,9 @@ mod tests {
         assert_eq!(b, addr("[::1]:6"));
         let (a, b) = same_family(addr("127.0.0.1:5"), addr("10.0.0.1:6"));
         assert_eq!((a, b), (addr("127.0.0.1:5"), addr("10.0.0.1:6")));
+        // A dual-stack listener's IPv4 client, and an IPv4 B: plain IPv4.
+        let (a, b) = same_family(addr("[::ffff:127.0.0.1]:5"), addr("127.0.0.1:6"));
+        assert_eq!((a, b), (addr("127.0.0.1:5"), addr("127.0.0.1:6")));
         let mut out = Vec::new();
         assert_eq!(
             write(&mut out, &segment("127.0.0.1:5", "[::1]:6", b"")),
