@@ -545,3 +545,43 @@ fn bytes_in_flight_show_the_slow_receivers_backlog() {
     assert_clean(&file, false);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `tiburoncin replay` reads what `-w` wrote: the turns of the conversation, in
+/// order, byte for byte. (No tshark needed: this one always runs.)
+#[test]
+fn the_replay_reads_what_the_capture_wrote() {
+    let dir = scratch_dir("capture-replay");
+    for name in ["turns.pcap", "turns.pcapng"] {
+        let file = capture_path(&dir, name);
+        let file_arg = file.to_str().unwrap();
+        let mut s = Session::start(&["-c", "-w", file_arg]);
+        let mut turns = Vec::new();
+        for i in 0..5 {
+            let ask = random_bytes(10 + i * 1000, i as u64 + 1);
+            s.a.write_all(&ask).unwrap();
+            assert_eq!(read_exact(&mut s.b, ask.len()), ask);
+            let answer = random_bytes(3 + i * 5000, i as u64 + 50);
+            s.b.write_all(&answer).unwrap();
+            assert_eq!(read_exact(&mut s.a, answer.len()), answer);
+            turns.push(format!("A {}", hex(&ask)));
+            turns.push(format!("B {}", hex(&answer)));
+        }
+        s.a.shutdown(Shutdown::Write).unwrap();
+        s.b.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(s.process.wait().code(), Some(0));
+
+        let mut replay = Process::spawn(&[
+            "replay".into(),
+            file_arg.into(),
+            "--list".into(),
+            "--dump".into(),
+        ]);
+        assert_eq!(replay.wait().code(), Some(0), "{}", replay.stderr.text());
+        assert!(replay.stdout.lines() == turns, "{name}: the turns differ");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
