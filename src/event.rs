@@ -65,7 +65,7 @@ pub enum Event {
     },
     /// The writer handed `n` more bytes to the consumer's kernel. When the whole chunk
     /// is out, the writer passes it along as `spent`, and the logger returns it to the
-    /// reader: that return is the reader's credit for its next read.
+    /// reader once it is done with it (its credit went back already).
     Wrote {
         dir: Direction,
         n: usize,

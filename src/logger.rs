@@ -219,7 +219,7 @@ impl<W: Write> Logger<W> {
                     self.status(dir);
                 }
                 if let Some(chunk) = spent {
-                    recyclers[dir.index()].recycle(chunk);
+                    recyclers[dir.index()].buffer(chunk);
                 }
             }
             Event::Eof { .. } if self.quiet => {}

@@ -9,14 +9,14 @@
 //!
 //! Each thread does plain blocking I/O on one socket and one channel, so the code of
 //! each reads top to bottom. The user-space buffer between a reader and its writer is
-//! the reader's credit (see `buffer`): a spent chunk returns to the reader through
-//! the logger, after its `Wrote` event.
+//! the reader's credit (see `buffer`): a written chunk's space goes back to the reader
+//! right after its `Wrote` event, its memory once the logger has shown it.
 //!
 //! Three ordering rules make each direction's printed sequence deterministic:
 //! 1. a reader sends `Read` *before* handing the chunk to its writer, so the logger
 //!    never sees bytes written that it has not seen read;
-//! 2. a writer sends `Wrote` *before* the buffer space is returned (the return rides on
-//!    the event), so a read that the freed space allows is logged after that write;
+//! 2. a writer sends `Wrote` *before* the buffer space is returned, so a read that the
+//!    freed space allows is logged after that write;
 //! 3. a reader sends `Eof` before it hangs up its chunk channel; the writer ends its
 //!    `for chunk in chunks` loop only after writing everything sent before the hang-up,
 //!    and only then shuts down the consumer's write side. So a FIN never overtakes data:
@@ -178,9 +178,9 @@ struct Outlet<'a> {
 
 /// How far a delivery got.
 enum Delivered {
-    /// All of it. The chunk is returned if it is the caller's to send home (nobody
-    /// watches), or `None` if it went home through the logger.
-    Whole(Option<Chunk>),
+    /// All `len` bytes: their credit is the caller's to return. So is the chunk if
+    /// nobody watches; otherwise it went to the logger, which sends it home.
+    Whole { len: usize, chunk: Option<Chunk> },
     /// The consumer's kernel buffer is full: this chunk, written up to this offset.
     Part(Chunk, usize),
     /// Writing failed (already reported) or the relay is stopping.
@@ -210,15 +210,19 @@ impl Outlet<'_> {
             // call, and only when someone watches).
             let at = SystemTime::now();
             if from == chunk.len() {
-                // Rule 2: the chunk, and with it the credit, goes home with the
-                // event. (Moved, not cloned: the reader must get it back unshared.)
+                // The logger sends the chunk home once it has shown it; the caller
+                // returns the credit after this (rule 2). Moved, not cloned: the
+                // reader must get it back unshared.
                 let _ = self.events.send(Event::Wrote {
                     dir: self.dir,
                     n,
                     spent: Some(chunk),
                     at,
                 });
-                return Delivered::Whole(None);
+                return Delivered::Whole {
+                    len: from,
+                    chunk: None,
+                };
             }
             let _ = self.events.send(Event::Wrote {
                 dir: self.dir,
@@ -227,7 +231,10 @@ impl Outlet<'_> {
                 at,
             });
         }
-        Delivered::Whole(Some(chunk))
+        Delivered::Whole {
+            len: from,
+            chunk: Some(chunk),
+        }
     }
 
     /// Writing to the consumer failed: the consumer's end.
@@ -294,9 +301,10 @@ impl Reader<'_> {
                     }
                     let (chunk, from) = if idle {
                         match self.outlet.deliver(chunk, 0, false) {
-                            Delivered::Whole(spent) => {
-                                if let Some(chunk) = spent {
-                                    self.credit.take_back(chunk);
+                            Delivered::Whole { len, chunk } => {
+                                match chunk {
+                                    Some(chunk) => self.credit.keep(chunk),
+                                    None => self.credit.restore(len),
                                 }
                                 continue;
                             }
@@ -347,8 +355,11 @@ impl Writer<'_> {
         } = self.outlet;
         for (chunk, from) in self.queue.iter() {
             match self.outlet.deliver(chunk, from, true) {
-                Delivered::Whole(Some(spent)) => self.recycler.recycle(spent),
-                Delivered::Whole(None) => {}
+                // Rule 2: the Wrote event went first, now the credit goes back.
+                Delivered::Whole {
+                    chunk: Some(chunk), ..
+                } => self.recycler.spent(chunk),
+                Delivered::Whole { len, chunk: None } => self.recycler.credit(len),
                 // A blocking delivery ends whole or stopped.
                 Delivered::Part(..) | Delivered::Stopped => return,
             }
