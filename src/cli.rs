@@ -70,6 +70,9 @@ pub struct Cli {
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
 
+    /// Save the session for Wireshark: pcapng if the name ends in .pcapng, else pcap
+    #[arg(short = 'w', value_name = "capture")]
+    pub capture: Option<PathBuf>,
     /// Start each event line with the time: local time of day to the microsecond, or
     /// with =relative the seconds since the first connection
     #[arg(short = 't', long = "timestamps", value_name = "how", value_enum,

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::addr::Endpoint;
+use crate::capture::Format;
 use crate::cli::{Cli, ReplayArgs, Side, Timing};
 use crate::faults::Faults;
 use crate::timestamps::TimestampKind;
@@ -93,6 +94,13 @@ pub enum EventsTo {
     File(PathBuf),
 }
 
+/// Where the capture goes (`-w`), and in which format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureFile {
+    pub path: PathBuf,
+    pub format: Format,
+}
+
 /// Everything the relay needs, checked and resolved.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -105,6 +113,7 @@ pub struct Config {
     /// SO_SNDBUF and SO_RCVBUF for both sockets; `None` leaves the kernel's default.
     pub socket_buffers: Option<(usize, usize)>,
     pub dumps: Option<DumpPaths>,
+    pub capture: Option<CaptureFile>,
     pub colour: bool,
     pub quiet: bool,
     /// `-t`: show when each event happened, and how.
@@ -135,12 +144,32 @@ impl Config {
             (true, None) => Some(DumpPaths::with_prefix(PathBuf::new())),
             (false, None) => None,
         };
+        let capture = match cli.capture {
+            // The dump files would overwrite the capture, or the other way round.
+            Some(path) if dumps.as_ref().is_some_and(|d| d.contains(&path)) => {
+                return Err(format!(
+                    "-w {}: that is also a dump file's name",
+                    path.display()
+                ));
+            }
+            Some(path) => Some(CaptureFile {
+                format: Format::for_path(&path),
+                path,
+            }),
+            None => None,
+        };
         let events = match cli.events {
             Some(path) if path.as_os_str() == "-" => Some(EventsTo::Stdout),
             // The dump files would overwrite the events, or the other way round.
             Some(path) if dumps.as_ref().is_some_and(|d| d.contains(&path)) => {
                 return Err(format!(
                     "--events {}: that is also a dump file's name",
+                    path.display()
+                ));
+            }
+            Some(path) if capture.as_ref().is_some_and(|c| c.path == path) => {
+                return Err(format!(
+                    "--events {}: that is also the capture's name",
                     path.display()
                 ));
             }
@@ -166,6 +195,7 @@ impl Config {
             buffers: (buffers.0, buffers.1),
             socket_buffers: cli.socket_buffers.map(|s| (s.0, s.1)),
             dumps,
+            capture,
             colour: !cli.colourless,
             quiet: cli.quiet,
             timestamps: cli.timestamps,
@@ -478,6 +508,29 @@ mod tests {
         let c = config(&["-A", "1", "-B", "2", "--events", "e.jsonl"]).unwrap();
         assert_eq!(c.events, Some(EventsTo::File("e.jsonl".into())));
         let err = config(&["-A", "1", "-B", "2", "-o", "--events", "BtoA.dump"]).unwrap_err();
+        assert!(err.contains("also a dump file"), "{err}");
+        let err = config(&["-A", "1", "-B", "2", "-w", "e", "--events", "e"]).unwrap_err();
+        assert!(err.contains("also the capture"), "{err}");
+    }
+
+    #[test]
+    fn capture_format_follows_the_name() {
+        let c = config(&["-A", "1", "-B", "2", "-w", "/tmp/s.pcap"]).unwrap();
+        assert_eq!(c.capture.unwrap().format, Format::Pcap);
+        let c = config(&["-A", "1", "-B", "2", "-w", "s.PcapNG"]).unwrap();
+        assert_eq!(c.capture.unwrap().format, Format::PcapNg);
+        let c = config(&["-A", "1", "-B", "2", "-w", "anything"]).unwrap();
+        assert_eq!(c.capture.unwrap().format, Format::Pcap);
+        assert!(config(&["-A", "1", "-B", "2"]).unwrap().capture.is_none());
+    }
+
+    #[test]
+    fn a_capture_needs_a_name_of_its_own() {
+        // clap itself refuses an empty name.
+        assert!(config(&["-A", "1", "-B", "2", "-w", ""]).is_err());
+        let err = config(&["-A", "1", "-B", "2", "-o", "-w", "AtoB.dump"]).unwrap_err();
+        assert!(err.contains("also a dump file"), "{err}");
+        let err = config(&["-A", "1", "-B", "2", "-f", "x-", "-w", "x-BtoA.dump"]).unwrap_err();
         assert!(err.contains("also a dump file"), "{err}");
     }
 

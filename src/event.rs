@@ -52,9 +52,18 @@ impl Direction {
     }
 }
 
+/// Which end of a direction an operation failed on: reading from the producer, or
+/// writing to (or shutting down) the consumer. The capture needs it to know which
+/// peer reset the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Producer,
+    Consumer,
+}
+
 /// Every event carries `at`, the wall-clock time when the system call that it reports
-/// returned: timestamps show the moments things happened, not the moments the logger
-/// got round to them.
+/// returned: timestamps and the capture's packets show the moments things happened, not the
+/// moments the logger got round to them.
 #[derive(Debug)]
 pub enum Event {
     /// The reader got these bytes from the producer; they now wait in user space.
@@ -65,7 +74,7 @@ pub enum Event {
     },
     /// The writer handed `n` more bytes to the consumer's kernel. When the whole chunk
     /// is out, the writer passes it along as `spent`, and the logger returns it to the
-    /// reader: that return is the reader's credit for its next read.
+    /// reader once it is done with it (its credit went back already).
     Wrote {
         dir: Direction,
         n: usize,
@@ -79,6 +88,7 @@ pub enum Event {
     /// Reading from the producer or writing to the consumer failed.
     Failed {
         dir: Direction,
+        end: End,
         error: io::Error,
         at: SystemTime,
     },

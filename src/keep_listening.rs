@@ -31,10 +31,9 @@ use socket2::Socket;
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::{Closing, ConnId, Ending, Note};
-use crate::logger::JsonOut;
 use crate::relay::{self, Link, NOTE_QUEUE, Outcome, Settings, peer};
 use crate::stop::Stopper;
-use crate::{Say, net};
+use crate::{Outputs, net};
 
 /// Clients the kernel may hold, handshake done, while every slot is taken.
 const BACKLOG: i32 = 1024;
@@ -48,8 +47,7 @@ pub(crate) fn run(
     config: &Config,
     max_conns: usize,
     stopper: &Arc<Stopper>,
-    say: Say,
-    json: Option<(String, JsonOut)>,
+    outputs: Outputs,
 ) -> Result<Outcome, Error> {
     let listener = net::listen_with_backlog(&config.a_addrs, config.socket_buffers, BACKLOG)
         .map_err(Error::Accept)?;
@@ -58,9 +56,11 @@ pub(crate) fn run(
     // From here a signal stops the listener and every connection, and the run ends
     // with every output flushed, instead of the process just exiting.
     stopper.start_relay(std::slice::from_ref(&listener));
-    say.line(format_args!("Waiting for connections from A {shown_a}..."));
+    outputs
+        .say
+        .line(format_args!("Waiting for connections from A {shown_a}..."));
 
-    let logger = crate::logger(config, say, json)
+    let logger = crate::logger(config, outputs)
         .many(config.b.to_string())
         .dumps_per_connection(config.dumps.clone());
     let settings = Settings {
@@ -123,7 +123,7 @@ fn next_client(
     }
     loop {
         match net::accept(listener) {
-            Ok(a) => return Ok(Some(a)),
+            Ok((a, _)) => return Ok(Some(a)),
             Err(_) if stopper.stopping() => break,
             // A client that gave up while waiting in the backlog: take the next.
             Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
@@ -172,7 +172,7 @@ fn serve(
     });
     let b = net::connect(&config.b_addrs, config.socket_buffers, stopper.channel())
         .map_err(Error::Connect)
-        .and_then(|b| {
+        .and_then(|(b, _)| {
             for socket in [&a, &b] {
                 net::prepare_relay_socket(socket).map_err(Error::Accept)?;
             }

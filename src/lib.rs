@@ -6,6 +6,7 @@
 
 pub mod addr;
 pub mod buffer;
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod decode;
@@ -20,6 +21,7 @@ pub mod keep_listening;
 pub mod kernel_queues;
 pub mod logger;
 pub mod net;
+pub mod packet;
 pub mod pcap_read;
 pub mod player;
 pub mod reassembly;
@@ -39,6 +41,7 @@ use std::time::{Instant, SystemTime};
 use crossbeam_channel::bounded;
 
 use crate::addr::Endpoint;
+use crate::capture::Format;
 use crate::config::{Config, EventsTo};
 use crate::error::Error;
 use crate::logger::{JsonOut, Logger};
@@ -51,6 +54,9 @@ const TERMINAL_BUFFER: usize = 64 * 1024;
 
 /// JSON events are written in blocks this big.
 const EVENTS_BUFFER: usize = 256 * 1024;
+
+/// The capture is written in blocks this big: a few of the largest packets.
+const CAPTURE_BUFFER: usize = 256 * 1024;
 
 /// Runs the relay the configuration describes, in the original's order: open the
 /// outputs, connect to B, wait for A, relay.
@@ -66,27 +72,36 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
         Some(paths) => Some([create(&paths.a_to_b)?, create(&paths.b_to_a)?]),
         None => None,
     };
+    let capture = match &config.capture {
+        Some(file) => Some((create(&file.path)?, file.format)),
+        None => None,
+    };
     let json = open_events(&config)?;
-    let say = Say::for_config(&config);
+    let outputs = Outputs {
+        say: Say::for_config(&config),
+        json,
+        capture,
+    };
+    let say = outputs.say;
     if let Some(max_conns) = config.keep_listening {
-        return keep_listening::run(&config, max_conns, &stopper, say, json);
+        return keep_listening::run(&config, max_conns, &stopper, outputs);
     }
 
     say.line(format_args!("Connecting to B {}...", config.b));
-    let b = net::connect(&config.b_addrs, config.socket_buffers, stopper.channel())
+    let (b, _) = net::connect(&config.b_addrs, config.socket_buffers, stopper.channel())
         .map_err(Error::Connect)?;
 
     let listener = net::listen(&config.a_addrs, config.socket_buffers).map_err(Error::Accept)?;
     let shown_a = shown_address(&config.a, &listener);
     say.line(format_args!("Waiting for a connection from A {shown_a}..."));
-    let a = net::accept(&listener).map_err(Error::Accept)?;
+    let (a, _) = net::accept(&listener).map_err(Error::Accept)?;
     let accepted = (SystemTime::now(), Instant::now());
     drop(listener); // one A only, as the original
 
     for socket in [&a, &b] {
         net::prepare_relay_socket(socket).map_err(Error::Accept)?;
     }
-    let logger = logger(&config, say, json);
+    let logger = logger(&config, outputs);
     let settings = Settings {
         buffers: config.buffers,
         watched: logger.watches_chunks(),
@@ -156,12 +171,21 @@ impl Say {
     }
 }
 
-/// The logger the configuration asks for.
+/// The outputs opened before anything connects, for the logger.
+pub(crate) struct Outputs {
+    pub(crate) say: Say,
+    /// `--events`: the JSON output and its name.
+    json: Option<(String, JsonOut)>,
+    /// `-w`: the capture file, its name and its format.
+    capture: Option<((String, File), Format)>,
+}
+
+/// The logger the configuration asks for, writing to `outputs`.
 pub(crate) fn logger(
     config: &Config,
-    say: Say,
-    json: Option<(String, JsonOut)>,
+    outputs: Outputs,
 ) -> Logger<BufWriter<Box<dyn Write + Send>>> {
+    let Outputs { say, json, capture } = outputs;
     let (terminal, name) = say.terminal();
     let mut logger = Logger::new(terminal, config.colour)
         .terminal_named(name)
@@ -171,6 +195,10 @@ pub(crate) fn logger(
         .dumping(config.dumps.is_some());
     if let Some((name, out)) = json {
         logger = logger.with_json(name, out);
+    }
+    if let Some(((name, file), format)) = capture {
+        let out = BufWriter::with_capacity(CAPTURE_BUFFER, file);
+        logger = logger.with_capture(name, out, format);
     }
     logger
 }

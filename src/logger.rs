@@ -1,7 +1,7 @@
 //! The logger thread: the one owner of every output.
 //!
 //! Relay threads never print; they send notes (see `event`), and this thread turns
-//! them into the terminal lines, the dump files and the JSON events. It also keeps the
+//! them into the terminal lines, the dump files, the capture and the JSON events. It also keeps the
 //! count that "B is N bytes behind" reports: bytes read from the producer minus bytes
 //! written to the consumer, as the events tell it, for each connection apart.
 //!
@@ -22,11 +22,14 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use crossbeam_channel::Receiver;
 
 use crate::buffer::Recycler;
+use crate::capture::{Capture, Connection, Format};
 use crate::config::DumpPaths;
 use crate::dump::DumpWriter;
 use crate::error::Error;
@@ -111,6 +114,46 @@ struct Conn {
     flows: [Flow; 2],
     recyclers: [Recycler; 2],
     dumps: Vec<Sink<DumpWriter<BufWriter<File>>>>,
+    /// `-w`: the connection's TCP stream in the capture.
+    capture: Option<Sink<Capture<SharedFile>>>,
+}
+
+/// `-w`: the capture file. Each connection writes its own TCP stream into it through
+/// a `Capture` of its own; the first one writes the file header.
+struct CaptureFile {
+    format: Format,
+    /// The file, shared by the streams; flushed through this sink.
+    file: Sink<SharedFile>,
+    /// Whether the file header is written (by the first connection's stream).
+    started: bool,
+}
+
+/// One buffered file written by several owners, all on the logger's thread: the
+/// lock is never contended, it only makes the sharing safe to hand over to it.
+#[derive(Clone)]
+struct SharedFile(Arc<Mutex<BufWriter<File>>>);
+
+impl Write for SharedFile {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write(bytes)
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write_all(bytes)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .flush()
+    }
 }
 
 /// Formats lines into one reusable buffer.
@@ -124,6 +167,7 @@ struct Printer {
 pub struct Logger<W: Write> {
     terminal: Sink<W>,
     json: Option<Sink<JsonEvents<JsonOut>>>,
+    capture: Option<CaptureFile>,
     print: Printer,
     quiet: bool,
     /// Whether the connections have dump files (they come with each `Opening`).
@@ -144,6 +188,7 @@ impl<W: Write> Logger<W> {
         Logger {
             terminal: Sink::new("to standard output", terminal),
             json: None,
+            capture: None,
             print: Printer {
                 text: Vec::with_capacity(64 * 1024),
                 colour,
@@ -197,6 +242,22 @@ impl<W: Write> Logger<W> {
         self
     }
 
+    /// `-w`: also record every connection as a TCP stream in a capture, `out`, named
+    /// `what` in messages.
+    pub fn with_capture(
+        mut self,
+        what: impl Into<String>,
+        out: BufWriter<File>,
+        format: Format,
+    ) -> Self {
+        self.capture = Some(CaptureFile {
+            format,
+            file: Sink::new(what, SharedFile(Arc::new(Mutex::new(out)))),
+            started: false,
+        });
+        self
+    }
+
     /// `--events`: also write every event as a line of JSON into `out`, named `what`
     /// in messages.
     pub fn with_json(mut self, what: impl Into<String>, out: JsonOut) -> Self {
@@ -215,7 +276,11 @@ impl<W: Write> Logger<W> {
     /// Whether any output shows the bytes of each chunk. When none does, the relay
     /// sends no per-chunk events at all.
     pub fn watches_chunks(&self) -> bool {
-        !self.quiet || self.dumping || self.dumps_per_connection.is_some() || self.json.is_some()
+        !self.quiet
+            || self.dumping
+            || self.dumps_per_connection.is_some()
+            || self.json.is_some()
+            || self.capture.is_some()
     }
 
     /// Handles notes until every sender has hung up, then flushes everything.
@@ -334,13 +399,45 @@ impl<W: Write> Logger<W> {
                 }
             })
             .collect();
+        let capture = self.start_stream(at, a, b);
         let conn = Conn {
             label,
             flows: [Flow::default(); 2],
             recyclers,
             dumps,
+            capture,
         };
         self.conns.insert(id, conn);
+    }
+
+    /// `-w`: the connection's stream in the capture, its handshake written. None
+    /// once the capture has failed: a broken file is reported once, not once a
+    /// connection.
+    fn start_stream(
+        &mut self,
+        at: SystemTime,
+        a: Option<SocketAddr>,
+        b: Option<SocketAddr>,
+    ) -> Option<Sink<Capture<SharedFile>>> {
+        let capture = self.capture.as_mut()?;
+        let out = capture.file.out.clone()?;
+        // The OS names both ends of every TCP connection; the fallback is never used.
+        let unknown = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+        let connection = Connection::new(a.unwrap_or(unknown), b.unwrap_or(unknown), at);
+        let started = if capture.started {
+            Capture::continuing(out, capture.format, connection)
+        } else {
+            Capture::new(out, capture.format, connection)
+        };
+        capture.started = true;
+        let failures = &mut self.report.output_failures;
+        match started {
+            Ok(stream) => Some(Sink::new(capture.file.what.clone(), stream)),
+            Err(source) => {
+                capture.file.apply(failures, |_| Err(source));
+                None
+            }
+        }
     }
 
     fn event(&mut self, id: ConnId, event: Event) {
@@ -351,6 +448,16 @@ impl<W: Write> Logger<W> {
             return;
         };
         let failures = &mut self.report.output_failures;
+        if let Some(stream) = conn.capture.as_mut() {
+            stream.apply(failures, |c| c.record(&event));
+            if stream.out.is_none() {
+                // The file is broken: no other stream may write to it either.
+                conn.capture = None;
+                if let Some(capture) = self.capture.as_mut() {
+                    capture.file.out = None;
+                }
+            }
+        }
         match event {
             Event::Read { dir, chunk, at } => {
                 let flow = &mut conn.flows[dir.index()];
@@ -389,7 +496,7 @@ impl<W: Write> Logger<W> {
                     json.apply(failures, |j| j.record(&record));
                 }
                 if let Some(chunk) = spent {
-                    conn.recyclers[dir.index()].recycle(chunk);
+                    conn.recyclers[dir.index()].buffer(chunk);
                 }
             }
             Event::Eof { dir, at } => {
@@ -442,7 +549,7 @@ impl<W: Write> Logger<W> {
                     json.apply(failures, |j| j.record(&record));
                 }
             }
-            Event::Failed { dir, error, at } => {
+            Event::Failed { dir, error, at, .. } => {
                 // Whatever was printed before the failure comes first.
                 self.terminal.apply(failures, |out| out.flush());
                 let error = Error::Passthrough { dir, source: error };
@@ -474,6 +581,10 @@ impl<W: Write> Logger<W> {
                 let failures = &mut self.report.output_failures;
                 for dump in &mut conn.dumps {
                     dump.apply(failures, |d| d.flush());
+                }
+                if let Some(stream) = conn.capture.as_mut() {
+                    // A byte still held back is shown: the stream holds every byte.
+                    stream.apply(failures, |c| c.finish(at));
                 }
                 conn.label
             }
@@ -535,6 +646,9 @@ impl<W: Write> Logger<W> {
         }
         if let Some(json) = self.json.as_mut() {
             json.apply(failures, |j| j.flush());
+        }
+        if let Some(capture) = self.capture.as_mut() {
+            capture.file.apply(failures, |f| f.flush());
         }
     }
 }

@@ -9,14 +9,14 @@
 //!
 //! Each thread does plain blocking I/O on one socket and one channel, so the code of
 //! each reads top to bottom. The user-space buffer between a reader and its writer is
-//! the reader's credit (see `buffer`): a spent chunk returns to the reader through
-//! the logger, after its `Wrote` event.
+//! the reader's credit (see `buffer`): a written chunk's space goes back to the reader
+//! right after its `Wrote` event, its memory once the logger has shown it.
 //!
 //! Three ordering rules make each direction's printed sequence deterministic:
 //! 1. a reader sends `Read` *before* handing the chunk to its writer, so the logger
 //!    never sees bytes written that it has not seen read;
-//! 2. a writer sends `Wrote` *before* the buffer space is returned (the return rides on
-//!    the event), so a read that the freed space allows is logged after that write;
+//! 2. a writer sends `Wrote` *before* the buffer space is returned, so a read that the
+//!    freed space allows is logged after that write;
 //! 3. a reader sends `Eof` before it hangs up its chunk channel; the writer ends its
 //!    `for chunk in chunks` loop only after writing everything sent before the hang-up,
 //!    and only then shuts down the consumer's write side. So a FIN never overtakes data:
@@ -46,7 +46,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, select};
 use socket2::Socket;
 
 use crate::buffer::{Chunk, Credit, Recycler, user_space_buffer};
-use crate::event::{Closing, ConnId, Direction, Ending, Event, Note, Opening};
+use crate::event::{Closing, ConnId, Direction, End, Ending, Event, Note, Opening};
 use crate::faults::{Allow, Faults, Injected, Shaper};
 use crate::kernel_queues;
 use crate::logger::Report;
@@ -280,9 +280,10 @@ struct Outlet<'a> {
 
 /// How far a delivery got.
 enum Delivered {
-    /// All of it. The chunk is returned if it is the caller's to send home (nobody
-    /// watches), or `None` if it went home through the logger.
-    Whole(Option<Chunk>),
+    /// All `len` bytes: their credit is the caller's to return. So is the chunk if
+    /// nobody watches; otherwise it went to the logger, which sends it home.
+    Whole { len: usize, chunk: Option<Chunk> },
+    /// The consumer's kernel buffer is full: this chunk, written up to this offset.
     /// This chunk, written up to this offset: the consumer's kernel buffer is full,
     /// or the offset asked for was reached.
     Part(Chunk, usize),
@@ -298,11 +299,12 @@ impl Outlet<'_> {
 
     /// Reports a failure of this direction, unless a stop is under way (then what
     /// the thread met is the stop), and stops the connection's reading.
-    fn fail(&self, error: io::Error, at: SystemTime) {
+    fn fail(&self, error: io::Error, end: End, at: SystemTime) {
         if !self.stopper.stopping() {
             self.failed.store(true, Ordering::SeqCst);
             self.tell(Event::Failed {
                 dir: self.dir,
+                end,
                 error,
                 at,
             });
@@ -321,32 +323,36 @@ impl Outlet<'_> {
     fn deliver_to(&self, chunk: Chunk, mut from: usize, to: usize, wait: bool) -> Delivered {
         let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
         while from < to {
-            let result = self.consumer.send_with_flags(&chunk[from..to], flags);
-            // The moment the write returned, for timestamps (a vDSO call, no syscall).
-            let at = SystemTime::now();
-            let n = match result {
-                Ok(0) => return self.failed(io::ErrorKind::WriteZero.into(), at),
+            let n = match self.consumer.send_with_flags(&chunk[from..to], flags) {
+                Ok(0) => return self.failed(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !wait => {
                     return Delivered::Part(chunk, from);
                 }
-                Err(e) => return self.failed(e, at),
+                Err(e) => return self.failed(e),
             };
             from += n;
             if !self.watched {
                 continue;
             }
+            // The moment the write returned, for timestamps and the capture (a vDSO
+            // call, and only when someone watches).
+            let at = SystemTime::now();
             if from == chunk.len() {
-                // Rule 2: the chunk, and with it the credit, goes home with the
-                // event. (Moved, not cloned: the reader must get it back unshared.)
+                // The logger sends the chunk home once it has shown it; the caller
+                // returns the credit after this (rule 2). Moved, not cloned: the
+                // reader must get it back unshared.
                 self.tell(Event::Wrote {
                     dir: self.dir,
                     n,
                     spent: Some(chunk),
                     at,
                 });
-                return Delivered::Whole(None);
+                return Delivered::Whole {
+                    len: from,
+                    chunk: None,
+                };
             }
             self.tell(Event::Wrote {
                 dir: self.dir,
@@ -358,7 +364,10 @@ impl Outlet<'_> {
         if to < chunk.len() {
             return Delivered::Part(chunk, to);
         }
-        Delivered::Whole(Some(chunk))
+        Delivered::Whole {
+            len: to,
+            chunk: Some(chunk),
+        }
     }
 
     /// Writes `chunk[from..]` as the direction's faults allow: held back (`--delay`),
@@ -389,9 +398,9 @@ impl Outlet<'_> {
                     shaper.wrote(to - from);
                     (chunk, from) = (rest, to);
                 }
-                Delivered::Whole(spent) => {
+                whole @ Delivered::Whole { .. } => {
                     shaper.wrote(n);
-                    return Delivered::Whole(spent);
+                    return whole;
                 }
                 Delivered::Stopped => return Delivered::Stopped,
             }
@@ -433,8 +442,9 @@ impl Outlet<'_> {
         Delivered::Stopped
     }
 
-    fn failed(&self, error: io::Error, at: SystemTime) -> Delivered {
-        self.fail(error, at);
+    /// Writing to the consumer failed: the consumer's end.
+    fn failed(&self, error: io::Error) -> Delivered {
+        self.fail(error, End::Consumer, SystemTime::now());
         Delivered::Stopped
     }
 }
@@ -469,11 +479,13 @@ impl Reader<'_> {
                 return;
             };
             let result = blank.read_from(self.producer);
-            let at = SystemTime::now();
+            // When the read returned, for timestamps and the capture: taken right
+            // after it, but only when an event will carry it (a vDSO call).
+            let now = SystemTime::now;
             match result {
                 Ok(0) => {
                     if !self.outlet.stopper.stopping() {
-                        self.outlet.tell(Event::Eof { dir, at });
+                        self.outlet.tell(Event::Eof { dir, at: now() });
                     }
                     // Returning drops `chunks`: the writer drains, then shuts down.
                     return;
@@ -488,15 +500,16 @@ impl Reader<'_> {
                         self.outlet.tell(Event::Read {
                             dir,
                             chunk: chunk.clone(),
-                            at,
+                            at: now(),
                         });
                     }
                     let read_at = self.stamp_reads.then(Instant::now);
                     let (chunk, from) = if idle && self.cut_through {
                         match self.outlet.deliver(chunk, 0, false) {
-                            Delivered::Whole(spent) => {
-                                if let Some(chunk) = spent {
-                                    self.credit.take_back(chunk);
+                            Delivered::Whole { len, chunk } => {
+                                match chunk {
+                                    Some(chunk) => self.credit.keep(chunk),
+                                    None => self.credit.restore(len),
                                 }
                                 continue;
                             }
@@ -512,7 +525,7 @@ impl Reader<'_> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => self.credit.put_back(blank),
                 Err(error) => {
-                    self.outlet.fail(error, at);
+                    self.outlet.fail(error, End::Producer, now());
                     return;
                 }
             }
@@ -551,8 +564,11 @@ impl Writer<'_> {
                 Some(shaper) => self.outlet.deliver_shaped(chunk, from, read_at, shaper),
             };
             match delivered {
-                Delivered::Whole(Some(spent)) => self.recycler.recycle(spent),
-                Delivered::Whole(None) => {}
+                // Rule 2: the Wrote event went first, now the credit goes back.
+                Delivered::Whole {
+                    chunk: Some(chunk), ..
+                } => self.recycler.spent(chunk),
+                Delivered::Whole { len, chunk: None } => self.recycler.credit(len),
                 // A blocking delivery ends whole or stopped.
                 Delivered::Part(..) | Delivered::Stopped => return,
             }
@@ -569,7 +585,7 @@ impl Writer<'_> {
         match result {
             Ok(()) => self.outlet.tell(Event::Closed { dir, at }),
             Err(error) if error.kind() != io::ErrorKind::NotConnected => {
-                self.outlet.fail(error, at);
+                self.outlet.fail(error, End::Consumer, at);
             }
             Err(_) => {} // the consumer is gone already; nothing was pending for it
         }
