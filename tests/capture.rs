@@ -15,6 +15,8 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::net::TcpStream;
+
 use common::*;
 
 /// Whether tshark can be run; under CI its absence is a failure.
@@ -91,7 +93,13 @@ fn complaints(stderr: &str) -> Vec<&str> {
 /// The bytes each side sent, as "Follow TCP Stream" reassembles them: (address,
 /// bytes) for node 0 and node 1.
 fn follow(file: &Path) -> [(String, Vec<u8>); 2] {
-    let out = tshark(file, &["-qz", "follow,tcp,raw,0"]);
+    follow_stream(file, 0)
+}
+
+/// As `follow`, for TCP stream `n` (Wireshark's `tcp.stream`: `-k` writes one per
+/// connection).
+fn follow_stream(file: &Path, n: usize) -> [(String, Vec<u8>); 2] {
+    let out = tshark(file, &["-qz", &format!("follow,tcp,raw,{n}")]);
     assert!(out.ok, "tshark follow failed: {}", out.stderr);
     let mut nodes: [(String, Vec<u8>); 2] = Default::default();
     for line in out.stdout.lines() {
@@ -588,4 +596,123 @@ fn the_replay_reads_what_the_capture_wrote() {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `-k -w`: every connection is a TCP stream of its own in the one file, each
+/// exact, and the whole file clean.
+#[test]
+fn keep_listening_writes_one_stream_per_connection() {
+    if !have_tshark() {
+        return;
+    }
+    let dir = scratch_dir("capture-many");
+    for name in ["many.pcap", "many.pcapng"] {
+        let file = capture_path(&dir, name);
+        let mut k = Listening::start(
+            &["-c", "-q", "-w", file.to_str().unwrap()],
+            &Options::default(),
+        );
+        let mut sent = Vec::new();
+        let mut exchange = |(mut a, mut b): (TcpStream, TcpStream), round: usize| {
+            let to_b = random_bytes(50_000 + round * 1000, 10 + round as u64);
+            let to_a = random_bytes(20_000 + round * 1000, 20 + round as u64);
+            let sender = send_in_background(&a, to_b.clone(), true);
+            let replier = send_in_background(&b, to_a.clone(), true);
+            assert!(read_to_end(&mut b).unwrap() == to_b);
+            assert!(read_to_end(&mut a).unwrap() == to_a);
+            sender.join().unwrap();
+            replier.join().unwrap();
+            sent.push((a.local_addr().unwrap().port(), to_b, to_a));
+        };
+        // Two connections open at once, the second one talking first; then a third.
+        let (first, second) = (k.connect(), k.connect());
+        exchange(second, 0);
+        exchange(first, 1);
+        exchange(k.connect(), 2);
+        k.process
+            .stdout
+            .wait_count("three summaries", 3, |l| l.contains("] Relayed"));
+        k.process.signal(libc::SIGTERM);
+        k.process.wait();
+
+        let flagged = tshark(&file, &["-Y", "tcp.analysis.flags"]);
+        assert!(flagged.ok, "tshark failed: {}", flagged.stderr);
+        assert_eq!(flagged.stdout, "", "{name}: Wireshark flagged packets");
+        // One stream per connection, in order of their handshakes.
+        let ports = tshark(
+            &file,
+            &[
+                "-Y",
+                "tcp.flags == 0x002",
+                "-T",
+                "fields",
+                "-e",
+                "tcp.srcport",
+            ],
+        );
+        let syn_ports: Vec<u16> = ports.stdout.lines().map(|p| p.parse().unwrap()).collect();
+        assert_eq!(syn_ports.len(), 3, "{name}: {syn_ports:?}");
+        for (stream, port) in syn_ports.iter().enumerate() {
+            let [(node_a, from_a), (_, from_b)] = follow_stream(&file, stream);
+            assert!(node_a.ends_with(&format!(":{port}")), "{name}: {node_a}");
+            let (_, to_b, to_a) = sent.iter().find(|(p, ..)| p == port).unwrap();
+            assert!(from_a == *to_b, "{name}: stream {stream} A->B differs");
+            assert!(from_b == *to_a, "{name}: stream {stream} B->A differs");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `--reset-after`: the capture ends the conversation with the RST that the
+/// consumer got, shown as coming from the producer.
+#[test]
+fn an_injected_reset_shows_as_a_reset() {
+    if !have_tshark() {
+        return;
+    }
+    let dir = scratch_dir("capture-injected");
+    let file = capture_path(&dir, "reset.pcapng");
+    let mut s = Session::start(&[
+        "-c",
+        "-q",
+        "--reset-after",
+        "1000:",
+        "-w",
+        file.to_str().unwrap(),
+    ]);
+    let _sender = send_in_background(&s.a, random_bytes(3000, 3), false);
+    s.b.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0; 4096];
+    while let Ok(n @ 1..) = s.b.read(&mut buf) {
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got.len(), 1000);
+    assert_eq!(s.process.wait().code(), Some(0));
+    let a_port = s.a.local_addr().unwrap().port().to_string();
+    let resets = tshark(
+        &file,
+        &[
+            "-Y",
+            "tcp.flags.reset == 1",
+            "-T",
+            "fields",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "frame.comment",
+        ],
+    );
+    let lines: Vec<&str> = resets.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with(&format!("{a_port}\t")), "{lines:?}");
+    assert!(
+        lines[0].ends_with("A -> B reset after 1000 bytes (injected)"),
+        "{lines:?}"
+    );
+    // A's segments are what the relay read from A, more than the 1000 bytes B got
+    // before the reset: the rest were in flight, as the capture's ACKs show.
+    let [(_, from_a), _] = follow(&file);
+    assert!(from_a.len() >= 1000, "{}", from_a.len());
+    let _ = std::fs::remove_dir_all(dir);
 }
