@@ -90,6 +90,11 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_conns: Option<u32>,
 
+    /// Show the kernel's queues beside the backlog: bytes sent to the receiver and
+    /// not yet acknowledged (SIOCOUTQ), bytes from the sender not yet read (SIOCINQ)
+    #[arg(long = "kernel-queues")]
+    pub kernel_queues: bool,
+
     /// Forward at most this many bytes a second (1000, 64k, 1M)
     #[arg(long, value_name = "A2B:B2A", value_parser = rates, help_heading = FAULTS)]
     pub rate: Option<[Option<u64>; 2]>,

@@ -124,6 +124,8 @@ pub struct Config {
     pub keep_listening: Option<usize>,
     /// What to inject into A->B and B->A.
     pub faults: [Faults; 2],
+    /// `--kernel-queues`: show the kernel's queues beside the user-space backlog.
+    pub kernel_queues: bool,
 }
 
 impl Config {
@@ -201,6 +203,7 @@ impl Config {
             timestamps: cli.timestamps,
             events,
             faults,
+            kernel_queues: cli.kernel_queues,
             keep_listening: cli
                 .keep_listening
                 .then(|| cli.max_conns.map_or(DEFAULT_MAX_CONNS, |n| n as usize)),

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::buffer::{Chunk, Recycler};
 use crate::faults::Injected;
+use crate::kernel_queues::Queues;
 
 /// One of the two flows of the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,8 +122,9 @@ pub enum Note {
     },
     /// The connection starts relaying. Sent before any of its events.
     Open(ConnId, Box<Opening>),
-    /// Something happened in one of the connection's directions.
-    Event(ConnId, Event),
+    /// Something happened in one of the connection's directions; with
+    /// `--kernel-queues`, the direction's kernel queues right after it.
+    Event(ConnId, Event, Option<Queues>),
     /// Every thread of the connection has ended. Sent after all of its events.
     Close(ConnId, Closing),
 }

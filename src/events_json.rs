@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::event::Direction;
 use crate::hexdump::HEX;
+use crate::kernel_queues::Queues;
 
 /// What a per-direction record reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,8 @@ pub struct Record<'a> {
     pub error: Option<&'a str>,
     /// Which fault was injected: `reset` or `stall` (faults only).
     pub fault: Option<&'static str>,
+    /// `--kernel-queues`: the kernel's queues right after the event.
+    pub kernel: Option<Queues>,
 }
 
 impl Record<'_> {
@@ -91,6 +94,7 @@ impl Record<'_> {
             backlog,
             error: None,
             fault: None,
+            kernel: None,
         }
     }
 }
@@ -128,6 +132,16 @@ impl<W: Write> JsonEvents<W> {
             self.line.push(b'"');
         }
         let _ = write!(self.line, r#","backlog":{}"#, record.backlog);
+        if let Some(Queues {
+            to_consumer,
+            from_producer,
+        }) = record.kernel
+        {
+            let _ = write!(
+                self.line,
+                r#","kernel_queued":{to_consumer},"kernel_unread":{from_producer}"#
+            );
+        }
         if let Some(error) = record.error {
             self.line.extend_from_slice(br#","error":"#);
             write_string(&mut self.line, error);
@@ -244,6 +258,7 @@ mod tests {
             backlog: 0,
             error: None,
             fault: None,
+            kernel: None,
         }
     }
 

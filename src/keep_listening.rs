@@ -67,6 +67,7 @@ pub(crate) fn run(
         buffers: config.buffers,
         watched: logger.watches_chunks(),
         faults: config.faults,
+        kernel_queues: config.kernel_queues,
     };
     let (notes, queue) = bounded(NOTE_QUEUE);
     let (take_slot, free_slot) = bounded::<()>(max_conns);

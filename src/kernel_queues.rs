@@ -69,6 +69,18 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
 
+    /// Polls `level` until it gives `want` (loopback delivers and acknowledges
+    /// within moments, but not within the write call), failing after a second.
+    fn settles(want: u64, level: impl Fn() -> u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let mut got = level();
+        while got != want && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            got = level();
+        }
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn levels_of_a_loopback_connection() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -76,19 +88,9 @@ mod tests {
         let (receiver, _) = listener.accept().unwrap();
         let receiver = Socket::from(receiver);
         sender.write_all(&[7; 1000]).unwrap();
-        // On loopback the bytes arrive, and are acknowledged, within the write call;
-        // reading the queue until it shows them keeps the test free of timing.
-        let mut got = 0;
-        for _ in 0..1000 {
-            got = unread(&receiver).unwrap();
-            if got == 1000 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        assert_eq!(got, 1000);
+        settles(1000, || unread(&receiver).unwrap());
         let sender = Socket::from(sender);
-        assert_eq!(unacknowledged(&sender).unwrap(), 0);
+        settles(0, || unacknowledged(&sender).unwrap());
         let mut buf = [0; 400];
         (&receiver).read_exact(&mut buf).unwrap();
         assert_eq!(unread(&receiver).unwrap(), 600);

@@ -106,6 +106,7 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
         buffers: config.buffers,
         watched: logger.watches_chunks(),
         faults: config.faults,
+        kernel_queues: config.kernel_queues,
     };
     let link = Link {
         id: 1,

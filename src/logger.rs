@@ -37,6 +37,7 @@ use crate::event::{Closing, ConnId, Direction, Ending, Event, Note, Opening};
 use crate::events_json::{JsonEvents, Kind, Record};
 use crate::faults::{self, Faults, Injected};
 use crate::hexdump;
+use crate::kernel_queues::Queues;
 use crate::timestamps::{TimestampKind, Timestamps};
 
 pub(crate) const COLOURS: [&[u8]; 2] = [b"\x1b[91m", b"\x1b[94m"];
@@ -316,7 +317,7 @@ impl<W: Write> Logger<W> {
     fn handle(&mut self, note: Note) {
         self.print.text.clear();
         match note {
-            Note::Event(id, event) => self.event(id, event),
+            Note::Event(id, event, kernel) => self.event(id, event, kernel),
             Note::Accepted { conn, a, at } => {
                 self.print.connection_at(at);
                 let b = self.many.as_deref().unwrap_or("B");
@@ -440,7 +441,7 @@ impl<W: Write> Logger<W> {
         }
     }
 
-    fn event(&mut self, id: ConnId, event: Event) {
+    fn event(&mut self, id: ConnId, event: Event, kernel: Option<Queues>) {
         let Some(conn) = self.conns.get_mut(&id) else {
             // Cannot happen: `Open` comes first, `Close` last. A chunk dropped here
             // would cost its reader credit, but its reader would be gone too.
@@ -466,7 +467,7 @@ impl<W: Write> Logger<W> {
                 let flow = *flow;
                 if !self.quiet {
                     self.print.sent(&conn.label, dir, at, offset, &chunk);
-                    self.print.status(&conn.label, dir, at, flow);
+                    self.print.status(&conn.label, dir, at, flow, kernel);
                 }
                 if let Some(dump) = conn.dumps.get_mut(dir.index()) {
                     dump.apply(failures, |d| d.write(&chunk));
@@ -475,6 +476,7 @@ impl<W: Write> Logger<W> {
                     let record = Record {
                         length: chunk.len() as u64,
                         bytes: Some(&chunk),
+                        kernel,
                         ..Record::new(at, id, dir, Kind::Read, offset, flow.backlog())
                     };
                     json.apply(failures, |j| j.record(&record));
@@ -486,11 +488,12 @@ impl<W: Write> Logger<W> {
                 flow.written += n as u64;
                 let flow = *flow;
                 if !self.quiet {
-                    self.print.status(&conn.label, dir, at, flow);
+                    self.print.status(&conn.label, dir, at, flow, kernel);
                 }
                 if let Some(json) = self.json.as_mut() {
                     let record = Record {
                         length: n as u64,
+                        kernel,
                         ..Record::new(at, id, dir, Kind::Wrote, offset, flow.backlog())
                     };
                     json.apply(failures, |j| j.record(&record));
@@ -508,10 +511,13 @@ impl<W: Write> Logger<W> {
                         at,
                         format_args!("{} -> {} flow shutdown\n", dir.from(), dir.to()),
                     );
-                    self.print.status(&conn.label, dir, at, flow);
+                    self.print.status(&conn.label, dir, at, flow, kernel);
                 }
                 if let Some(json) = self.json.as_mut() {
-                    let record = Record::new(at, id, dir, Kind::Eof, flow.read, flow.backlog());
+                    let record = Record {
+                        kernel,
+                        ..Record::new(at, id, dir, Kind::Eof, flow.read, flow.backlog())
+                    };
                     json.apply(failures, |j| j.record(&record));
                 }
             }
@@ -725,20 +731,50 @@ impl Printer {
     }
 
     /// `B is N bytes behind` or `B is in sync`.
-    fn status(&mut self, label: &str, dir: Direction, at: SystemTime, flow: Flow) {
+    /// With `--kernel-queues`, followed by the kernel's queues of the moment:
+    /// `B is 512 bytes behind (kernel: 4608 queued to B, 0 unread from A)`.
+    fn status(
+        &mut self,
+        label: &str,
+        dir: Direction,
+        at: SystemTime,
+        flow: Flow,
+        kernel: Option<Queues>,
+    ) {
+        let kernel = KernelSuffix(dir, kernel);
         match flow.backlog() {
             0 => self.line(
                 Some(dir),
                 label,
                 at,
-                format_args!("{} is in sync\n", dir.to()),
+                format_args!("{} is in sync{kernel}\n", dir.to()),
             ),
             behind => self.line(
                 Some(dir),
                 label,
                 at,
-                format_args!("{} is {behind} bytes behind\n", dir.to()),
+                format_args!("{} is {behind} bytes behind{kernel}\n", dir.to()),
             ),
+        }
+    }
+}
+
+/// ` (kernel: N queued to B, M unread from A)` after a status, or nothing.
+struct KernelSuffix(Direction, Option<Queues>);
+
+impl std::fmt::Display for KernelSuffix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            Some(Queues {
+                to_consumer,
+                from_producer,
+            }) => write!(
+                f,
+                " (kernel: {to_consumer} queued to {}, {from_producer} unread from {})",
+                self.0.to(),
+                self.0.from()
+            ),
+            None => Ok(()),
         }
     }
 }
@@ -783,7 +819,7 @@ mod tests {
             if let Event::Read { dir, chunk, .. } = &event {
                 bytes[dir.index()] += chunk.len() as u64;
             }
-            tx.send(Note::Event(1, event)).unwrap();
+            tx.send(Note::Event(1, event, None)).unwrap();
         }
         let closing = Closing {
             ending,
@@ -939,6 +975,54 @@ B is in sync
 2.000007 A -> B flow shutdown
 2.000007 B is in sync
 "
+        );
+    }
+
+    #[test]
+    fn kernel_queues_follow_the_status() {
+        let mut out = Vec::new();
+        let (mut ab, rab) = user_space_buffer(2048);
+        let (_, rba) = user_space_buffer(2048);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let opening = Opening {
+            at: T,
+            a: None,
+            b: None,
+            buffers: (2048, 2048),
+            recyclers: [rab, rba],
+            dumps: None,
+        };
+        tx.send(Note::Open(1, Box::new(opening))).unwrap();
+        let c = chunk(&mut ab, &[b'x'; 512]);
+        let queues = |to_consumer, from_producer| {
+            Some(Queues {
+                to_consumer,
+                from_producer,
+            })
+        };
+        let read = Event::Read {
+            dir: Direction::AtoB,
+            chunk: c.clone(),
+            at: T,
+        };
+        tx.send(Note::Event(1, read, queues(4608, 1024))).unwrap();
+        let wrote = Event::Wrote {
+            dir: Direction::AtoB,
+            n: 512,
+            spent: Some(c),
+            at: T,
+        };
+        tx.send(Note::Event(1, wrote, queues(5120, 0))).unwrap();
+        drop(tx);
+        Logger::new(&mut out, false).run(rx);
+        let text = String::from_utf8(out).unwrap();
+        let statuses: Vec<&str> = text.lines().filter(|l| l.starts_with("B is")).collect();
+        assert_eq!(
+            statuses,
+            [
+                "B is 512 bytes behind (kernel: 4608 queued to B, 1024 unread from A)",
+                "B is in sync (kernel: 5120 queued to B, 0 unread from A)",
+            ]
         );
     }
 

@@ -48,7 +48,7 @@ use socket2::Socket;
 use crate::buffer::{Chunk, Credit, Recycler, user_space_buffer};
 use crate::event::{Closing, ConnId, Direction, End, Ending, Event, Note, Opening};
 use crate::faults::{Allow, Faults, Injected, Shaper};
-use crate::kernel_queues;
+use crate::kernel_queues::{self, Queues};
 use crate::logger::Report;
 use crate::net;
 use crate::stop::Stopper;
@@ -105,6 +105,8 @@ pub struct Settings {
     pub watched: bool,
     /// What to inject into A->B and B->A (see `faults`).
     pub faults: [Faults; 2],
+    /// `--kernel-queues`: show the kernel's queues beside the user-space backlog.
+    pub kernel_queues: bool,
 }
 
 /// One connection, ready to relay.
@@ -190,7 +192,9 @@ pub fn connection(
             let outlet = || Outlet {
                 conn: id,
                 dir,
+                producer,
                 consumer,
+                kernel_queues: settings.kernel_queues,
                 notes: notes.clone(),
                 watched,
                 stopper,
@@ -266,7 +270,10 @@ pub(crate) fn peer(socket: &Socket) -> Option<SocketAddr> {
 struct Outlet<'a> {
     conn: ConnId,
     dir: Direction,
+    producer: &'a Socket,
     consumer: &'a Socket,
+    /// `--kernel-queues`: measure them for every event.
+    kernel_queues: bool,
     notes: Sender<Note>,
     /// Whether the logger wants a `Wrote` event per write; when it does, a spent chunk
     /// goes home through the logger with the last one.
@@ -294,7 +301,14 @@ enum Delivered {
 impl Outlet<'_> {
     /// Tells the logger. (If the logger is gone, the process is ending anyway.)
     fn tell(&self, event: Event) {
-        let _ = self.notes.send(Note::Event(self.conn, event));
+        // Measured right after the event's system call, so that the status line
+        // pairs the user-space backlog with the kernel's queues of the same moment.
+        let kernel = if self.kernel_queues {
+            Queues::of(self.producer, self.consumer)
+        } else {
+            None
+        };
+        let _ = self.notes.send(Note::Event(self.conn, event, kernel));
     }
 
     /// Reports a failure of this direction, unless a stop is under way (then what
