@@ -77,16 +77,18 @@ impl<T> Sink<T> {
     fn apply(&mut self, failures: &mut Vec<Error>, op: impl FnOnce(&mut T) -> io::Result<()>) {
         if let Some(out) = self.out.as_mut() {
             if let Err(source) = op(out) {
-                let error = Error::Output {
-                    what: self.what.clone(),
-                    source,
-                };
-                eprintln!("{error}");
-                failures.push(error);
+                output_failed(self.what.clone(), source, failures);
                 self.out = None;
             }
         }
     }
+}
+
+/// Reports an output that failed, once, on stderr, and keeps it for the report.
+fn output_failed(what: String, source: io::Error, failures: &mut Vec<Error>) {
+    let error = Error::Output { what, source };
+    eprintln!("{error}");
+    failures.push(error);
 }
 
 /// How many connections ended which way.
@@ -116,17 +118,53 @@ struct Conn {
     recyclers: [Recycler; 2],
     dumps: Vec<Sink<DumpWriter<BufWriter<File>>>>,
     /// `-w`: the connection's TCP stream in the capture.
-    capture: Option<Sink<Capture<SharedFile>>>,
+    capture: Option<Sink<Capture<CaptureOut>>>,
 }
 
 /// `-w`: the capture file. Each connection writes its own TCP stream into it through
 /// a `Capture` of its own; the first one writes the file header.
 struct CaptureFile {
+    what: String,
     format: Format,
-    /// The file, shared by the streams; flushed through this sink.
-    file: Sink<SharedFile>,
+    /// The file, until the first stream takes it (or, with `-k`, shares it).
+    file: Option<BufWriter<File>>,
+    /// `-k`: the file, shared by every connection's stream.
+    shared: Option<SharedFile>,
     /// Whether the file header is written (by the first connection's stream).
     started: bool,
+    /// Writing it failed once: no stream writes to it any more.
+    broken: bool,
+}
+
+/// Where a connection's capture stream writes.
+enum CaptureOut {
+    /// Without `-k` there is one connection, which owns the file: no lock per write.
+    Own(BufWriter<File>),
+    /// With `-k` the connections share it.
+    Shared(SharedFile),
+}
+
+impl Write for CaptureOut {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            CaptureOut::Own(out) => out.write(bytes),
+            CaptureOut::Shared(out) => out.write(bytes),
+        }
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            CaptureOut::Own(out) => out.write_all(bytes),
+            CaptureOut::Shared(out) => out.write_all(bytes),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            CaptureOut::Own(out) => out.flush(),
+            CaptureOut::Shared(out) => out.flush(),
+        }
+    }
 }
 
 /// One buffered file written by several owners, all on the logger's thread: the
@@ -252,9 +290,12 @@ impl<W: Write> Logger<W> {
         format: Format,
     ) -> Self {
         self.capture = Some(CaptureFile {
+            what: what.into(),
             format,
-            file: Sink::new(what, SharedFile(Arc::new(Mutex::new(out)))),
+            file: Some(out),
+            shared: None,
             started: false,
+            broken: false,
         });
         self
     }
@@ -419,9 +460,16 @@ impl<W: Write> Logger<W> {
         at: SystemTime,
         a: Option<SocketAddr>,
         b: Option<SocketAddr>,
-    ) -> Option<Sink<Capture<SharedFile>>> {
-        let capture = self.capture.as_mut()?;
-        let out = capture.file.out.clone()?;
+    ) -> Option<Sink<Capture<CaptureOut>>> {
+        let capture = self.capture.as_mut().filter(|c| !c.broken)?;
+        let out = if self.many.is_some() {
+            if let Some(file) = capture.file.take() {
+                capture.shared = Some(SharedFile(Arc::new(Mutex::new(file))));
+            }
+            CaptureOut::Shared(capture.shared.clone()?)
+        } else {
+            CaptureOut::Own(capture.file.take()?)
+        };
         // The OS names both ends of every TCP connection; the fallback is never used.
         let unknown = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
         let connection = Connection::new(a.unwrap_or(unknown), b.unwrap_or(unknown), at);
@@ -433,9 +481,10 @@ impl<W: Write> Logger<W> {
         capture.started = true;
         let failures = &mut self.report.output_failures;
         match started {
-            Ok(stream) => Some(Sink::new(capture.file.what.clone(), stream)),
+            Ok(started) => Some(Sink::new(capture.what.clone(), started)),
             Err(source) => {
-                capture.file.apply(failures, |_| Err(source));
+                capture.broken = true;
+                output_failed(capture.what.clone(), source, failures);
                 None
             }
         }
@@ -455,7 +504,7 @@ impl<W: Write> Logger<W> {
                 // The file is broken: no other stream may write to it either.
                 conn.capture = None;
                 if let Some(capture) = self.capture.as_mut() {
-                    capture.file.out = None;
+                    capture.broken = true;
                 }
             }
         }
@@ -590,7 +639,10 @@ impl<W: Write> Logger<W> {
                 }
                 if let Some(stream) = conn.capture.as_mut() {
                     // A byte still held back is shown: the stream holds every byte.
-                    stream.apply(failures, |c| c.finish(at));
+                    stream.apply(failures, |c| {
+                        c.finish(at)?;
+                        c.flush()
+                    });
                 }
                 conn.label
             }
@@ -649,12 +701,13 @@ impl<W: Write> Logger<W> {
             for dump in &mut conn.dumps {
                 dump.apply(failures, |d| d.flush());
             }
+            // (With -k each stream flushes the shared file: a few flushes a batch.)
+            if let Some(stream) = conn.capture.as_mut() {
+                stream.apply(failures, |c| c.flush());
+            }
         }
         if let Some(json) = self.json.as_mut() {
             json.apply(failures, |j| j.flush());
-        }
-        if let Some(capture) = self.capture.as_mut() {
-            capture.file.apply(failures, |f| f.flush());
         }
     }
 }
