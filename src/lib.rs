@@ -2,7 +2,10 @@
 //!
 //! It connects to a server B, waits for one client A, and relays both directions
 //! through a user-space buffer of its own, printing each chunk as a hexdump with how
-//! far the receiving side is behind. See `relay` for the architecture.
+//! far the receiving side is behind. See `relay` for the architecture. With `-k` it
+//! keeps listening and relays every client to a B of its own (`keep_listening`);
+//! `faults` makes the relay misbehave on purpose; the logger also writes a capture,
+//! dump files and JSON events.
 
 pub mod addr;
 pub mod buffer;
@@ -59,7 +62,7 @@ const EVENTS_BUFFER: usize = 256 * 1024;
 const CAPTURE_BUFFER: usize = 256 * 1024;
 
 /// Runs the relay the configuration describes, in the original's order: open the
-/// outputs, connect to B, wait for A, relay.
+/// outputs, connect to B, wait for A, relay. With `-k`, see `keep_listening`.
 pub fn run(config: Config) -> Result<Outcome, Error> {
     let stopper = Arc::new(Stopper::default());
     signals::install(stopper.clone()).map_err(|source| Error::Output {
@@ -68,9 +71,10 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
     })?;
 
     // Outputs first: a path that cannot be written is reported before any connection.
-    let dumps = match &config.dumps {
-        Some(paths) => Some([create(&paths.a_to_b)?, create(&paths.b_to_a)?]),
-        None => None,
+    // (With -k each connection gets dump files of its own, made as it opens.)
+    let dumps = match (&config.dumps, config.keep_listening) {
+        (Some(paths), None) => Some([create(&paths.a_to_b)?, create(&paths.b_to_a)?]),
+        _ => None,
     };
     let capture = match &config.capture {
         Some(file) => Some((create(&file.path)?, file.format)),

@@ -240,6 +240,8 @@ fn each_connection_has_its_own_dump_files() {
         .wait_count("two summaries", 2, |l| l.contains("] Relayed"));
     k.process.signal(libc::SIGTERM);
     assert_eq!(k.process.wait().code(), Some(0));
+    // No pair of files for a single relay: only the connections' own.
+    assert!(!dir.join("AtoB.dump").exists());
     for i in 1..=2 {
         let hex: String = format!("dump {i}\n")
             .bytes()
