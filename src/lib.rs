@@ -27,6 +27,7 @@ pub mod net;
 pub mod packet;
 pub mod pcap_read;
 pub mod player;
+mod printer;
 pub mod reassembly;
 pub mod recording;
 pub mod relay;
