@@ -515,9 +515,8 @@ fn bytes_in_flight_show_the_slow_receivers_backlog() {
     let a_port = s.a.local_addr().unwrap().port().to_string();
     let data = random_bytes(200_000, 9);
     let sender = send_in_background(&s.a, data.clone(), false);
-    // B reads nothing until tiburoncin's buffer is full.
-    s.stdout()
-        .wait_line("a full buffer", |l| l == "B is 4096 bytes behind");
+    // B reads nothing until the relay has stalled with every buffer full.
+    s.stdout().wait_until_quiet("the relay to stall");
     assert!(read_exact(&mut s.b, data.len()) == data);
     sender.join().unwrap();
     // Once B is in sync, a new message is all there is in flight.
@@ -552,7 +551,29 @@ fn bytes_in_flight_show_the_slow_receivers_backlog() {
         .lines()
         .map(|l| l.parse().expect("bytes in flight on every data segment"))
         .collect();
-    assert_eq!(in_flight.iter().max(), Some(&4096), "{in_flight:?}");
+    // Each data segment's bytes in flight is exactly the backlog printed after that
+    // read: Wireshark sees what "B is N bytes behind" says.
+    let lines = s.stdout().lines();
+    let printed: Vec<u64> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("A -> B sent "))
+        .map(|(i, _)| {
+            let status = lines[i..].iter().find(|l| l.starts_with("B is ")).unwrap();
+            behinds(std::slice::from_ref(status), "B")
+                .first()
+                .map_or(0, |&n| n as u64)
+        })
+        .collect();
+    assert_eq!(in_flight, printed);
+    assert!(
+        in_flight.iter().max() > Some(&2048),
+        "the buffer never filled: {in_flight:?}"
+    );
+    assert!(
+        in_flight.iter().all(|&n| n <= 4096),
+        "over -b: {in_flight:?}"
+    );
     assert_eq!(in_flight.last(), Some(&4), "the backlog did not fall to 0");
     assert_clean(&file, false);
     let _ = std::fs::remove_dir_all(dir);

@@ -42,19 +42,7 @@ fn a_stalled_relay_shows_where_the_bytes_wait() {
     out.wait_line("a full buffer", |l| {
         l.starts_with("B is 512 bytes behind (kernel: ")
     });
-    let mut last = 0;
-    let mut quiet_polls = 0;
-    wait_for(
-        "the relay to stall",
-        || {
-            let count = out.lines().len();
-            quiet_polls = if count == last { quiet_polls + 1 } else { 0 };
-            last = count;
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            (quiet_polls >= 25).then_some(())
-        },
-        || out.text(),
-    );
+    out.wait_until_quiet("the relay to stall");
     // Stalled, the bytes wait in three places: the user-space buffer (full), the
     // send queue to B (B's window is full, nothing is acknowledged) and the receive
     // queue from A (tiburoncin reads no more).

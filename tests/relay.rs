@@ -137,25 +137,10 @@ fn a_slow_receiver_is_limited_by_the_user_space_buffer() {
     let out = s.stdout().clone();
     let sender = send_in_background(&s.a, data.clone(), true);
 
-    // B reads nothing: wait until the relay has stalled (its printed total stops
-    // moving), which must happen long before the whole megabyte got through.
-    let mut last = 0;
-    let mut quiet_polls = 0;
-    let stalled_at = wait_for(
-        "the relay to stall",
-        || {
-            let total: usize = sent_sizes(&out.lines(), "A -> B").iter().sum();
-            quiet_polls = if total == last && total > 0 {
-                quiet_polls + 1
-            } else {
-                0
-            };
-            last = total;
-            thread::sleep(std::time::Duration::from_millis(20));
-            (quiet_polls >= 25).then_some(total)
-        },
-        || out.text(),
-    );
+    // B reads nothing: wait until the relay has stalled, which must happen long
+    // before the whole megabyte got through.
+    out.wait_until_quiet("the relay to stall");
+    let stalled_at: usize = sent_sizes(&out.lines(), "A -> B").iter().sum();
     assert!(
         stalled_at < data.len() / 4,
         "{stalled_at} bytes got through to a B that reads nothing"

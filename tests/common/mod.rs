@@ -9,6 +9,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -95,6 +96,31 @@ impl Captured {
     }
 }
 
+impl Captured {
+    /// Waits until something was printed and then nothing more for half a second: a
+    /// relay whose buffers are all full has stalled. (What it waits for is that
+    /// silence; a test then checks what the output says, which is exact.)
+    pub fn wait_until_quiet(&self, what: &str) {
+        let mut last = 0;
+        let mut quiet_polls = 0;
+        wait_for(
+            what,
+            || {
+                let len = self.0.lock().unwrap().0.len();
+                quiet_polls = if len == last && len > 0 {
+                    quiet_polls + 1
+                } else {
+                    0
+                };
+                last = len;
+                thread::sleep(Duration::from_millis(20));
+                (quiet_polls >= 25).then_some(())
+            },
+            || self.text(),
+        )
+    }
+}
+
 /// Polls `probe` until it gives a value or the deadline passes (then panics with
 /// `context()` to show what was there instead).
 pub fn wait_for<T>(
@@ -136,7 +162,11 @@ impl Process {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // A process group of its own, whose parent (this test) is in the same
+            // session: such a group is never orphaned, so a SIGTSTP stops it as Ctrl-Z
+            // would, however the test runner itself was started (CI, nohup, &).
+            .process_group(0);
         if let Some(dir) = &options.dir {
             command.current_dir(dir);
         }
