@@ -239,14 +239,19 @@ impl Writer<'_> {
             Ok(()) => {
                 let _ = self.events.send(Event::Closed { dir: self.dir });
             }
-            Err(error) if error.kind() != io::ErrorKind::NotConnected => {
+            Err(error) => {
+                // Not connected any more means the consumer reset the connection: it
+                // closed without reading, and whatever was written to it since was
+                // thrown away by its kernel, however well each write went. That is the
+                // broken pipe of a consumer that closed with bytes still coming to it,
+                // and the socket's pending error names it as a write would have.
+                let error = self.consumer.take_error().ok().flatten().unwrap_or(error);
                 let _ = self.events.send(Event::Failed {
                     dir: self.dir,
                     error,
                 });
                 self.stopper.stop_reading();
             }
-            Err(_) => {} // the consumer is gone already; nothing was pending for it
         }
     }
 }

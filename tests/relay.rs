@@ -267,25 +267,6 @@ fn a_reset_from_a_is_reported() {
     drop(b);
 }
 
-fn decode_dump(path: &Path) -> Vec<u8> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let lines: Vec<&str> = text.split('\n').collect();
-    let (last, full) = lines.split_last().unwrap();
-    assert!(
-        full.iter().all(|l| l.len() == 32),
-        "a full line that is not 32 hex chars"
-    );
-    assert!(
-        last.len() < 32 && last.len() % 2 == 0,
-        "bad last line {last:?}"
-    );
-    let hex: String = text.split('\n').collect();
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
-}
-
 fn dump_session(args: &[&str], dir: &Path) -> (Vec<u8>, Vec<u8>) {
     let ab = random_bytes(100_000, 3);
     let ba = random_bytes(100_003, 5);

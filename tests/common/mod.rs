@@ -9,7 +9,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -354,5 +354,26 @@ pub fn behinds(lines: &[String], who: &str) -> Vec<usize> {
                 .parse()
                 .ok()
         })
+        .collect()
+}
+
+/// The bytes a dump file (`-o`, `-f`) holds, checking its format on the way: full
+/// lines of 32 hex digits, a shorter last line without a newline.
+pub fn decode_dump(path: &Path) -> Vec<u8> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = text.split('\n').collect();
+    let (last, full) = lines.split_last().unwrap();
+    assert!(
+        full.iter().all(|l| l.len() == 32),
+        "a full line that is not 32 hex chars"
+    );
+    assert!(
+        last.len() < 32 && last.len() % 2 == 0,
+        "bad last line {last:?}"
+    );
+    let hex: String = text.split('\n').collect();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
         .collect()
 }

@@ -1,0 +1,692 @@
+//! Faults: peers that reset, vanish, never answer or stop reading; signals in the
+//! middle of a transfer; dump files on a full or unwritable file system.
+//!
+//! Each test checks what a user relies on when things go wrong: a clear message, the
+//! right exit status, an end within a bounded time, and no lost byte — everything
+//! tiburoncin read from one side reaches the other side if that side is still there.
+
+mod common;
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Reads from `stream` until EOF or an error, in the background; the bytes and the
+/// error, if it ended with one.
+fn drain(stream: &TcpStream) -> thread::JoinHandle<(Vec<u8>, Option<io::ErrorKind>)> {
+    let mut stream = stream.try_clone().unwrap();
+    thread::spawn(move || {
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => return (got, None),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (got, Some(e.kind())),
+            }
+        }
+    })
+}
+
+/// Writes `data` until done or the connection fails, in the background; how many
+/// bytes the kernel took.
+fn flood(stream: &TcpStream, data: Vec<u8>) -> thread::JoinHandle<usize> {
+    let mut stream = stream.try_clone().unwrap();
+    thread::spawn(move || {
+        stream.set_write_timeout(Some(DEADLINE)).unwrap();
+        let mut done = 0;
+        while done < data.len() {
+            match stream.write(&data[done..]) {
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        done
+    })
+}
+
+/// The total of the `X -> Y sent N bytes` lines for `dir` printed so far.
+fn printed(out: &Captured, dir: &str) -> usize {
+    sent_sizes(&out.lines(), dir).iter().sum()
+}
+
+/// Closes `stream` with a RST instead of a FIN (SO_LINGER 0).
+fn reset(stream: TcpStream) {
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+}
+
+/// A fixed receive buffer of `size` (the kernel doubles it; fixed sizes are not
+/// autotuned), so a consumer that stops reading stops the relay soon. Below the
+/// loopback MSS (64 KiB) a sender waits for window probes, so small is slow.
+fn receive_buffer<S: std::os::fd::AsFd>(socket: &S, size: usize) {
+    socket2::SockRef::from(socket)
+        .set_recv_buffer_size(size)
+        .unwrap();
+}
+
+/// Every line of stderr is one of `allowed`, and there is at least one.
+fn stderr_lines_among(process: &Process, allowed: &[&str]) {
+    let text = process.stderr.text();
+    assert!(!text.is_empty(), "no message on stderr");
+    for line in text.lines() {
+        assert!(
+            allowed.contains(&line),
+            "unexpected message {line:?} in {text:?}"
+        );
+    }
+}
+
+#[test]
+fn b_resets_mid_stream() {
+    let data = random_bytes(4 << 20, 21);
+    let last_words = random_bytes(3000, 22);
+    let mut s = Session::start(&["-c", "-b", "4096"]);
+    let out = s.stdout().clone();
+    let to_b = flood(&s.a, data.clone());
+    let at_a = drain(&s.a);
+    s.b.write_all(&last_words).unwrap();
+    let got_b = read_exact(&mut s.b, 50_000);
+    // B's last words are in tiburoncin's hands before B goes: they must reach A.
+    wait_for(
+        "B's last words to be read",
+        || (printed(&out, "B -> A") == last_words.len()).then_some(()),
+        || out.text(),
+    );
+    let Session { mut process, a, b } = s;
+    reset(b);
+    let status = process.wait();
+    assert_eq!(status.code(), Some(1));
+    stderr_lines_among(
+        &process,
+        &[
+            "Passthrough from A to B failed: Connection reset by peer",
+            "Passthrough from A to B failed: Broken pipe",
+            "Passthrough from B to A failed: Connection reset by peer",
+        ],
+    );
+    let (at_a, _) = at_a.join().unwrap();
+    assert!(
+        at_a == last_words,
+        "A got {} bytes of B's {}",
+        at_a.len(),
+        last_words.len()
+    );
+    assert!(data.starts_with(&got_b));
+    let _ = to_b.join().unwrap();
+    drop(a);
+}
+
+#[test]
+fn a_resets_mid_stream_with_data_in_flight() {
+    let data = random_bytes(2 << 20, 23);
+    // Small kernel buffers on the way to B (fixed sizes are not autotuned), so that
+    // the user-space buffer is what fills; a big one from A, so that it fills fast.
+    let s = Session::start_with(&["-c", "-b", "65536", "-z", "4096:1048576"], |l| {
+        receive_buffer(l, 1024)
+    });
+    let out = s.stdout().clone();
+    let to_b = flood(&s.a, data.clone());
+    // B reads nothing yet: tiburoncin's buffer fills up and stays full.
+    wait_for(
+        "B to fall a whole buffer behind",
+        || behinds(&out.lines(), "B").contains(&65536).then_some(()),
+        || out.text(),
+    );
+    let Session { mut process, a, b } = s;
+    reset(a);
+    let at_b = drain(&b);
+    let status = process.wait();
+    assert_eq!(status.code(), Some(1));
+    stderr_lines_among(
+        &process,
+        &["Passthrough from A to B failed: Connection reset by peer"],
+    );
+    let (at_b, error) = at_b.join().unwrap();
+    assert_eq!(error, None, "B saw a reset, not the end");
+    assert_eq!(
+        at_b.len(),
+        printed(&out, "A -> B"),
+        "bytes read from A but not given to B"
+    );
+    assert!(data.starts_with(&at_b));
+    let _ = to_b.join();
+}
+
+/// A listener whose accept queue is full: further SYNs are dropped, so a connect
+/// neither succeeds nor is refused. With `listen(0)` Linux queues one connection.
+struct Unanswering {
+    listener: socket2::Socket,
+    _queued: Vec<socket2::Socket>,
+}
+
+impl Unanswering {
+    fn new() -> Unanswering {
+        use socket2::{Domain, SockAddr, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        listener
+            .bind(&SockAddr::from(
+                "127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(),
+            ))
+            .unwrap();
+        listener.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Fill the queue until a connect stays pending. A queued connect completes at
+        // once on loopback; one that is still pending after a while is being dropped.
+        let mut queued = Vec::new();
+        for _ in 0..8 {
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            let done = socket.connect_timeout(&addr, Duration::from_millis(500));
+            queued.push(socket);
+            if done.is_err() {
+                return Unanswering {
+                    listener,
+                    _queued: queued,
+                };
+            }
+        }
+        panic!("8 connections queued on a listen(0) socket: the accept queue never fills");
+    }
+
+    fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .unwrap()
+            .as_socket()
+            .unwrap()
+            .port()
+    }
+}
+
+/// B's accept queue is full: each of the 3 tries times out after 5 s, a second apart,
+/// so this test takes 17 s, run alongside the others. It is the real code path with the
+/// real constants; a knob only for tests would test something else.
+#[test]
+fn b_never_accepts() {
+    let b = Unanswering::new();
+    let started = Instant::now();
+    let mut p = Process::spawn(&[
+        "-A".into(),
+        "127.0.0.1:0".into(),
+        "-B".into(),
+        format!("127.0.0.1:{}", b.port()),
+    ]);
+    let status = p.wait();
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(
+        p.stderr.text(),
+        "Establish a connection to the destination failed: Connection timed out\n"
+    );
+    assert_eq!(
+        p.stdout.text(),
+        format!("Connecting to B 127.0.0.1:{}...\n", b.port())
+    );
+    assert!(took >= Duration::from_secs(15), "gave up after {took:?}");
+}
+
+/// B stops reading (shutdown of its read side: on Linux the data still piles up in
+/// its kernel), answers, and closes while A is still sending: the close is a reset.
+#[test]
+fn b_closes_its_read_side_while_a_keeps_sending() {
+    let data = random_bytes(8 << 20, 24);
+    let answer = random_bytes(5000, 25);
+    let mut s = Session::start(&["-c"]);
+    let out = s.stdout().clone();
+    let to_b = flood(&s.a, data.clone());
+    let at_a = drain(&s.a);
+    let first = read_exact(&mut s.b, 10_000);
+    s.b.shutdown(Shutdown::Read).unwrap();
+    s.b.write_all(&answer).unwrap();
+    wait_for(
+        "the answer to be read",
+        || (printed(&out, "B -> A") == answer.len()).then_some(()),
+        || out.text(),
+    );
+    let Session { mut process, a, b } = s;
+    drop(b);
+    let status = process.wait();
+    assert_eq!(status.code(), Some(1));
+    stderr_lines_among(
+        &process,
+        &[
+            "Passthrough from A to B failed: Connection reset by peer",
+            "Passthrough from A to B failed: Broken pipe",
+            "Passthrough from B to A failed: Connection reset by peer",
+        ],
+    );
+    let (at_a, _) = at_a.join().unwrap();
+    assert!(
+        at_a == answer,
+        "A got {} of the {} byte answer",
+        at_a.len(),
+        answer.len()
+    );
+    assert!(data.starts_with(&first));
+    let _ = to_b.join();
+    drop(a);
+}
+
+/// Ctrl-C while B does not answer: the connect is abandoned at once.
+#[test]
+fn sigint_while_connecting_to_a_b_that_never_accepts() {
+    let b = Unanswering::new();
+    let mut p = Process::spawn(&[
+        "-A".into(),
+        "127.0.0.1:0".into(),
+        "-B".into(),
+        format!("127.0.0.1:{}", b.port()),
+    ]);
+    p.stdout
+        .wait_line("the connecting line", |l| l.starts_with("Connecting to B"));
+    p.signal(libc::SIGINT);
+    assert_eq!(p.wait().code(), Some(130));
+    assert_eq!(p.stderr.text(), "User cancelled.\n");
+}
+
+/// A signal while both directions are mid-transfer, both consumers stalled with full
+/// buffers: a prompt exit with the signal's status, and both dump files whole and
+/// holding exactly what the terminal showed, which is a prefix of what was sent and
+/// at least what each consumer got.
+fn signal_mid_transfer_keeps_the_dumps_whole(signal: i32, name: &str) {
+    let dir = scratch_dir(name);
+    let options = Options {
+        dir: Some(dir.clone()),
+        bulk: false,
+    };
+    let ab = random_bytes(3 << 20, 26);
+    let ba = random_bytes(3 << 20, 27);
+    let mut s = Session::start_full(
+        &["-c", "-o", "-b", "1000:3000", "-z", "4096:1048576"],
+        &options,
+        |l| receive_buffer(l, 65536),
+    );
+    receive_buffer(&s.a, 65536);
+    let out = s.stdout().clone();
+    let to_b = flood(&s.a, ab.clone());
+    let to_a = flood(&s.b, ba.clone());
+    // Each consumer reads a little, then stops: both buffers fill and stay full.
+    let got_b = read_exact(&mut s.b, 70_000);
+    let got_a = read_exact(&mut s.a, 90_000);
+    wait_for(
+        "both consumers to fall a whole buffer behind",
+        || {
+            let lines = out.lines();
+            (behinds(&lines, "B").contains(&1000) && behinds(&lines, "A").contains(&3000))
+                .then_some(())
+        },
+        || out.text(),
+    );
+    s.process.signal(signal);
+    assert_eq!(s.process.wait().code(), Some(128 + signal));
+    assert_eq!(s.process.stderr.text(), "User cancelled.\n");
+    let text = out.text();
+    assert!(
+        text.ends_with('\n'),
+        "the last line was cut: {:?}",
+        &text[text.len().saturating_sub(80)..]
+    );
+
+    for (file, sent, got, flow) in [
+        ("AtoB.dump", &ab, &got_b, "A -> B"),
+        ("BtoA.dump", &ba, &got_a, "B -> A"),
+    ] {
+        let dumped = decode_dump(&dir.join(file));
+        assert!(sent.starts_with(&dumped), "{file} is not what was sent");
+        assert!(
+            dumped.len() >= got.len(),
+            "{file} lacks bytes a consumer got"
+        );
+        assert_eq!(
+            dumped.len(),
+            printed(&out, flow),
+            "{file} and the terminal differ"
+        );
+    }
+    drop(s);
+    let _ = (to_b.join(), to_a.join());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn sigint_mid_transfer_keeps_the_dumps_whole() {
+    signal_mid_transfer_keeps_the_dumps_whole(libc::SIGINT, "sigint-dumps");
+}
+
+#[test]
+fn sigterm_mid_transfer_keeps_the_dumps_whole() {
+    signal_mid_transfer_keeps_the_dumps_whole(libc::SIGTERM, "sigterm-dumps");
+}
+
+/// A connects and closes before saying anything; B sees the EOF and closes too:
+/// nothing was lost, so this is a normal end.
+#[test]
+fn a_connects_and_vanishes_before_sending_anything() {
+    let Session {
+        mut process,
+        a,
+        mut b,
+    } = Session::start(&["-c"]);
+    drop(a);
+    assert_eq!(read_to_end(&mut b).unwrap(), b"");
+    b.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(process.wait().code(), Some(0));
+    assert_eq!(process.stderr.text(), "");
+    let lines = process.stdout.lines();
+    assert_eq!(
+        lines[3..],
+        [
+            "A -> B flow shutdown",
+            "B is in sync",
+            "B -> A flow shutdown",
+            "A is in sync"
+        ]
+    );
+}
+
+/// Whether the kernel still lists a TCP connection between these two loopback ports
+/// (either side of it, in any state but closed).
+fn connection_listed(one: u16, other: u16) -> bool {
+    let port = |field: &str| {
+        field
+            .rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let ports = (port(fields[1]), port(fields[2]));
+                ports == (Some(one), Some(other)) || ports == (Some(other), Some(one))
+            })
+    })
+}
+
+/// A connects and closes; B, not knowing, greets it. A's kernel answers the greeting
+/// with a reset: it was never delivered, however well the write went, and the run
+/// must not end as if it had been.
+#[test]
+fn a_vanishes_and_b_greets_it() {
+    let s = Session::start(&["-c"]);
+    let Session {
+        mut process,
+        a,
+        mut b,
+    } = s;
+    let ports = (
+        a.local_addr().unwrap().port(),
+        a.peer_addr().unwrap().port(),
+    );
+    drop(a);
+    assert_eq!(read_to_end(&mut b).unwrap(), b"");
+    b.write_all(b"220 welcome\r\n").unwrap();
+    let out = process.stdout.clone();
+    wait_for(
+        "the greeting to be written",
+        || {
+            out.lines()
+                .iter()
+                .any(|l| l == "A is in sync")
+                .then_some(())
+        },
+        || out.text(),
+    );
+    // The reset has come back once neither end of A's connection is left.
+    wait_for(
+        "A's reset",
+        || (!connection_listed(ports.0, ports.1)).then_some(()),
+        String::new,
+    );
+    b.shutdown(Shutdown::Write).unwrap();
+    let status = process.wait();
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(
+        process.stderr.text(),
+        "Passthrough from B to A failed: Broken pipe\n"
+    );
+    assert_eq!(read_to_end(&mut b).unwrap(), b"");
+}
+
+// ---- outputs that fail ----------------------------------------------------------
+
+/// Whether tests that need a tool or a privilege this machine lacks must fail (in CI)
+/// rather than be skipped with a loud note.
+fn required() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+/// A small tmpfs mounted on a fresh directory, unmounted and removed when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// `None` (after a loud note) where mounting is not permitted, outside CI.
+    fn mount(name: &str, options: &str) -> Option<Tmpfs> {
+        let dir = scratch_dir(name);
+        let done = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(&dir)
+            .output();
+        match done {
+            Ok(out) if out.status.success() => Some(Tmpfs(dir)),
+            other => {
+                let why = match other {
+                    Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
+                    Err(e) => e.to_string(),
+                };
+                let _ = std::fs::remove_dir(&dir);
+                assert!(!required(), "cannot mount a tmpfs in CI: {why}");
+                eprintln!(
+                    "SKIPPED: cannot mount a tmpfs here ({}), test not run",
+                    why.trim()
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The text a dump file holds for `bytes`.
+fn dump_text(bytes: &[u8]) -> String {
+    let mut text = String::new();
+    for (i, b) in bytes.iter().enumerate() {
+        text += &format!("{b:02x}");
+        if i % 16 == 15 {
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// A relay with `-o` in `dir`: B speaks first (`ba`), and once that is shown A
+/// answers (`ab`), then both close. Both must arrive intact; the exit status and
+/// stderr are returned.
+fn relay_with_dumps_in(dir: &Path, ab: &[u8], ba: &[u8]) -> (Option<i32>, String) {
+    let options = Options {
+        dir: Some(dir.to_path_buf()),
+        bulk: true,
+    };
+    let mut s = Session::start_full(&["-c", "-o"], &options, |_| {});
+    s.b.write_all(ba).unwrap();
+    s.b.shutdown(Shutdown::Write).unwrap();
+    assert!(
+        read_to_end(&mut s.a).unwrap() == ba,
+        "A did not get B's bytes intact"
+    );
+    // The logger flushes the dumps right after the terminal, before its next event:
+    // once this line shows, B's bytes are in BtoA.dump, before any of A's are read.
+    s.stdout()
+        .wait_line("B -> A to be closed", |l| l == "B -> A flow shutdown");
+    let to_b = send_in_background(&s.a, ab.to_vec(), true);
+    assert!(
+        read_to_end(&mut s.b).unwrap() == ab,
+        "B did not get A's bytes intact"
+    );
+    to_b.join().unwrap();
+    let status = s.process.wait();
+    (status.code(), s.process.stderr.text())
+}
+
+/// Dump files that cannot be written at all (both are /dev/full): each failure is
+/// reported once, the relay goes on and delivers every byte, and the run fails.
+#[test]
+fn dumps_to_dev_full() {
+    let dir = scratch_dir("dev-full");
+    for name in ["AtoB.dump", "BtoA.dump"] {
+        std::os::unix::fs::symlink("/dev/full", dir.join(name)).unwrap();
+    }
+    let ab = random_bytes(300_000, 28);
+    let ba = random_bytes(200_000, 29);
+    let (code, stderr) = relay_with_dumps_in(&dir, &ab, &ba);
+    assert_eq!(code, Some(1), "{stderr}");
+    let mut lines: Vec<&str> = stderr.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "Writing AtoB.dump failed: No space left on device",
+            "Writing BtoA.dump failed: No space left on device"
+        ]
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A file system that fills up mid-relay (a 64 KiB tmpfs): the dumps keep what fit,
+/// which is the start of what they should hold, and nothing else is lost.
+#[test]
+fn dumps_on_a_disk_that_fills_up() {
+    let Some(disk) = Tmpfs::mount("full-disk", "size=64k") else {
+        return;
+    };
+    let ab = random_bytes(400_000, 30);
+    let ba = random_bytes(100, 31);
+    let (code, stderr) = relay_with_dumps_in(&disk.0, &ab, &ba);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        "Writing AtoB.dump failed: No space left on device\n"
+    );
+    let kept = std::fs::read_to_string(disk.0.join("AtoB.dump")).unwrap();
+    assert!(!kept.is_empty() && dump_text(&ab).starts_with(&kept));
+    assert_eq!(decode_dump(&disk.0.join("BtoA.dump")), ba);
+}
+
+/// Dump files that cannot be created: the run stops before connecting to anyone.
+#[test]
+fn dumps_in_a_directory_that_cannot_be_written() {
+    let missing = scratch_dir("missing-dir").join("no-such-dir");
+    let read_only = Tmpfs::mount("read-only", "ro,size=64k");
+    let mut cases = vec![
+        (
+            format!("{}/run-", missing.display()),
+            "No such file or directory",
+        ),
+        ("/dev/full/run-".to_string(), "Not a directory"),
+    ];
+    if let Some(fs) = &read_only {
+        cases.push((format!("{}/run-", fs.0.display()), "Read-only file system"));
+    }
+    for (prefix, reason) in cases {
+        let b = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut p = Process::spawn(&[
+            "-A".into(),
+            "127.0.0.1:0".into(),
+            "-B".into(),
+            b.local_addr().unwrap().to_string(),
+            "-f".into(),
+            prefix.clone(),
+        ]);
+        assert_eq!(p.wait().code(), Some(1), "{prefix}");
+        assert_eq!(
+            p.stderr.text(),
+            format!("Cannot create {prefix}AtoB.dump: {reason}\n")
+        );
+        assert_eq!(p.stdout.text(), "", "{prefix}: it went on");
+        b.set_nonblocking(true).unwrap();
+        assert_eq!(
+            b.accept().map(|_| ()).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock,
+            "{prefix}: B was connected to"
+        );
+    }
+}
+
+/// `tiburoncin ... | head`: the terminal output goes away mid-relay. That is reported
+/// once, and the relay itself goes on to the end.
+#[test]
+fn standard_output_closed_mid_relay() {
+    use std::io::BufRead;
+    let b_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut child = Command::new(BIN)
+        .args(["-c", "-A", "127.0.0.1:0", "-B"])
+        .arg(b_listener.local_addr().unwrap().to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let stderr = thread::spawn(move || io::read_to_string(stderr).unwrap());
+    // Like `head -3`: read the start-up lines, then go away.
+    let mut stdout = io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    for _ in 0..2 {
+        line.clear();
+        stdout.read_line(&mut line).unwrap();
+    }
+    let (mut b, _) = b_listener.accept().unwrap();
+    let mut a = TcpStream::connect(("127.0.0.1", waiting_port(line.trim_end()))).unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.starts_with("Allocating buffers"), "{line}");
+    drop(stdout);
+
+    let data = random_bytes(500_000, 32);
+    let to_b = send_in_background(&a, data.clone(), true);
+    assert!(
+        read_to_end(&mut b).unwrap() == data,
+        "B did not get A's bytes intact"
+    );
+    b.write_all(b"done").unwrap();
+    b.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut a).unwrap(), b"done");
+    to_b.join().unwrap();
+    let mut p = Process {
+        child,
+        stdout: Captured::default(),
+        stderr: Captured::default(),
+    };
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < DEADLINE, "tiburoncin did not end");
+        thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(
+        stderr.join().unwrap(),
+        "Writing to standard output failed: Broken pipe\n"
+    );
+}
