@@ -3,15 +3,19 @@
 //! The original keeps a circular buffer of `-b` bytes per direction. Here the bytes
 //! travel from the reader thread to the writer thread in `Chunk`s instead, and the
 //! buffer's size becomes a *credit*: the reader starts with `-b` bytes of it, spends
-//! what it reads, and gets it back only when a chunk it filled comes home fully
-//! written. So at most `-b` bytes wait in user space, and a read never asks the
-//! socket for more than the free space — the backpressure that makes "B is N bytes
-//! behind" mean what it says.
+//! what it reads, and gets a chunk's worth back only once all of that chunk has been
+//! written to the consumer. So at most `-b` bytes wait in user space for the
+//! consumer, and a read never asks the socket for more than the free space — the
+//! backpressure that makes "B is N bytes behind" mean what it says.
 //!
 //! Chunks are allocated lazily, up to a fixed count, and then recycled forever: the
 //! hot path allocates nothing. A chunk is shared (`Arc`) because the logger reads its
-//! bytes while the writer writes them; it comes back to the reader through the logger,
-//! after both are done with it, so the reader always gets it back unshared.
+//! bytes while the writer writes them. Its credit goes back as soon as it is written,
+//! but its memory only once the last one to look at it is done: straight from the
+//! writer when no logger watches, else through the logger after it has shown the
+//! chunk, so the reader always gets it back unshared. A logger that lags behind thus
+//! holds on to chunks, and when all are out the reader waits for one: the logger's
+//! own backpressure, separate from the consumer's.
 
 use std::io::{self, Read};
 use std::ops::Deref;
@@ -62,23 +66,49 @@ impl Blank {
 
 /// The reader's side of a direction's buffer: its credit and its spare chunks.
 pub struct Credit {
+    limit: usize,
     free: usize,
     chunk_size: usize,
     spares: Vec<Arc<Buf>>,
     allocated: usize,
     max_chunks: usize,
-    returned: Receiver<Chunk>,
+    returned: Receiver<Return>,
 }
 
-/// The way a fully written chunk goes back to its reader.
+/// What goes back to a reader.
+enum Return {
+    /// This many bytes were written: free space again.
+    Credit(usize),
+    /// A chunk whose credit already went back, now that nobody looks at it any more.
+    Buffer(Chunk),
+    /// A written chunk nobody else looks at: its credit and its memory at once.
+    Spent(Chunk),
+}
+
+/// The way credit and chunks go back to their reader.
 #[derive(Clone)]
-pub struct Recycler(Sender<Chunk>);
+pub struct Recycler(Sender<Return>);
 
 impl Recycler {
-    pub fn recycle(&self, chunk: Chunk) {
-        // The channel holds every chunk that can exist, so this never blocks; if the
-        // reader is gone the chunk is simply dropped.
-        let _ = self.0.try_send(chunk);
+    /// `n` bytes of a chunk were all written, and the chunk goes home another way.
+    pub fn credit(&self, n: usize) {
+        self.send(Return::Credit(n));
+    }
+
+    /// A chunk whose credit went back already.
+    pub fn buffer(&self, chunk: Chunk) {
+        self.send(Return::Buffer(chunk));
+    }
+
+    /// A written chunk, credit and memory together.
+    pub fn spent(&self, chunk: Chunk) {
+        self.send(Return::Spent(chunk));
+    }
+
+    fn send(&self, message: Return) {
+        // The channel holds two messages for every chunk that can exist, so this never
+        // blocks; if the reader is gone the message is simply dropped.
+        let _ = self.0.try_send(message);
     }
 }
 
@@ -87,8 +117,9 @@ impl Recycler {
 pub fn user_space_buffer(limit: usize) -> (Credit, Recycler) {
     let chunk_size = limit.clamp(1, MAX_CHUNK);
     let max_chunks = limit.div_ceil(chunk_size) + SPARE_CHUNKS;
-    let (tx, rx) = bounded(max_chunks);
+    let (tx, rx) = bounded(2 * max_chunks);
     let credit = Credit {
+        limit,
         free: limit,
         chunk_size,
         spares: Vec::new(),
@@ -104,8 +135,8 @@ impl Credit {
     /// is closed while waiting: the relay is being torn down.
     pub fn blank(&mut self, stop: &Receiver<()>) -> Option<Blank> {
         loop {
-            while let Ok(chunk) = self.returned.try_recv() {
-                self.take_back(chunk);
+            while let Ok(message) = self.returned.try_recv() {
+                self.take_back(message);
             }
             if self.free > 0 {
                 if let Some(buf) = self.spare() {
@@ -114,7 +145,7 @@ impl Credit {
                 }
             }
             select! {
-                recv(self.returned) -> chunk => self.take_back(chunk.ok()?),
+                recv(self.returned) -> message => self.take_back(message.ok()?),
                 recv(stop) -> _ => return None,
             }
         }
@@ -135,9 +166,28 @@ impl Credit {
         self.spares.push(blank.buf);
     }
 
-    fn take_back(&mut self, chunk: Chunk) {
-        self.free += chunk.len();
+    /// True when every chunk is home: nothing waits to be written.
+    pub fn is_full(&self) -> bool {
+        self.free == self.limit
+    }
+
+    /// The reader wrote `n` bytes itself: their space is free again at once.
+    pub fn restore(&mut self, n: usize) {
+        self.free += n;
+    }
+
+    /// A chunk the reader wrote itself and nobody else looks at.
+    pub fn keep(&mut self, chunk: Chunk) {
+        self.restore(chunk.len());
         self.spares.push(chunk.0);
+    }
+
+    fn take_back(&mut self, message: Return) {
+        match message {
+            Return::Credit(n) => self.restore(n),
+            Return::Buffer(chunk) => self.spares.push(chunk.0),
+            Return::Spent(chunk) => self.keep(chunk),
+        }
     }
 
     /// An unshared buffer: a spare, or a new one while under the count.
@@ -146,8 +196,10 @@ impl Credit {
             if Arc::get_mut(&mut buf).is_some() {
                 return Some(buf);
             }
-            // Still shared: cannot happen by the relay's rules, but a shared buffer
-            // must never be written, so it is forgotten and replaced.
+            // Still shared: cannot happen by the relay's rules (debug builds, which the
+            // tests run, stop here), but a shared buffer must never be written, so a
+            // release build forgets it and makes another.
+            debug_assert!(false, "a chunk came home still shared");
             self.allocated -= 1;
         }
         if self.allocated < self.max_chunks {
@@ -184,7 +236,7 @@ mod tests {
         let (stop_tx, stop_rx) = bounded::<()>(0);
         drop(stop_tx);
         assert!(credit.blank(&stop_rx).is_none());
-        recycler.recycle(first);
+        recycler.spent(first);
         let second = read(&mut credit, &[2; 64]);
         assert_eq!(&second[..], &[2; 10]);
     }
@@ -196,7 +248,7 @@ mod tests {
         let b = read(&mut credit, &[2; 30]);
         let c = read(&mut credit, &[3; 64]);
         assert_eq!((a.len(), b.len(), c.len()), (30, 30, 40));
-        recycler.recycle(b);
+        recycler.spent(b);
         assert_eq!(read(&mut credit, &[4; 64]).len(), 30);
     }
 
@@ -206,7 +258,7 @@ mod tests {
         for round in 0..1000u32 {
             let chunk = read(&mut credit, &round.to_le_bytes());
             assert_eq!(&chunk[..], &round.to_le_bytes());
-            recycler.recycle(chunk);
+            recycler.spent(chunk);
         }
         assert_eq!(credit.allocated, 1);
     }

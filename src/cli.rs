@@ -66,6 +66,11 @@ pub struct Cli {
     /// No per-chunk output: start-up lines, errors and a final summary only
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
+
+    /// Save the session for Wireshark: pcapng if the name ends in .pcapng, else pcap
+    #[arg(short = 'w', value_name = "capture")]
+    pub capture: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

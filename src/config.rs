@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::addr::Endpoint;
+use crate::capture::Format;
 use crate::cli::{Cli, ReplayArgs, Side, Timing};
 
 /// The original's default user-space buffer per direction.
@@ -78,6 +79,13 @@ pub struct DumpPaths {
     pub b_to_a: PathBuf,
 }
 
+/// Where the capture goes (`-w`), and in which format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureFile {
+    pub path: PathBuf,
+    pub format: Format,
+}
+
 /// Everything the relay needs, checked and resolved.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -90,6 +98,7 @@ pub struct Config {
     /// SO_SNDBUF and SO_RCVBUF for both sockets; `None` leaves the kernel's default.
     pub socket_buffers: Option<(usize, usize)>,
     pub dumps: Option<DumpPaths>,
+    pub capture: Option<CaptureFile>,
     pub colour: bool,
     pub quiet: bool,
 }
@@ -112,6 +121,20 @@ impl Config {
             (true, None) => Some(DumpPaths::with_prefix(PathBuf::new())),
             (false, None) => None,
         };
+        let capture = match cli.capture {
+            // The dump files would overwrite the capture, or the other way round.
+            Some(path) if dumps.as_ref().is_some_and(|d| d.contains(&path)) => {
+                return Err(format!(
+                    "-w {}: that is also a dump file's name",
+                    path.display()
+                ));
+            }
+            Some(path) => Some(CaptureFile {
+                format: Format::for_path(&path),
+                path,
+            }),
+            None => None,
+        };
         let buffers = cli
             .buffers
             .unwrap_or(SizePair(DEFAULT_BUFFER, DEFAULT_BUFFER));
@@ -123,6 +146,7 @@ impl Config {
             buffers: (buffers.0, buffers.1),
             socket_buffers: cli.socket_buffers.map(|s| (s.0, s.1)),
             dumps,
+            capture,
             colour: !cli.colourless,
             quiet: cli.quiet,
         })
@@ -130,6 +154,10 @@ impl Config {
 }
 
 impl DumpPaths {
+    fn contains(&self, path: &std::path::Path) -> bool {
+        self.a_to_b == path || self.b_to_a == path
+    }
+
     fn with_prefix(prefix: PathBuf) -> DumpPaths {
         let named = |name: &str| {
             let mut path = prefix.clone().into_os_string();
@@ -321,6 +349,27 @@ mod tests {
         ] {
             assert!(replay_config(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn capture_format_follows_the_name() {
+        let c = config(&["-A", "1", "-B", "2", "-w", "/tmp/s.pcap"]).unwrap();
+        assert_eq!(c.capture.unwrap().format, Format::Pcap);
+        let c = config(&["-A", "1", "-B", "2", "-w", "s.PcapNG"]).unwrap();
+        assert_eq!(c.capture.unwrap().format, Format::PcapNg);
+        let c = config(&["-A", "1", "-B", "2", "-w", "anything"]).unwrap();
+        assert_eq!(c.capture.unwrap().format, Format::Pcap);
+        assert!(config(&["-A", "1", "-B", "2"]).unwrap().capture.is_none());
+    }
+
+    #[test]
+    fn a_capture_needs_a_name_of_its_own() {
+        // clap itself refuses an empty name.
+        assert!(config(&["-A", "1", "-B", "2", "-w", ""]).is_err());
+        let err = config(&["-A", "1", "-B", "2", "-o", "-w", "AtoB.dump"]).unwrap_err();
+        assert!(err.contains("also a dump file"), "{err}");
+        let err = config(&["-A", "1", "-B", "2", "-f", "x-", "-w", "x-BtoA.dump"]).unwrap_err();
+        assert!(err.contains("also a dump file"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! the events alone, and each direction prints a deterministic sequence.
 
 use std::io;
+use std::time::SystemTime;
 
 use crate::buffer::Chunk;
 
@@ -42,22 +43,57 @@ impl Direction {
     }
 }
 
+/// Which end of a direction an operation failed on: reading from the producer, or
+/// writing to (or shutting down) the consumer. The capture needs it to know which
+/// peer reset the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Producer,
+    Consumer,
+}
+
+/// Every event carries `at`, the wall-clock time when the system call that it reports
+/// returned: the capture's packet timestamps are the moments things happened, not the
+/// moments the logger got round to them.
 #[derive(Debug)]
 pub enum Event {
     /// The reader got these bytes from the producer; they now wait in user space.
-    Read { dir: Direction, chunk: Chunk },
+    Read {
+        dir: Direction,
+        chunk: Chunk,
+        at: SystemTime,
+    },
     /// The writer handed `n` more bytes to the consumer's kernel. When the whole chunk
     /// is out, the writer passes it along as `spent`, and the logger returns it to the
-    /// reader: that return is the reader's credit for its next read.
+    /// reader once it is done with it (its credit went back already).
     Wrote {
         dir: Direction,
         n: usize,
         spent: Option<Chunk>,
+        at: SystemTime,
     },
     /// The producer closed its side: no more bytes will come in this direction.
-    Eof { dir: Direction },
+    Eof { dir: Direction, at: SystemTime },
     /// Everything was written and the consumer's write side is shut down (FIN sent).
-    Closed { dir: Direction },
+    Closed { dir: Direction, at: SystemTime },
     /// Reading from the producer or writing to the consumer failed.
-    Failed { dir: Direction, error: io::Error },
+    Failed {
+        dir: Direction,
+        end: End,
+        error: io::Error,
+        at: SystemTime,
+    },
+}
+
+impl Event {
+    /// When it happened.
+    pub fn at(&self) -> SystemTime {
+        match *self {
+            Event::Read { at, .. }
+            | Event::Wrote { at, .. }
+            | Event::Eof { at, .. }
+            | Event::Closed { at, .. }
+            | Event::Failed { at, .. } => at,
+        }
+    }
 }

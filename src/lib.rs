@@ -6,6 +6,7 @@
 
 pub mod addr;
 pub mod buffer;
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod decode;
@@ -16,6 +17,7 @@ pub mod event;
 pub mod hexdump;
 pub mod logger;
 pub mod net;
+pub mod packet;
 pub mod pcap_read;
 pub mod player;
 pub mod reassembly;
@@ -27,8 +29,11 @@ pub mod stop;
 
 use std::fs::File;
 use std::io::{self, BufWriter};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::SystemTime;
 
+use crate::capture::{Capture, Connection};
 use crate::config::Config;
 use crate::error::Error;
 use crate::logger::Logger;
@@ -37,6 +42,9 @@ use crate::stop::Stopper;
 
 /// Terminal output is gathered into blocks this big between flushes.
 const TERMINAL_BUFFER: usize = 64 * 1024;
+
+/// The capture is written in blocks this big: a few of the largest packets.
+const CAPTURE_BUFFER: usize = 256 * 1024;
 
 /// Runs the relay the configuration describes, in the original's order: open the
 /// outputs, connect to B, wait for A, relay.
@@ -52,9 +60,13 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
         Some(paths) => Some([create(&paths.a_to_b)?, create(&paths.b_to_a)?]),
         None => None,
     };
+    let capture = match &config.capture {
+        Some(file) => Some((create(&file.path)?, file.format)),
+        None => None,
+    };
 
     println!("Connecting to B {}...", config.b);
-    let b = net::connect(&config.b_addrs, config.socket_buffers, stopper.channel())
+    let (b, b_addr) = net::connect(&config.b_addrs, config.socket_buffers, stopper.channel())
         .map_err(Error::Connect)?;
 
     let listener = net::listen(&config.a_addrs, config.socket_buffers).map_err(Error::Accept)?;
@@ -65,7 +77,8 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
         }
     }
     println!("Waiting for a connection from A {shown_a}...");
-    let a = net::accept(&listener).map_err(Error::Accept)?;
+    let (a, a_addr) = net::accept(&listener).map_err(Error::Accept)?;
+    let accepted_at = SystemTime::now();
     drop(listener); // one A only, as the original
 
     let (ab, ba) = config.buffers;
@@ -78,6 +91,13 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
     let mut logger = Logger::new(terminal, config.colour).quiet(config.quiet);
     if let Some(files) = dumps {
         logger = logger.with_dumps(files);
+    }
+    if let Some(((name, file), format)) = capture {
+        // The OS names the peer of every TCP accept; the fallback is never used.
+        let a_addr = a_addr.unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
+        let connection = Connection::new(a_addr, b_addr, accepted_at);
+        let out = BufWriter::with_capacity(CAPTURE_BUFFER, file);
+        logger = logger.with_capture(name, Capture::new(out, format, connection));
     }
     Ok(relay::run(a, b, config.buffers, logger, &stopper))
 }

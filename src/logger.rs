@@ -1,7 +1,7 @@
 //! The logger thread: the one owner of every output.
 //!
 //! Relay threads never print; they send events, and this thread turns them into the
-//! terminal lines, the dump files and (later) the capture. It also keeps the count that
+//! terminal lines, the dump files and the capture. It also keeps the count that
 //! "B is N bytes behind" reports: bytes read from the producer minus bytes written to
 //! the consumer, as the events tell it.
 //!
@@ -17,11 +17,13 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crossbeam_channel::Receiver;
 
 use crate::buffer::Recycler;
+use crate::capture::Capture;
 use crate::dump::DumpWriter;
 use crate::error::Error;
 use crate::event::{Direction, Event};
@@ -52,18 +54,32 @@ impl<T> Sink<T> {
         }
     }
 
+    /// An output that failed before it could be used.
+    fn failed(what: impl Into<String>, source: io::Error, failures: &mut Vec<Error>) -> Self {
+        let mut sink = Sink {
+            what: what.into(),
+            out: None,
+        };
+        sink.fail(source, failures);
+        sink
+    }
+
     fn apply(&mut self, failures: &mut Vec<Error>, op: impl FnOnce(&mut T) -> io::Result<()>) {
         if let Some(out) = self.out.as_mut() {
             if let Err(source) = op(out) {
-                let error = Error::Output {
-                    what: self.what.clone(),
-                    source,
-                };
-                eprintln!("{error}");
-                failures.push(error);
-                self.out = None;
+                self.fail(source, failures);
             }
         }
+    }
+
+    fn fail(&mut self, source: io::Error, failures: &mut Vec<Error>) {
+        let error = Error::Output {
+            what: self.what.clone(),
+            source,
+        };
+        eprintln!("{error}");
+        failures.push(error);
+        self.out = None;
     }
 }
 
@@ -81,6 +97,7 @@ pub struct Report {
 pub struct Logger<W: Write> {
     terminal: Sink<W>,
     dumps: Vec<Sink<DumpWriter<BufWriter<File>>>>,
+    capture: Option<Sink<Capture<BufWriter<File>>>>,
     colour: bool,
     quiet: bool,
     started: Instant,
@@ -94,6 +111,7 @@ impl<W: Write> Logger<W> {
         Logger {
             terminal: Sink::new("to standard output", terminal),
             dumps: Vec::new(),
+            capture: None,
             colour,
             quiet: false,
             started: Instant::now(),
@@ -123,9 +141,39 @@ impl<W: Write> Logger<W> {
         self
     }
 
+    /// Also record the session as a capture, named `what` in messages. `capture` is
+    /// the result of starting it (its header and handshake written): an error is
+    /// reported like any output's, and the relay goes on without it.
+    pub fn with_capture(
+        mut self,
+        what: impl Into<String>,
+        capture: io::Result<Capture<BufWriter<File>>>,
+    ) -> Self {
+        self.capture = Some(match capture {
+            Ok(capture) => Sink::new(what, capture),
+            Err(source) => Sink::failed(what, source, &mut self.report.output_failures),
+        });
+        self
+    }
+
+    /// Whether any output shows the bytes of each chunk. When none does, the relay
+    /// sends no per-chunk events at all.
+    pub fn watches_chunks(&self) -> bool {
+        !self.quiet || !self.dumps.is_empty() || self.capture.is_some()
+    }
+
     /// Handles events until every relay thread has hung up, then flushes everything.
-    /// Spent chunks go back to their reader through `recyclers`, indexed by direction.
-    pub fn run(mut self, events: Receiver<Event>, recyclers: [Recycler; 2]) -> Report {
+    /// Spent chunks go back to their reader through `recyclers`, indexed by direction;
+    /// `totals` are the bytes the readers read, for the `-q` summary.
+    pub fn run(
+        mut self,
+        events: Receiver<Event>,
+        recyclers: [Recycler; 2],
+        totals: &[AtomicU64; 2],
+    ) -> Report {
+        // What the outputs hold already (the capture's handshake) is written before
+        // the first event, which may be long in coming.
+        self.flush();
         while let Ok(event) = events.recv() {
             self.handle(event, &recyclers);
             // Batch whatever is already queued, then flush once: one write for a burst.
@@ -134,18 +182,26 @@ impl<W: Write> Logger<W> {
             }
             self.flush();
         }
-        self.report.bytes = [self.flows[0].read, self.flows[1].read];
+        // Every reader has hung up, so the totals are final.
+        self.report.bytes = totals.each_ref().map(|t| t.load(Ordering::Relaxed));
         if self.quiet {
             self.summary();
+        }
+        if let Some(capture) = self.capture.as_mut() {
+            let now = std::time::SystemTime::now();
+            capture.apply(&mut self.report.output_failures, |c| c.finish(now));
         }
         self.flush();
         self.report
     }
 
     fn handle(&mut self, event: Event, recyclers: &[Recycler; 2]) {
+        if let Some(capture) = self.capture.as_mut() {
+            capture.apply(&mut self.report.output_failures, |c| c.record(&event));
+        }
         self.text.clear();
         match event {
-            Event::Read { dir, chunk } => {
+            Event::Read { dir, chunk, .. } => {
                 let flow = &mut self.flows[dir.index()];
                 let offset = flow.read;
                 flow.read += chunk.len() as u64;
@@ -157,17 +213,17 @@ impl<W: Write> Logger<W> {
                     dump.apply(&mut self.report.output_failures, |d| d.write(&chunk));
                 }
             }
-            Event::Wrote { dir, n, spent } => {
+            Event::Wrote { dir, n, spent, .. } => {
                 self.flows[dir.index()].written += n as u64;
                 if !self.quiet {
                     self.status(dir);
                 }
                 if let Some(chunk) = spent {
-                    recyclers[dir.index()].recycle(chunk);
+                    recyclers[dir.index()].buffer(chunk);
                 }
             }
             Event::Eof { .. } if self.quiet => {}
-            Event::Eof { dir } => {
+            Event::Eof { dir, .. } => {
                 self.line(
                     dir,
                     format_args!("{} -> {} flow shutdown\n", dir.from(), dir.to()),
@@ -175,7 +231,7 @@ impl<W: Write> Logger<W> {
                 self.status(dir);
             }
             Event::Closed { .. } => {}
-            Event::Failed { dir, error } => {
+            Event::Failed { dir, error, .. } => {
                 self.report.relay_failed = true;
                 // Whatever was printed before the failure comes first.
                 self.flush();
@@ -254,6 +310,9 @@ impl<W: Write> Logger<W> {
         for dump in &mut self.dumps {
             dump.apply(failures, |d| d.flush());
         }
+        if let Some(capture) = self.capture.as_mut() {
+            capture.apply(failures, |c| c.flush());
+        }
     }
 }
 
@@ -261,6 +320,10 @@ impl<W: Write> Logger<W> {
 mod tests {
     use super::*;
     use crate::buffer::{Chunk, Credit, user_space_buffer};
+    use std::time::SystemTime;
+
+    /// The logger's terminal output does not show times.
+    const T: SystemTime = SystemTime::UNIX_EPOCH;
 
     fn chunk(credit: &mut Credit, bytes: &[u8]) -> Chunk {
         let mut blank = credit.blank(&crossbeam_channel::never()).unwrap();
@@ -277,7 +340,8 @@ mod tests {
         }
         drop(tx);
         let mut out = Vec::new();
-        Logger::new(&mut out, colour).run(rx, [rab, rba]);
+        let totals = [AtomicU64::new(0), AtomicU64::new(0)];
+        Logger::new(&mut out, colour).run(rx, [rab, rba], &totals);
         String::from_utf8(out).unwrap()
     }
 
@@ -292,32 +356,38 @@ mod tests {
                 Event::Read {
                     dir: AtoB,
                     chunk: hello.clone(),
+                    at: T,
                 },
                 Event::Wrote {
                     dir: AtoB,
                     n: 6,
                     spent: Some(hello),
+                    at: T,
                 },
                 Event::Read {
                     dir: BtoA,
                     chunk: hi.clone(),
+                    at: T,
                 },
                 Event::Wrote {
                     dir: BtoA,
                     n: 10,
                     spent: Some(hi),
+                    at: T,
                 },
                 Event::Read {
                     dir: BtoA,
                     chunk: how.clone(),
+                    at: T,
                 },
                 Event::Wrote {
                     dir: BtoA,
                     n: 13,
                     spent: Some(how),
+                    at: T,
                 },
-                Event::Eof { dir: AtoB },
-                Event::Closed { dir: AtoB },
+                Event::Eof { dir: AtoB, at: T },
+                Event::Closed { dir: AtoB, at: T },
             ]
         });
         let expected = "\
@@ -348,19 +418,23 @@ B is in sync
                 Event::Read {
                     dir: Direction::AtoB,
                     chunk: c.clone(),
+                    at: T,
                 },
                 Event::Wrote {
                     dir: Direction::AtoB,
                     n: 200,
                     spent: None,
+                    at: T,
                 },
                 Event::Eof {
                     dir: Direction::AtoB,
+                    at: T,
                 },
                 Event::Wrote {
                     dir: Direction::AtoB,
                     n: 312,
                     spent: Some(c),
+                    at: T,
                 },
             ]
         });
@@ -385,21 +459,28 @@ B is in sync
         tx.send(Event::Read {
             dir: Direction::AtoB,
             chunk: c.clone(),
+            at: T,
         })
         .unwrap();
         tx.send(Event::Wrote {
             dir: Direction::AtoB,
             n: 10,
             spent: Some(c),
+            at: T,
         })
         .unwrap();
         tx.send(Event::Eof {
             dir: Direction::AtoB,
+            at: T,
         })
         .unwrap();
         drop(tx);
         let mut out = Vec::new();
-        let report = Logger::new(&mut out, true).quiet(true).run(rx, [rab, rba]);
+        // The readers' counts, which is where the summary's numbers come from.
+        let totals = [AtomicU64::new(10), AtomicU64::new(0)];
+        let report = Logger::new(&mut out, true)
+            .quiet(true)
+            .run(rx, [rab, rba], &totals);
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.starts_with("Relayed A -> B 10 bytes, B -> A 0 bytes in "),
@@ -416,6 +497,7 @@ B is in sync
             vec![Event::Read {
                 dir: Direction::BtoA,
                 chunk: c,
+                at: T,
             }]
         });
         assert_eq!(

@@ -36,12 +36,13 @@ fn new_socket(addr: &SocketAddr, buffers: SocketBuffers) -> io::Result<Socket> {
 }
 
 /// Connects to B: every resolved address in turn, the whole list up to three times,
-/// a second apart. The error is the last one the OS gave. `stop` cuts the pauses short.
+/// a second apart. Gives the socket and the address it reached (what the capture
+/// shows as B). The error is the last one the OS gave. `stop` cuts the pauses short.
 pub fn connect(
     addrs: &[SocketAddr],
     buffers: SocketBuffers,
     stop: &Receiver<()>,
-) -> io::Result<Socket> {
+) -> io::Result<(Socket, SocketAddr)> {
     let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to connect to");
     for attempt in 0..CONNECT_TRIES {
         if attempt > 0
@@ -56,7 +57,7 @@ pub fn connect(
                 s.connect_timeout(&SockAddr::from(*addr), CONNECT_TIMEOUT)
                     .map(|()| s)
             }) {
-                Ok(socket) => return Ok(socket),
+                Ok(socket) => return Ok((socket, *addr)),
                 Err(e) => last = as_os_error(e),
             }
         }
@@ -95,10 +96,11 @@ pub fn listen(addrs: &[SocketAddr], buffers: SocketBuffers) -> io::Result<Socket
 }
 
 /// Waits for A on `listener`, retrying system calls interrupted by a stop/continue.
-pub fn accept(listener: &Socket) -> io::Result<Socket> {
+/// Gives the socket and A's address, if the OS told it (it always does for TCP).
+pub fn accept(listener: &Socket) -> io::Result<(Socket, Option<SocketAddr>)> {
     loop {
         match listener.accept() {
-            Ok((socket, _)) => return Ok(socket),
+            Ok((socket, addr)) => return Ok((socket, addr.as_socket())),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
@@ -121,7 +123,7 @@ pub fn accept_within(listener: &Socket, limit: Duration) -> io::Result<Socket> {
         // SAFETY: one valid pollfd, for the duration of the call.
         match unsafe { libc::poll(&mut poll, 1, millis) } {
             0 => return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT)),
-            n if n > 0 => return accept(listener),
+            n if n > 0 => return accept(listener).map(|(socket, _)| socket),
             _ => {
                 let e = io::Error::last_os_error();
                 if e.kind() != io::ErrorKind::Interrupted {

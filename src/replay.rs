@@ -70,6 +70,7 @@ pub fn run(config: ReplayConfig) -> Result<(), Error> {
                     println!("Connecting to B {shown}...");
                     net::connect(addrs, None, &crossbeam_channel::never())
                         .map_err(Error::Connect)?
+                        .0
                 }
             };
             let socket: TcpStream = socket.into();

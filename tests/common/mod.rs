@@ -246,14 +246,29 @@ impl Session {
         options: &Options,
         tune_b: impl FnOnce(&TcpListener),
     ) -> Session {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on("127.0.0.1", args, options, tune_b)
+    }
+
+    /// As `start_full`, with A and B on loopback address `ip` (`::1` for IPv6).
+    pub fn start_on(
+        ip: &str,
+        args: &[&str],
+        options: &Options,
+        tune_b: impl FnOnce(&TcpListener),
+    ) -> Session {
+        let listener = TcpListener::bind((ip, 0)).unwrap();
         tune_b(&listener);
         let b_port = listener.local_addr().unwrap().port();
+        let host = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        };
         let mut all = vec![
             "-A".to_string(),
-            "127.0.0.1:0".into(),
+            format!("{host}:0"),
             "-B".into(),
-            format!("127.0.0.1:{b_port}"),
+            format!("{host}:{b_port}"),
         ];
         all.extend(args.iter().map(|s| s.to_string()));
         let process = Process::spawn_with(&all, options);
@@ -262,7 +277,7 @@ impl Session {
         });
         // tiburoncin connected to B before printing that line: B's accept is immediate.
         let (b, _) = listener.accept().unwrap();
-        let a = TcpStream::connect(("127.0.0.1", waiting_port(&waiting))).unwrap();
+        let a = TcpStream::connect((ip, waiting_port(&waiting))).unwrap();
         process.stdout.wait_line("the allocating line", |l| {
             l.starts_with("Allocating buffers: ")
         });
