@@ -137,14 +137,17 @@ fn a_resets_mid_stream_with_data_in_flight() {
     });
     let out = s.stdout().clone();
     let to_b = flood(&s.a, data.clone());
-    // B reads nothing yet: tiburoncin's buffer fills up and stays full.
+    // B reads nothing yet: once a buffer's worth is read from A, most of it waits in
+    // tiburoncin (B's kernel holds a few KiB at most), and stays there.
     wait_for(
-        "B to fall a whole buffer behind",
-        || behinds(&out.lines(), "B").contains(&65536).then_some(()),
+        "a buffer's worth read from A",
+        || (printed(&out, "A -> B") >= 65536).then_some(()),
         || out.text(),
     );
     let Session { mut process, a, b } = s;
     reset(a);
+    // Room for the drain to go fast (the window can grow up to 64 KiB).
+    receive_buffer(&b, 256 * 1024);
     let at_b = drain(&b);
     let status = process.wait();
     assert_eq!(status.code(), Some(1));
@@ -294,11 +297,23 @@ fn sigint_while_connecting_to_a_b_that_never_accepts() {
     assert_eq!(p.stderr.text(), "User cancelled.\n");
 }
 
+/// The bytes each way in a capture, as `tiburoncin replay` reassembles them; the
+/// capture must read to its end without an error.
+fn captured(path: &Path) -> [Vec<u8>; 2] {
+    let mut bytes = [Vec::new(), Vec::new()];
+    let turns = tiburoncin::recording::turns(path, 0)
+        .unwrap_or_else(|e| panic!("{} does not read back: {e}", path.display()));
+    for turn in turns {
+        bytes[turn.dir.index()].extend_from_slice(&turn.bytes);
+    }
+    bytes
+}
+
 /// A signal while both directions are mid-transfer, both consumers stalled with full
-/// buffers: a prompt exit with the signal's status, and both dump files whole and
-/// holding exactly what the terminal showed, which is a prefix of what was sent and
-/// at least what each consumer got.
-fn signal_mid_transfer_keeps_the_dumps_whole(signal: i32, name: &str) {
+/// buffers: a prompt exit with the signal's status, and every output whole — both
+/// dump files and the capture read to their end, and hold exactly what the terminal
+/// showed, which is a prefix of what was sent and at least what each consumer got.
+fn signal_mid_transfer_keeps_the_outputs_whole(signal: i32, name: &str, capture: &str) {
     let dir = scratch_dir(name);
     let options = Options {
         dir: Some(dir.clone()),
@@ -307,7 +322,16 @@ fn signal_mid_transfer_keeps_the_dumps_whole(signal: i32, name: &str) {
     let ab = random_bytes(3 << 20, 26);
     let ba = random_bytes(3 << 20, 27);
     let mut s = Session::start_full(
-        &["-c", "-o", "-b", "1000:3000", "-z", "4096:1048576"],
+        &[
+            "-c",
+            "-o",
+            "-w",
+            capture,
+            "-b",
+            "1000:3000",
+            "-z",
+            "4096:1048576",
+        ],
         &options,
         |l| receive_buffer(l, 65536),
     );
@@ -318,12 +342,21 @@ fn signal_mid_transfer_keeps_the_dumps_whole(signal: i32, name: &str) {
     // Each consumer reads a little, then stops: both buffers fill and stay full.
     let got_b = read_exact(&mut s.b, 70_000);
     let got_a = read_exact(&mut s.a, 90_000);
+    // Until both stall with bytes held in tiburoncin: more read than the consumer
+    // took plus a buffer, and the last status of each a backlog. (A partly written
+    // chunk holds its credit, so "behind" need not reach the buffer size exactly.)
+    let stalled = |lines: &[String], flow: &str, who: &str, took: usize, buffer: usize| {
+        let read: usize = sent_sizes(lines, flow).iter().sum();
+        let last = statuses(lines, who).pop().unwrap_or_default();
+        read >= took + buffer && last.ends_with(" bytes behind")
+    };
     wait_for(
-        "both consumers to fall a whole buffer behind",
+        "both directions to stall with a backlog",
         || {
             let lines = out.lines();
-            (behinds(&lines, "B").contains(&1000) && behinds(&lines, "A").contains(&3000))
-                .then_some(())
+            (stalled(&lines, "A -> B", "B", got_b.len(), 1000)
+                && stalled(&lines, "B -> A", "A", got_a.len(), 3000))
+            .then_some(())
         },
         || out.text(),
     );
@@ -337,6 +370,7 @@ fn signal_mid_transfer_keeps_the_dumps_whole(signal: i32, name: &str) {
         &text[text.len().saturating_sub(80)..]
     );
 
+    let in_capture = captured(&dir.join(capture));
     for (file, sent, got, flow) in [
         ("AtoB.dump", &ab, &got_b, "A -> B"),
         ("BtoA.dump", &ba, &got_a, "B -> A"),
@@ -353,19 +387,27 @@ fn signal_mid_transfer_keeps_the_dumps_whole(signal: i32, name: &str) {
             "{file} and the terminal differ"
         );
     }
+    assert!(
+        in_capture[0] == decode_dump(&dir.join("AtoB.dump")),
+        "capture and AtoB.dump differ"
+    );
+    assert!(
+        in_capture[1] == decode_dump(&dir.join("BtoA.dump")),
+        "capture and BtoA.dump differ"
+    );
     drop(s);
     let _ = (to_b.join(), to_a.join());
     let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
-fn sigint_mid_transfer_keeps_the_dumps_whole() {
-    signal_mid_transfer_keeps_the_dumps_whole(libc::SIGINT, "sigint-dumps");
+fn sigint_mid_transfer_keeps_the_outputs_whole() {
+    signal_mid_transfer_keeps_the_outputs_whole(libc::SIGINT, "sigint-outputs", "cut.pcap");
 }
 
 #[test]
-fn sigterm_mid_transfer_keeps_the_dumps_whole() {
-    signal_mid_transfer_keeps_the_dumps_whole(libc::SIGTERM, "sigterm-dumps");
+fn sigterm_mid_transfer_keeps_the_outputs_whole() {
+    signal_mid_transfer_keeps_the_outputs_whole(libc::SIGTERM, "sigterm-outputs", "cut.pcapng");
 }
 
 /// A connects and closes before saying anything; B sees the EOF and closes too:
@@ -518,23 +560,31 @@ fn dump_text(bytes: &[u8]) -> String {
     text
 }
 
-/// A relay with `-o` in `dir`: B speaks first (`ba`), and once that is shown A
-/// answers (`ab`), then both close. Both must arrive intact; the exit status and
-/// stderr are returned.
-fn relay_with_dumps_in(dir: &Path, ab: &[u8], ba: &[u8]) -> (Option<i32>, String) {
+/// A relay with `-o` and `extra` in `dir`: B speaks first (`ba`), and once that is
+/// shown A answers (`ab`), then both close. Both must arrive intact; the exit status
+/// and stderr are returned.
+fn relay_with_outputs_in(
+    dir: &Path,
+    extra: &[&str],
+    ab: &[u8],
+    ba: &[u8],
+) -> (Option<i32>, String) {
     let options = Options {
         dir: Some(dir.to_path_buf()),
         bulk: true,
     };
-    let mut s = Session::start_full(&["-c", "-o"], &options, |_| {});
+    let mut args = vec!["-c", "-o"];
+    args.extend_from_slice(extra);
+    let mut s = Session::start_full(&args, &options, |_| {});
     s.b.write_all(ba).unwrap();
     s.b.shutdown(Shutdown::Write).unwrap();
     assert!(
         read_to_end(&mut s.a).unwrap() == ba,
         "A did not get B's bytes intact"
     );
-    // The logger flushes the dumps right after the terminal, before its next event:
-    // once this line shows, B's bytes are in BtoA.dump, before any of A's are read.
+    // The logger flushes the files right after the terminal, before its next event:
+    // once this line shows, B's bytes are in BtoA.dump (and the capture), before any
+    // of A's are read.
     s.stdout()
         .wait_line("B -> A to be closed", |l| l == "B -> A flow shutdown");
     let to_b = send_in_background(&s.a, ab.to_vec(), true);
@@ -557,7 +607,7 @@ fn dumps_to_dev_full() {
     }
     let ab = random_bytes(300_000, 28);
     let ba = random_bytes(200_000, 29);
-    let (code, stderr) = relay_with_dumps_in(&dir, &ab, &ba);
+    let (code, stderr) = relay_with_outputs_in(&dir, &[], &ab, &ba);
     assert_eq!(code, Some(1), "{stderr}");
     let mut lines: Vec<&str> = stderr.lines().collect();
     lines.sort();
@@ -571,63 +621,162 @@ fn dumps_to_dev_full() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// A file system that fills up mid-relay (a 64 KiB tmpfs): the dumps keep what fit,
-/// which is the start of what they should hold, and nothing else is lost.
+/// A file system that fills up mid-relay (a 64 KiB tmpfs): the dumps and the capture
+/// keep what fit, which is the start of what they should hold, each failure is
+/// reported once, and nothing relayed is lost.
 #[test]
-fn dumps_on_a_disk_that_fills_up() {
+fn outputs_on_a_disk_that_fills_up() {
     let Some(disk) = Tmpfs::mount("full-disk", "size=64k") else {
         return;
     };
     let ab = random_bytes(400_000, 30);
     let ba = random_bytes(100, 31);
-    let (code, stderr) = relay_with_dumps_in(&disk.0, &ab, &ba);
+    let (code, stderr) = relay_with_outputs_in(&disk.0, &["-w", "session.pcap"], &ab, &ba);
     assert_eq!(code, Some(1), "{stderr}");
+    let mut lines: Vec<&str> = stderr.lines().collect();
+    lines.sort();
     assert_eq!(
-        stderr,
-        "Writing AtoB.dump failed: No space left on device\n"
+        lines,
+        [
+            "Writing AtoB.dump failed: No space left on device",
+            "Writing session.pcap failed: No space left on device"
+        ]
     );
     let kept = std::fs::read_to_string(disk.0.join("AtoB.dump")).unwrap();
     assert!(!kept.is_empty() && dump_text(&ab).starts_with(&kept));
     assert_eq!(decode_dump(&disk.0.join("BtoA.dump")), ba);
+    let [in_ab, in_ba] = readable_part(&disk.0.join("session.pcap"));
+    assert!(
+        ab.starts_with(&in_ab),
+        "the capture holds other bytes A -> B"
+    );
+    assert_eq!(
+        in_ba, ba,
+        "the capture lost B's bytes, written before the disk filled"
+    );
 }
 
-/// Dump files that cannot be created: the run stops before connecting to anyone.
+/// The bytes each way in the part of a capture that was written whole: the file may
+/// end in the middle of a packet (a full disk, a SIGKILL), but only there.
+fn readable_part(path: &Path) -> [Vec<u8>; 2] {
+    use tiburoncin::pcap_read::CaptureReader;
+    use tiburoncin::reassembly::{Event, Reassembler};
+    let mut reader = CaptureReader::open(path).unwrap();
+    let mut reassembler = Reassembler::new();
+    let mut events = Vec::new();
+    loop {
+        match reader.next_segment() {
+            Ok(Some(segment)) => reassembler.push(segment, &mut events),
+            Ok(None) => break,
+            Err(e) => {
+                let text = e.to_string();
+                assert!(text.contains("cut short"), "{text}");
+                break;
+            }
+        }
+    }
+    reassembler.finish(&mut events);
+    let mut bytes = [Vec::new(), Vec::new()];
+    for event in events {
+        match event {
+            Event::Data { dir, bytes: b, .. } => bytes[dir.index()].extend_from_slice(&b),
+            Event::Gap { .. } => panic!("{}: a hole in the capture", path.display()),
+            Event::End { .. } => {}
+        }
+    }
+    bytes
+}
+
+/// SIGKILL: nothing can be flushed any more, but what was flushed stays readable.
+/// The exchange is waited for in the file itself, then a bulk transfer is cut by the
+/// kill: the file reads up to the last whole packet, and holds at least the exchange.
 #[test]
-fn dumps_in_a_directory_that_cannot_be_written() {
+fn sigkill_leaves_the_capture_readable_up_to_the_last_flush() {
+    let dir = scratch_dir("sigkill");
+    for name in ["killed.pcap", "killed.pcapng"] {
+        let path = dir.join(name);
+        let file = path.to_str().unwrap();
+        let mut s = Session::start_full(
+            &["-c", "-w", file],
+            &Options {
+                dir: None,
+                bulk: true,
+            },
+            |_| {},
+        );
+        s.a.write_all(b"ping\n").unwrap();
+        assert_eq!(read_exact(&mut s.b, 5), b"ping\n");
+        s.b.write_all(b"pong\n").unwrap();
+        assert_eq!(read_exact(&mut s.a, 5), b"pong\n");
+        // The logger flushes when idle: wait until the file holds the exchange.
+        wait_for(
+            "the exchange in the capture",
+            || {
+                let [ab, ba] = readable_part(&path);
+                (ab == b"ping\n" && ba == b"pong\n").then_some(())
+            },
+            String::new,
+        );
+        let data = random_bytes(8 << 20, 33);
+        let _to_b = flood(&s.a, data.clone());
+        let got = read_exact(&mut s.b, 200_000);
+        s.process.signal(libc::SIGKILL);
+        let status = s.process.wait();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
+        let [ab, ba] = readable_part(&path);
+        assert_eq!(ba, b"pong\n", "{name}");
+        assert!(ab.starts_with(b"ping\n"), "{name}: lost what was flushed");
+        let mut sent = b"ping\n".to_vec();
+        sent.extend_from_slice(&data);
+        assert!(sent.starts_with(&ab), "{name}: holds other bytes A -> B");
+        drop(got);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Dump files or a capture that cannot be created: the run stops before connecting
+/// to anyone.
+#[test]
+fn outputs_in_a_directory_that_cannot_be_written() {
     let missing = scratch_dir("missing-dir").join("no-such-dir");
     let read_only = Tmpfs::mount("read-only", "ro,size=64k");
     let mut cases = vec![
-        (
-            format!("{}/run-", missing.display()),
-            "No such file or directory",
-        ),
-        ("/dev/full/run-".to_string(), "Not a directory"),
+        (missing.display().to_string(), "No such file or directory"),
+        ("/dev/full".to_string(), "Not a directory"),
     ];
     if let Some(fs) = &read_only {
-        cases.push((format!("{}/run-", fs.0.display()), "Read-only file system"));
+        cases.push((fs.0.display().to_string(), "Read-only file system"));
     }
-    for (prefix, reason) in cases {
-        let b = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut p = Process::spawn(&[
-            "-A".into(),
-            "127.0.0.1:0".into(),
-            "-B".into(),
-            b.local_addr().unwrap().to_string(),
-            "-f".into(),
-            prefix.clone(),
-        ]);
-        assert_eq!(p.wait().code(), Some(1), "{prefix}");
-        assert_eq!(
-            p.stderr.text(),
-            format!("Cannot create {prefix}AtoB.dump: {reason}\n")
-        );
-        assert_eq!(p.stdout.text(), "", "{prefix}: it went on");
-        b.set_nonblocking(true).unwrap();
-        assert_eq!(
-            b.accept().map(|_| ()).unwrap_err().kind(),
-            io::ErrorKind::WouldBlock,
-            "{prefix}: B was connected to"
-        );
+    for (dir, reason) in cases {
+        for (flag, value, created) in [
+            ("-f", format!("{dir}/run-"), format!("{dir}/run-AtoB.dump")),
+            ("-w", format!("{dir}/run.pcap"), format!("{dir}/run.pcap")),
+        ] {
+            let b = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut p = Process::spawn(&[
+                "-A".into(),
+                "127.0.0.1:0".into(),
+                "-B".into(),
+                b.local_addr().unwrap().to_string(),
+                flag.into(),
+                value.clone(),
+            ]);
+            assert_eq!(p.wait().code(), Some(1), "{flag} {value}");
+            assert_eq!(
+                p.stderr.text(),
+                format!("Cannot create {created}: {reason}\n")
+            );
+            assert_eq!(p.stdout.text(), "", "{flag} {value}: it went on");
+            b.set_nonblocking(true).unwrap();
+            assert_eq!(
+                b.accept().map(|_| ()).unwrap_err().kind(),
+                io::ErrorKind::WouldBlock,
+                "{flag} {value}: B was connected to"
+            );
+        }
     }
 }
 
