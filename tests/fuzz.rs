@@ -36,9 +36,13 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
-/// The captures the mutations start from: the fixtures and the past crashes.
+/// The captures the mutations start from: the fixtures (tcpdump's and dumpcap's),
+/// captures of our own `-w` (`fuzz/seeds/`), and the past crashes.
 fn seeds() -> Vec<Vec<u8>> {
     let mut paths = files_in(&fixtures());
+    paths.extend(files_in(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds"),
+    ));
     paths.extend(files_in(&fixtures().join("crashes")));
     paths
         .iter()
@@ -75,7 +79,7 @@ fn past_crashes_stay_fixed() {
 #[test]
 fn the_fixtures_pass_the_check() {
     let seeds = seeds();
-    assert!(seeds.len() >= 8, "the fixtures are missing");
+    assert!(seeds.len() >= 10, "the fixtures or fuzz/seeds are missing");
     for seed in &seeds {
         check_capture(seed);
     }
