@@ -42,7 +42,10 @@ impl Endpoint {
         if serv.is_empty() {
             return Err(format!("'{text}': missing port or service name"));
         }
-        if serv.bytes().all(|b| b.is_ascii_digit()) && serv.parse::<u16>().is_err() {
+        // A signed number is a port out of range, not a service name to look up.
+        let unsigned = serv.strip_prefix(['-', '+']).unwrap_or(serv);
+        let numeric = !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit());
+        if numeric && (unsigned.len() != serv.len() || serv.parse::<u16>().is_err()) {
             return Err(format!("'{text}': port {serv} is out of range (0-65535)"));
         }
         if serv
@@ -135,7 +138,16 @@ mod tests {
 
     #[test]
     fn bad_services_are_refused_before_any_lookup() {
-        for bad in ["", "host:", ":", "1:70000", "99999999999999999999", "a:b c"] {
+        for bad in [
+            "",
+            "host:",
+            ":",
+            "1:70000",
+            "99999999999999999999",
+            "a:b c",
+            "h:-1",
+            "+80",
+        ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }

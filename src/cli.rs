@@ -47,11 +47,13 @@ pub struct Cli {
     pub b: Option<Endpoint>,
 
     /// User-space buffer per direction, A->B[:B->A] (default 2048)
-    #[arg(short = 'b', value_name = "bsz", value_parser = SizePair::parse_buffer)]
+    #[arg(short = 'b', value_name = "bsz", value_parser = SizePair::parse_buffer,
+          allow_negative_numbers = true)]
     pub buffers: Option<SizePair>,
 
     /// Kernel socket buffers SO_SNDBUF[:SO_RCVBUF] for both sockets (default: untouched)
-    #[arg(short = 'z', value_name = "bsz", value_parser = SizePair::parse_socket)]
+    #[arg(short = 'z', value_name = "bsz", value_parser = SizePair::parse_socket,
+          allow_negative_numbers = true)]
     pub socket_buffers: Option<SizePair>,
 
     /// Save the bytes of each direction as hex in AtoB.dump and BtoA.dump
@@ -177,7 +179,7 @@ pub struct ReplayArgs {
     pub b: Option<Endpoint>,
 
     /// The connection to play, by number (see --list); needed if there are several
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_stream, allow_negative_numbers = true)]
     pub stream: Option<usize>,
 
     /// fast: as fast as the peer allows; recorded: keep the recorded pause before
@@ -186,11 +188,13 @@ pub struct ReplayArgs {
     pub timing: Timing,
 
     /// With --timing recorded, play pauses this many times faster (0.5 = twice as long)
-    #[arg(long, value_name = "X", value_parser = parse_speed, default_value = "1")]
+    #[arg(long, value_name = "X", value_parser = parse_speed, default_value = "1",
+          allow_negative_numbers = true)]
     pub speed: f64,
 
     /// Longest wait for the peer (to connect, to send, to close), in seconds
-    #[arg(long, value_name = "secs", value_parser = parse_seconds, default_value = "10")]
+    #[arg(long, value_name = "secs", value_parser = parse_seconds, default_value = "10",
+          allow_negative_numbers = true)]
     pub timeout: Duration,
 
     /// No colours
@@ -240,6 +244,11 @@ fn byte_counts(text: &str) -> Result<[Option<u64>; 2], String> {
     faults::parse_pair(text, faults::parse_bytes)
 }
 
+fn parse_stream(text: &str) -> Result<usize, String> {
+    text.parse()
+        .map_err(|_| format!("'{text}' is not a connection number (0, 1, ... as --list shows)"))
+}
+
 fn parse_speed(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
@@ -268,11 +277,16 @@ impl Cli {
 /// Exits for a command-line mistake: clap omits the usage for some errors (a bad
 /// value), but a user who typed something wrong should always see how it goes.
 pub fn usage_error(error: clap::Error) -> ! {
-    // A mistake in `tiburoncin replay ...` shows the replay usage.
+    // A mistake in `tiburoncin replay ...` shows the replay usage. The subcommand is
+    // the first argument (the relay's flags and `replay` do not mix); clap's own text
+    // names it only for some errors.
+    let replaying = std::env::args_os().nth(1).is_some_and(|a| a == "replay");
     let mut command = Cli::command();
     command.build();
     let usage = match command.find_subcommand_mut("replay") {
-        Some(replay) if error.to_string().contains("tiburoncin replay") => replay.render_usage(),
+        Some(replay) if replaying || error.to_string().contains("tiburoncin replay") => {
+            replay.render_usage()
+        }
         _ => command.render_usage(),
     };
     exit_with(error, usage.to_string())
@@ -286,20 +300,47 @@ fn exit_with(error: clap::Error, usage: String) -> ! {
     ) {
         error.exit();
     }
-    let text = error.render().to_string();
-    if text.contains("Usage:") {
-        eprint!("{text}");
+    let mut text = error.render().to_string();
+    // What the user typed is quoted back; a control character in it must neither
+    // break the line nor reach the terminal as one.
+    for (_, value) in error.context() {
+        let typed = match value {
+            clap::error::ContextValue::String(one) => std::slice::from_ref(one),
+            clap::error::ContextValue::Strings(many) => many.as_slice(),
+            _ => &[],
+        };
+        for raw in typed.iter().filter(|t| t.chars().any(char::is_control)) {
+            text = text.replace(raw.as_str(), &crate::error::visible(raw));
+        }
+    }
+    let (reason, rest) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let reason = one_line(reason);
+    if rest.contains("Usage:") {
+        eprint!("{reason}\n\n{rest}");
     } else {
-        let (reason, rest) = text.split_once("\n\n").unwrap_or((&text, ""));
         eprint!("{reason}\n\n{usage}\n\n{rest}");
     }
     std::process::exit(2);
+}
+
+/// The reason on one line: clap lists missing arguments and possible values on lines
+/// of their own, and a usage error is one line to read, then the usage.
+fn one_line(reason: &str) -> String {
+    let mut lines = reason.lines();
+    let mut line = lines.next().unwrap_or_default().to_string();
+    let rest: Vec<&str> = lines.map(str::trim).filter(|l| !l.is_empty()).collect();
+    if !rest.is_empty() {
+        line.push(' ');
+        line += &rest.join(", ");
+    }
+    line
 }
 
 /// A usage error for a reason found after parsing (a name that does not resolve).
 pub fn invalid(reason: String) -> ! {
     let mut command = Cli::command();
     let usage = command.render_usage().to_string();
+    let reason = crate::error::visible(&reason);
     exit_with(
         command.error(clap::error::ErrorKind::ValueValidation, reason),
         usage,
@@ -314,7 +355,10 @@ pub fn invalid_replay(reason: &str) -> ! {
         Some(replay) => {
             let usage = replay.render_usage().to_string();
             exit_with(
-                replay.error(clap::error::ErrorKind::ValueValidation, reason),
+                replay.error(
+                    clap::error::ErrorKind::ValueValidation,
+                    crate::error::visible(reason),
+                ),
                 usage,
             )
         }
@@ -442,6 +486,34 @@ mod tests {
         assert!(parse(&["--timestamps=utc"]).is_err());
         // -t combines with other short flags as getopt allows.
         assert_eq!(parse(&["-ct"]).unwrap(), Some(TimestampKind::Local));
+    }
+
+    #[test]
+    fn a_reason_is_one_line() {
+        assert_eq!(
+            one_line(
+                "error: the following required arguments were not provided:\n  -A <addr>\n  -B <addr>"
+            ),
+            "error: the following required arguments were not provided: -A <addr>, -B <addr>"
+        );
+        assert_eq!(one_line("error: plain"), "error: plain");
+    }
+
+    #[test]
+    fn negative_numbers_reach_the_value_parsers() {
+        for args in [
+            &["t", "-A", "1", "-B", "2", "-b", "-1"][..],
+            &["t", "-A", "1", "-B", "2", "-z", "-5"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}"
+            );
+        }
+        let err = replay(&["x.pcap", "--list", "--timeout", "-3"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
     }
 
     #[test]

@@ -67,6 +67,21 @@ impl Error {
     }
 }
 
+/// `text` with every control character written as an escape (`\u{1b}`, `\n`): for
+/// echoing what a user typed, which must neither break a one-line message nor drive
+/// the terminal.
+pub fn visible(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
 /// The OS's message for an I/O error, as `strerror(3)` gives it.
 pub fn os_text(error: &io::Error) -> String {
     strip_os_suffix(&error.to_string()).to_string()
@@ -100,6 +115,11 @@ mod tests {
             .to_string(),
             "Passthrough from B to A failed: Broken pipe"
         );
+    }
+
+    #[test]
+    fn control_characters_are_shown_as_escapes() {
+        assert_eq!(visible("a\x1b[31m\nb\u{9b}é"), "a\\u{1b}[31m\\nb\\u{9b}é");
     }
 
     #[test]

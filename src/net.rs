@@ -58,11 +58,22 @@ pub fn connect(
                     .map(|()| s)
             }) {
                 Ok(socket) => return Ok((socket, *addr)),
-                Err(e) => last = e,
+                Err(e) => last = as_os_error(e),
             }
         }
     }
     Err(last)
+}
+
+/// socket2 reports a connect that outlives its timeout as a bare `TimedOut`, which
+/// prints as "timed out"; the kernel's own ETIMEDOUT reads "Connection timed out", as
+/// the original's perror says it and as a user searching for it expects.
+fn as_os_error(error: io::Error) -> io::Error {
+    if error.kind() == io::ErrorKind::TimedOut && error.raw_os_error().is_none() {
+        io::Error::from_raw_os_error(libc::ETIMEDOUT)
+    } else {
+        error
+    }
 }
 
 /// Binds and listens where A will connect (SO_REUSEADDR, so a quick restart works),
@@ -164,4 +175,20 @@ pub fn reset(socket: &Socket) -> io::Result<()> {
 pub fn prepare_relay_socket(socket: &Socket) -> io::Result<()> {
     socket.set_nonblocking(false)?;
     socket.set_tcp_nodelay(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connect_timeout_reads_as_the_os_says_it() {
+        let error = as_os_error(io::ErrorKind::TimedOut.into());
+        assert_eq!(
+            crate::error::Error::Connect(error).to_string(),
+            "Establish a connection to the destination failed: Connection timed out"
+        );
+        let refused = as_os_error(io::Error::from_raw_os_error(libc::ECONNREFUSED));
+        assert_eq!(refused.raw_os_error(), Some(libc::ECONNREFUSED));
+    }
 }

@@ -31,7 +31,10 @@ const PCAP_MAGICS: [[u8; 4]; 4] = [
 ];
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 
-type Input = io::Chain<io::Cursor<[u8; 4]>, File>;
+/// The magic already read, then the rest of the input. Boxed so that a capture can
+/// come from anything readable: a file for the command, bytes in memory for the fuzz
+/// tests (which feed millions of inputs and must not go through the file system).
+type Input = io::Chain<io::Cursor<[u8; 4]>, Box<dyn Read + Send>>;
 
 enum Format {
     Pcap {
@@ -68,20 +71,33 @@ pub struct CaptureReader {
 impl CaptureReader {
     /// Opens `path` and reads its file header.
     pub fn open(path: &Path) -> Result<CaptureReader, Error> {
+        let file = File::open(path).map_err(|e| Error::Capture {
+            path: path.to_path_buf(),
+            reason: crate::error::os_text(&e),
+        })?;
+        Self::from_reader(path, Box::new(file))
+    }
+
+    /// Reads a capture from `input`, reading its file header now; `path` is the name
+    /// its errors give.
+    pub fn from_reader(
+        path: &Path,
+        mut input: Box<dyn Read + Send>,
+    ) -> Result<CaptureReader, Error> {
         let fail = |reason: String| Error::Capture {
             path: path.to_path_buf(),
             reason,
         };
-        let mut file = File::open(path).map_err(|e| fail(crate::error::os_text(&e)))?;
         let mut magic = [0u8; 4];
-        let got = read_up_to(&mut file, &mut magic).map_err(|e| fail(crate::error::os_text(&e)))?;
+        let got =
+            read_up_to(&mut input, &mut magic).map_err(|e| fail(crate::error::os_text(&e)))?;
         if got == 0 {
             return Err(fail("the file is empty, not a capture".into()));
         }
         if got < magic.len() {
             return Err(fail("too short to be a pcap or pcapng file".into()));
         }
-        let input = io::Cursor::new(magic).chain(file);
+        let input = io::Cursor::new(magic).chain(input);
         let format = if PCAP_MAGICS.contains(&magic) {
             let reader = PcapReader::new(input).map_err(|e| fail(header_problem(e)))?;
             let header = reader.header();
@@ -260,8 +276,8 @@ fn unsupported_link(link_type: u32) -> String {
     )
 }
 
-/// Reads until `buf` is full or the file ends; how many bytes were read.
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads until `buf` is full or the input ends; how many bytes were read.
+fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match file.read(&mut buf[got..]) {

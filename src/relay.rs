@@ -598,10 +598,15 @@ impl Writer<'_> {
         let at = SystemTime::now();
         match result {
             Ok(()) => self.outlet.tell(Event::Closed { dir, at }),
-            Err(error) if error.kind() != io::ErrorKind::NotConnected => {
+            Err(error) => {
+                // Not connected any more means the consumer reset the connection: it
+                // closed without reading, and whatever was written to it since was
+                // thrown away by its kernel, however well each write went. That is the
+                // broken pipe of a consumer that closed with bytes still coming to it,
+                // and the socket's pending error names it as a write would have.
+                let error = consumer.take_error().ok().flatten().unwrap_or(error);
                 self.outlet.fail(error, End::Consumer, at);
             }
-            Err(_) => {} // the consumer is gone already; nothing was pending for it
         }
     }
 

@@ -75,8 +75,7 @@ A is in sync
 /// reach the peers intact but never reach stdout as control bytes.
 #[test]
 fn control_bytes_never_reach_the_terminal() {
-    let mut hostile: Vec<u8> = (0..=255).collect();
-    hostile.extend_from_slice(b"\x1b[2J\x1b[31mred\x1b]0;owned\x07\x1bP+q\x1b\\\r\x08\x7f\x9b31m");
+    let hostile = hostile_bytes();
     for colour in [false, true] {
         let args: &[&str] = if colour { &[] } else { &["-c"] };
         let mut s = Session::start(args);
@@ -88,18 +87,8 @@ fn control_bytes_never_reach_the_terminal() {
         assert_eq!(read_to_end(&mut s.a).unwrap(), hostile);
         assert_eq!(s.process.wait().code(), Some(0));
 
-        let mut shown = s.stdout().bytes();
-        if colour {
-            // Our own colour codes are the only escapes allowed.
-            for code in ["\x1b[91m", "\x1b[94m", "\x1b[1m", "\x1b[0m"] {
-                shown = replace_all(&shown, code.as_bytes());
-            }
-        }
-        let bad: Vec<u8> = shown
-            .iter()
-            .copied()
-            .filter(|&b| b != b'\n' && !(0x20..0x7f).contains(&b))
-            .collect();
+        let shown = s.stdout().bytes();
+        let bad = control_bytes(&shown);
         assert!(
             bad.is_empty(),
             "control bytes in stdout (colour {colour}): {bad:02x?}"
@@ -108,20 +97,6 @@ fn control_bytes_never_reach_the_terminal() {
         assert!(text.contains("|................|"));
         assert!(text.contains("1b 5b 32 4a"), "the escape is shown as hex");
     }
-}
-
-fn replace_all(haystack: &[u8], needle: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(haystack.len());
-    let mut i = 0;
-    while i < haystack.len() {
-        if haystack[i..].starts_with(needle) {
-            i += needle.len();
-        } else {
-            out.push(haystack[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 /// The seed's slow receiver: chunks never exceed -b, the backlog never exceeds -b,
@@ -250,25 +225,6 @@ fn a_reset_from_a_is_reported() {
         "Passthrough from A to B failed: Connection reset by peer\n"
     );
     drop(b);
-}
-
-fn decode_dump(path: &Path) -> Vec<u8> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let lines: Vec<&str> = text.split('\n').collect();
-    let (last, full) = lines.split_last().unwrap();
-    assert!(
-        full.iter().all(|l| l.len() == 32),
-        "a full line that is not 32 hex chars"
-    );
-    assert!(
-        last.len() < 32 && last.len() % 2 == 0,
-        "bad last line {last:?}"
-    );
-    let hex: String = text.split('\n').collect();
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 fn dump_session(args: &[&str], dir: &Path) -> (Vec<u8>, Vec<u8>) {
@@ -440,14 +396,7 @@ fn malformed_command_lines_are_usage_errors() {
     ];
     for case in cases {
         let args: Vec<String> = case.iter().map(|s| s.to_string()).collect();
-        let mut p = Process::spawn(&args);
-        let status = p.wait();
-        let err = p.stderr.text();
-        assert_eq!(status.code(), Some(2), "{case:?}: {err}");
-        assert!(err.starts_with("error: "), "{case:?}: {err}");
-        assert!(err.contains("Usage: tiburoncin"), "{case:?}: {err}");
-        assert!(!err.contains("panicked"), "{case:?}: {err}");
-        assert_eq!(p.stdout.text(), "", "{case:?}");
+        assert_usage_error(&args, false);
     }
 }
 

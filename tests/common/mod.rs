@@ -10,7 +10,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -461,4 +461,94 @@ impl Listening {
         let b = accept_in_time(&self.b);
         (a, b)
     }
+}
+
+/// The bytes a dump file (`-o`, `-f`) holds, checking its format on the way: full
+/// lines of 32 hex digits, a shorter last line without a newline.
+pub fn decode_dump(path: &Path) -> Vec<u8> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = text.split('\n').collect();
+    let (last, full) = lines.split_last().unwrap();
+    assert!(
+        full.iter().all(|l| l.len() == 32),
+        "a full line that is not 32 hex chars"
+    );
+    assert!(
+        last.len() < 32 && last.len() % 2 == 0,
+        "bad last line {last:?}"
+    );
+    let hex: String = text.split('\n').collect();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The colour codes tiburoncin writes itself: the only escapes allowed on stdout.
+pub const OUR_COLOURS: [&str; 4] = ["\x1b[91m", "\x1b[94m", "\x1b[1m", "\x1b[0m"];
+
+/// The bytes of `shown` that are neither printable ASCII nor a newline, after taking
+/// out our own colour codes: what traffic would have smuggled to the terminal.
+pub fn control_bytes(shown: &[u8]) -> Vec<u8> {
+    let mut rest = shown.to_vec();
+    for code in OUR_COLOURS {
+        rest = replace_all(&rest, code.as_bytes());
+    }
+    rest.into_iter()
+        .filter(|&b| b != b'\n' && !(0x20..0x7f).contains(&b))
+        .collect()
+}
+
+fn replace_all(haystack: &[u8], needle: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(needle) {
+            i += needle.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Every byte value, then escape sequences that would recolour, clear or retitle a
+/// terminal (CSI, OSC, DCS, a C1 CSI, carriage return, backspace, delete).
+pub fn hostile_bytes() -> Vec<u8> {
+    let mut hostile: Vec<u8> = (0..=255).collect();
+    hostile.extend_from_slice(b"\x1b[2J\x1b[31mred\x1b]0;owned\x07\x1bP+q\x1b\\\r\x08\x7f\x9b31m");
+    hostile
+}
+
+/// Runs the binary with `args`, which must be a usage error: exit status 2, nothing
+/// on stdout, and on stderr one line of reason (`error: ...`), then the usage —
+/// replay's when `replay` says so — and no panic, no control character.
+pub fn assert_usage_error(args: &[String], replay: bool) {
+    let mut p = Process::spawn(args);
+    let status = p.wait();
+    let err = p.stderr.text();
+    assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(p.stdout.text(), "", "{args:?}");
+    assert!(err.starts_with("error: "), "{args:?}: {err}");
+    let reason = err.split("\n\n").next().unwrap();
+    assert_eq!(reason.lines().count(), 1, "{args:?}: not one line: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    let usage = if replay {
+        "Usage: tiburoncin replay <capture>"
+    } else {
+        "Usage: tiburoncin "
+    };
+    assert!(err.contains(usage), "{args:?}: {err}");
+    if !replay {
+        assert!(
+            !err.contains("replay <capture>"),
+            "{args:?}: replay usage: {err}"
+        );
+    }
+    assert_eq!(
+        control_bytes(err.as_bytes()),
+        b"",
+        "{args:?}: control bytes on stderr"
+    );
 }
