@@ -16,19 +16,28 @@
 //!   bytes where the recording has its FIN or its end;
 //! - the peer staying silent (or not reading what we send) for longer than
 //!   `--timeout`: every wait is bounded, so a replay in CI never hangs.
+//!
+//! The live display is the relay's, through the same `Printer`: `A -> B sent N bytes`
+//! and its rows for every chunk either way, then the receiving side's status. In the
+//! relay, `B is N bytes behind` counts bytes read from A and not yet written to B,
+//! the bytes waiting in tiburoncin. The replayer keeps that meaning: a chunk of ours
+//! is "read" from the recording and "written" once `write_all` has returned (the
+//! kernel took all of it), a chunk of the peer's is "read" from the socket and
+//! "written" once compared. The replayer holds no bytes between the two, so the
+//! status printed after each chunk is `in sync`; bytes the kernel still holds (which
+//! `--kernel-queues` shows in the relay) are not counted, as in the relay.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use socket2::SockRef;
 
 use crate::difference::Difference;
 use crate::error::Error;
 use crate::event::Direction;
-use crate::hexdump;
-use crate::logger::{BOLD, COLOURS, RESET};
+use crate::printer::{Flow, Printer};
 use crate::reassembly::{Ending, Event};
 use crate::recording::Recording;
 
@@ -54,7 +63,10 @@ pub struct Player<'o, W: Write> {
     settings: Settings,
     theirs: Direction,
     out: &'o mut W,
-    text: Vec<u8>,
+    /// The relay's line formats; its buffer collects what `flush` writes out.
+    printer: Printer,
+    /// Bytes taken in and handed on per direction, for the status lines.
+    flows: [Flow; 2],
     /// Bytes done so far, per direction: the stream offset of the next one.
     offsets: [u64; 2],
     /// Whether each direction has ended (FIN or RST) in the replay.
@@ -77,7 +89,8 @@ impl<'o, W: Write> Player<'o, W> {
             settings,
             theirs,
             out,
-            text: Vec::with_capacity(16 * 1024),
+            printer: Printer::new(settings.colour),
+            flows: [Flow::default(); 2],
             offsets: [0; 2],
             ended: [false; 2],
             previous: None,
@@ -129,7 +142,7 @@ impl<'o, W: Write> Player<'o, W> {
             "Replay matched stream {}: {ab} bytes A -> B, {ba} bytes B -> A, {} turns.\n",
             self.settings.stream, self.turns
         );
-        self.text.extend_from_slice(summary.as_bytes());
+        self.printer.text.extend_from_slice(summary.as_bytes());
         self.flush();
         Ok(())
     }
@@ -335,34 +348,25 @@ impl<'o, W: Write> Player<'o, W> {
     /// and ends the replay with it.
     fn differ(&mut self, dir: Direction, skip: usize, difference: Difference) -> Result<(), Error> {
         let offset = self.offsets[dir.index()] + skip as u64;
-        difference.report(&mut self.text, dir, offset, self.settings.timeout);
+        difference.report(&mut self.printer.text, dir, offset, self.settings.timeout);
         self.flush();
         Err(Error::Differs { dir, offset })
     }
 
-    /// `X -> Y sent N bytes` and its rows, as the relay shows a chunk.
+    /// `X -> Y sent N bytes` and its rows, then `Y is in sync`: the chunk was taken
+    /// in and handed on whole (see the module comment).
     fn chunk(&mut self, dir: Direction, bytes: &[u8]) {
+        let flow = &mut self.flows[dir.index()];
+        flow.read += bytes.len() as u64;
+        flow.written += bytes.len() as u64;
+        let flow = *flow;
         if self.settings.quiet {
             return;
         }
-        let colour = self.settings.colour;
-        if colour {
-            self.text.extend_from_slice(COLOURS[dir.index()]);
-        }
-        let head = format!(
-            "{} -> {} sent {} bytes\n",
-            dir.from(),
-            dir.to(),
-            bytes.len()
-        );
-        self.text.extend_from_slice(head.as_bytes());
-        if colour {
-            self.text.extend_from_slice(BOLD);
-        }
-        hexdump::write_rows(&mut self.text, self.offsets[dir.index()], bytes);
-        if colour {
-            self.text.extend_from_slice(RESET);
-        }
+        let now = SystemTime::now();
+        let offset = self.offsets[dir.index()];
+        self.printer.sent("", dir, now, offset, bytes);
+        self.printer.status("", dir, now, flow, None);
         self.flush();
     }
 
@@ -370,21 +374,17 @@ impl<'o, W: Write> Player<'o, W> {
         if self.settings.quiet {
             return;
         }
-        if self.settings.colour {
-            self.text.extend_from_slice(COLOURS[dir.index()]);
-        }
-        self.text.extend_from_slice(text.as_bytes());
-        if self.settings.colour {
-            self.text.extend_from_slice(RESET);
-        }
+        let now = SystemTime::now();
+        self.printer
+            .line(Some(dir), "", now, format_args!("{text}"));
     }
 
     /// Writes out what is formatted. A failing stdout must not hide the verdict, which
     /// is also in the exit status, so its error is dropped here.
     fn flush(&mut self) {
-        let _ = self.out.write_all(&self.text);
+        let _ = self.out.write_all(&self.printer.text);
         let _ = self.out.flush();
-        self.text.clear();
+        self.printer.text.clear();
     }
 }
 

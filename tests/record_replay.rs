@@ -287,3 +287,69 @@ fn a_relayed_pcap_replayed_as_a() {
 fn a_relayed_pcapng_replayed_as_a() {
     as_a("session.pcapng");
 }
+
+/// The live display is the relay's: every chunk with its rows, aligned to the stream
+/// offset, then the receiver's status; colours unless `-c`; nothing but the verdict
+/// with `-q`.
+#[test]
+fn the_replay_shows_what_the_relay_shows() {
+    let (file, said) = recorded("record-replay-display", "session.pcap");
+    let Said::A(first) = &said[0] else {
+        panic!("A speaks first");
+    };
+    let first_row: String = first.iter().map(|b| format!(" {b:02x}")).collect();
+
+    let r = replay_as_b(&file, &[], steps(&said, true));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains(&format!("A -> B sent 3 bytes\n00000000 {first_row}")),
+        "{}",
+        r.stdout
+    );
+    // The status follows every chunk, B's as well as ours (see player.rs).
+    let lines: Vec<String> = r.stdout.lines().map(str::to_string).collect();
+    let sent = lines.iter().filter(|l| l.contains(" sent ")).count();
+    assert_eq!(
+        statuses(&lines, "B").len() + statuses(&lines, "A").len(),
+        sent
+    );
+    assert!(lines.iter().filter(|l| l.ends_with(" is in sync")).count() == sent);
+    // The second chunk of A starts at offset 3, in the fourth column.
+    assert!(
+        r.stdout
+            .contains("A -> B sent 703 bytes\n00000003           ")
+    );
+
+    // Without -c, the colours of the relay: red for A -> B, blue for B -> A.
+    let args = ["replay", file.to_str().unwrap(), "--as", "a", "-B"];
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let server = steps(&said, false);
+    let peer = thread::spawn(move || perform(accept_in_time(&listener), &server));
+    let all: Vec<String> = args
+        .iter()
+        .chain(&[b.as_str()])
+        .map(|s| s.to_string())
+        .collect();
+    let r = replayed(Process::spawn(&all));
+    peer.join().unwrap();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("\x1b[91mA -> B sent 3 bytes\n\x1b[1m00000000"),
+        "{:?}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("\x1b[94mA is in sync\n\x1b[0m"),
+        "{:?}",
+        r.stdout
+    );
+
+    // -q: the waiting line and the verdict only.
+    let r = replay_as_b(&file, &["-q"], steps(&said, true));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout.lines().count(), 2, "{}", r.stdout);
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+}
