@@ -26,17 +26,24 @@
 //! "written" once compared. The replayer holds no bytes between the two, so the
 //! status printed after each chunk is `in sync`; bytes the kernel still holds (which
 //! `--kernel-queues` shows in the relay) are not counted, as in the relay.
+//!
+//! `-w` records the replay with the relay's capture writer, one TCP stream between
+//! the replay's real addresses: a chunk goes in once it is written whole (ours) or
+//! received and matched (the peer's), so the capture holds what both sides agreed
+//! on. Bytes of a chunk that differed are not in it; the difference report has them.
 
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
 use socket2::SockRef;
 
+use crate::capture::Capture;
 use crate::difference::Difference;
 use crate::error::Error;
-use crate::event::Direction;
+use crate::event::{self, Direction, End};
 use crate::printer::{Flow, Printer};
 use crate::reassembly::{Ending, Event};
 use crate::recording::Recording;
@@ -74,6 +81,11 @@ pub struct Player<'o, W: Write> {
     /// The direction and time of the last data played, for turns and pauses.
     previous: Option<(Direction, Duration)>,
     turns: u64,
+    /// `-w`: the capture of the replay, and its name for an error message.
+    recorder: Option<(Capture<BufWriter<File>>, String)>,
+    /// The capture's first write error: it stops the recording, not the replay, and
+    /// fails a replay that otherwise matched.
+    record_error: Option<(String, io::Error)>,
 }
 
 impl<'o, W: Write> Player<'o, W> {
@@ -95,7 +107,32 @@ impl<'o, W: Write> Player<'o, W> {
             ended: [false; 2],
             previous: None,
             turns: 0,
+            recorder: None,
+            record_error: None,
         }
+    }
+
+    /// `-w`: records the replay into `capture` (its handshake written already).
+    pub fn recording_into(mut self, capture: Capture<BufWriter<File>>, what: String) -> Self {
+        self.recorder = Some((capture, what));
+        self
+    }
+
+    /// Shows something in the capture, if there is one and it still works.
+    fn record(&mut self, show: impl FnOnce(&mut Capture<BufWriter<File>>) -> io::Result<()>) {
+        if let Some((capture, what)) = self.recorder.as_mut() {
+            if let Err(error) = show(capture) {
+                self.record_error = Some((what.clone(), error));
+                self.recorder = None;
+            }
+        }
+    }
+
+    /// Writes out the end of the capture; the replay's verdict is already known.
+    fn finish_recording(&mut self) {
+        let now = SystemTime::now();
+        self.record(|c| c.finish(now).and_then(|()| c.flush()));
+        self.recorder = None;
     }
 
     /// Plays the whole recording; `Ok` when the peer matched it to the end.
@@ -144,7 +181,11 @@ impl<'o, W: Write> Player<'o, W> {
         );
         self.printer.text.extend_from_slice(summary.as_bytes());
         self.flush();
-        Ok(())
+        self.finish_recording();
+        match self.record_error.take() {
+            Some((what, source)) => Err(Error::Output { what, source }),
+            None => Ok(()),
+        }
     }
 
     /// Before we speak: the peer must have nothing more to say, then the pause.
@@ -175,6 +216,8 @@ impl<'o, W: Write> Player<'o, W> {
         if let Err(error) = sent {
             return self.differ(dir, 0, Difference::SendFailed { error });
         }
+        let now = SystemTime::now();
+        self.record(|c| c.delivered(dir, bytes, now));
         self.chunk(dir, bytes);
         self.offsets[dir.index()] += bytes.len() as u64;
         Ok(())
@@ -218,6 +261,8 @@ impl<'o, W: Write> Player<'o, W> {
                 }
             }
         }
+        let now = SystemTime::now();
+        self.record(|c| c.delivered(dir, expected, now));
         self.chunk(dir, expected);
         self.offsets[dir.index()] += expected.len() as u64;
         Ok(())
@@ -254,6 +299,8 @@ impl<'o, W: Write> Player<'o, W> {
             }
         }
         self.ended[dir.index()] = true;
+        let at = SystemTime::now();
+        self.record(|c| c.record(&event::Event::Closed { dir, at }));
         self.line(
             dir,
             &format!("{} -> {} flow shutdown\n", dir.from(), dir.to()),
@@ -270,6 +317,16 @@ impl<'o, W: Write> Player<'o, W> {
                     // Closing with a zero linger time sends a RST instead of a FIN.
                     let _ = SockRef::from(&socket).set_linger(Some(Duration::ZERO));
                 }
+                let at = SystemTime::now();
+                // The capture shows a reset from the side that sent it: ours.
+                let error = io::Error::from(io::ErrorKind::ConnectionReset);
+                let failed = event::Event::Failed {
+                    dir,
+                    end: End::Producer,
+                    error,
+                    at,
+                };
+                self.record(|c| c.record(&failed));
                 self.line(dir, &format!("{} -> {} reset\n", dir.from(), dir.to()));
             }
             Ending::Fin | Ending::Open => {
@@ -277,6 +334,8 @@ impl<'o, W: Write> Player<'o, W> {
                     // A peer that is gone already will show up when we read from it.
                     let _ = socket.shutdown(Shutdown::Write);
                 }
+                let at = SystemTime::now();
+                self.record(|c| c.record(&event::Event::Closed { dir, at }));
                 self.line(
                     dir,
                     &format!("{} -> {} flow shutdown\n", dir.from(), dir.to()),
@@ -350,6 +409,7 @@ impl<'o, W: Write> Player<'o, W> {
         let offset = self.offsets[dir.index()] + skip as u64;
         difference.report(&mut self.printer.text, dir, offset, self.settings.timeout);
         self.flush();
+        self.finish_recording();
         Err(Error::Differs { dir, offset })
     }
 

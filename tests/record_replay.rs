@@ -353,3 +353,111 @@ fn the_replay_shows_what_the_relay_shows() {
     assert_eq!(r.stdout.lines().count(), 2, "{}", r.stdout);
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
 }
+
+/// Whether tshark can be run; under CI its absence is a failure.
+fn have_tshark() -> bool {
+    let found = std::process::Command::new("tshark")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tshark not found, and CI must run these tests: install tshark"
+        );
+        eprintln!("SKIPPED: tshark not found");
+    }
+    found
+}
+
+/// The bytes of each node of TCP stream 0, as tshark's Follow TCP Stream gives them.
+fn follow(file: &Path) -> [Vec<u8>; 2] {
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .args(["-qz", "follow,tcp,raw,0"])
+        .output()
+        .expect("run tshark");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut nodes: [Vec<u8>; 2] = Default::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let (node, hex) = match line.strip_prefix('\t') {
+            Some(hex) => (1, hex),
+            None => (0, line),
+        };
+        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue; // the ==== frame, Follow:, Filter:, Node lines
+        }
+        nodes[node].extend(
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex from tshark")),
+        );
+    }
+    nodes
+}
+
+/// `-w` on the replay: the replayed session as one TCP stream whose bytes each way
+/// are the conversation's, whichever side was played, pcap and pcapng.
+#[test]
+fn the_replay_records_itself() {
+    if !have_tshark() {
+        return;
+    }
+    let (file, said) = recorded("record-replay-w", "session.pcap");
+    let dir = file.parent().unwrap().to_path_buf();
+    let sent = |a: bool| -> Vec<u8> {
+        said.iter()
+            .flat_map(|s| match (s, a) {
+                (Said::A(bytes), true) | (Said::B(bytes), false) => bytes.clone(),
+                _ => Vec::new(),
+            })
+            .collect()
+    };
+    for name in ["as-b.pcap", "as-b.pcapng"] {
+        let out = dir.join(name);
+        let r = replay_as_b(
+            &file,
+            &["-q", "-w", out.to_str().unwrap()],
+            steps(&said, true),
+        );
+        assert_eq!(r.code, 0, "{name}: {}{}", r.stdout, r.stderr);
+        let [a, b] = follow(&out);
+        assert!(a == sent(true), "{name}: A -> B differs");
+        assert!(b == sent(false), "{name}: B -> A differs");
+    }
+    let out = dir.join("as-a.pcapng");
+    let r = replay_as_a(
+        &file,
+        &["-q", "-w", out.to_str().unwrap()],
+        steps(&said, false),
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let [a, b] = follow(&out);
+    assert!(
+        a == sent(true) && b == sent(false),
+        "as a: the bytes differ"
+    );
+
+    // A difference: the capture holds what was matched before it.
+    let out = dir.join("differs.pcap");
+    let mut client = steps(&said, true);
+    change_byte(&mut client, offset_of(&said, 2, true));
+    let r = replay_as_b(&file, &["-q", "-w", out.to_str().unwrap()], client);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let [a, b] = follow(&out);
+    assert_eq!(a.len(), offset_of(&said, 2, true));
+    assert_eq!(b.len(), offset_of(&said, 2, false));
+
+    // The capture being replayed is not overwritten.
+    let same = file.to_str().unwrap();
+    assert_usage_error(
+        &["replay", same, "--as", "b", "-A", "127.0.0.1:0", "-w", same].map(String::from),
+        true,
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
