@@ -205,6 +205,11 @@ pub struct ReplayArgs {
     #[arg(short = 'q')]
     pub quiet: bool,
 
+    /// Save the replayed session for Wireshark: pcapng if the name ends in .pcapng,
+    /// else pcap
+    #[arg(short = 'w', value_name = "capture")]
+    pub record: Option<PathBuf>,
+
     /// With --list: instead of the list, print the connection's reassembled turns as
     /// hex, one line per turn starting with A or B (to check the reassembly against
     /// other tools)

@@ -263,6 +263,8 @@ pub struct ReplayConfig {
     pub timeout: Duration,
     pub colour: bool,
     pub quiet: bool,
+    /// `-w`: the replayed session, as the relay's capture shows a relayed one.
+    pub record: Option<CaptureFile>,
 }
 
 impl ReplayConfig {
@@ -299,7 +301,22 @@ impl ReplayConfig {
             (None, None, None) => ReplayMode::List,
             (None, _, _) => return Err("-A and -B go with --as".into()),
         };
+        let record = match args.record {
+            // Writing the capture being read would destroy the recording.
+            Some(path) if path == args.capture => {
+                return Err(format!(
+                    "-w {}: that is the capture being replayed",
+                    path.display()
+                ));
+            }
+            Some(path) => Some(CaptureFile {
+                format: Format::for_path(&path),
+                path,
+            }),
+            None => None,
+        };
         Ok(ReplayConfig {
+            record,
             capture: args.capture,
             mode,
             stream: args.stream,

@@ -40,9 +40,6 @@ use crate::kernel_queues::Queues;
 use crate::printer::{Flow, Printer, label};
 use crate::timestamps::{TimestampKind, Timestamps};
 
-// The replay prints hexdumps in the same colours.
-pub(crate) use crate::printer::{BOLD, COLOURS, RESET};
-
 /// Where `--events` goes: a file or standard output.
 pub type JsonOut = Box<dyn Write + Send>;
 

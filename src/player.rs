@@ -16,19 +16,35 @@
 //!   bytes where the recording has its FIN or its end;
 //! - the peer staying silent (or not reading what we send) for longer than
 //!   `--timeout`: every wait is bounded, so a replay in CI never hangs.
+//!
+//! The live display is the relay's, through the same `Printer`: `A -> B sent N bytes`
+//! and its rows for every chunk either way, then the receiving side's status. In the
+//! relay, `B is N bytes behind` counts bytes read from A and not yet written to B,
+//! the bytes waiting in tiburoncin. The replayer keeps that meaning: a chunk of ours
+//! is "read" from the recording and "written" once `write_all` has returned (the
+//! kernel took all of it), a chunk of the peer's is "read" from the socket and
+//! "written" once compared. The replayer holds no bytes between the two, so the
+//! status printed after each chunk is `in sync`; bytes the kernel still holds (which
+//! `--kernel-queues` shows in the relay) are not counted, as in the relay.
+//!
+//! `-w` records the replay with the relay's capture writer, one TCP stream between
+//! the replay's real addresses: a chunk goes in once it is written whole (ours) or
+//! received and matched (the peer's), so the capture holds what both sides agreed
+//! on. Bytes of a chunk that differed are not in it; the difference report has them.
 
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use socket2::SockRef;
 
+use crate::capture::Capture;
 use crate::difference::Difference;
 use crate::error::Error;
-use crate::event::Direction;
-use crate::hexdump;
-use crate::logger::{BOLD, COLOURS, RESET};
+use crate::event::{self, Direction, End};
+use crate::printer::{Flow, Printer};
 use crate::reassembly::{Ending, Event};
 use crate::recording::Recording;
 
@@ -54,7 +70,10 @@ pub struct Player<'o, W: Write> {
     settings: Settings,
     theirs: Direction,
     out: &'o mut W,
-    text: Vec<u8>,
+    /// The relay's line formats; its buffer collects what `flush` writes out.
+    printer: Printer,
+    /// Bytes taken in and handed on per direction, for the status lines.
+    flows: [Flow; 2],
     /// Bytes done so far, per direction: the stream offset of the next one.
     offsets: [u64; 2],
     /// Whether each direction has ended (FIN or RST) in the replay.
@@ -62,6 +81,11 @@ pub struct Player<'o, W: Write> {
     /// The direction and time of the last data played, for turns and pauses.
     previous: Option<(Direction, Duration)>,
     turns: u64,
+    /// `-w`: the capture of the replay, and its name for an error message.
+    recorder: Option<(Capture<BufWriter<File>>, String)>,
+    /// The capture's first write error: it stops the recording, not the replay, and
+    /// fails a replay that otherwise matched.
+    record_error: Option<(String, io::Error)>,
 }
 
 impl<'o, W: Write> Player<'o, W> {
@@ -77,12 +101,38 @@ impl<'o, W: Write> Player<'o, W> {
             settings,
             theirs,
             out,
-            text: Vec::with_capacity(16 * 1024),
+            printer: Printer::new(settings.colour),
+            flows: [Flow::default(); 2],
             offsets: [0; 2],
             ended: [false; 2],
             previous: None,
             turns: 0,
+            recorder: None,
+            record_error: None,
         }
+    }
+
+    /// `-w`: records the replay into `capture` (its handshake written already).
+    pub fn recording_into(mut self, capture: Capture<BufWriter<File>>, what: String) -> Self {
+        self.recorder = Some((capture, what));
+        self
+    }
+
+    /// Shows something in the capture, if there is one and it still works.
+    fn record(&mut self, show: impl FnOnce(&mut Capture<BufWriter<File>>) -> io::Result<()>) {
+        if let Some((capture, what)) = self.recorder.as_mut() {
+            if let Err(error) = show(capture) {
+                self.record_error = Some((what.clone(), error));
+                self.recorder = None;
+            }
+        }
+    }
+
+    /// Writes out the end of the capture; the replay's verdict is already known.
+    fn finish_recording(&mut self) {
+        let now = SystemTime::now();
+        self.record(|c| c.finish(now).and_then(|()| c.flush()));
+        self.recorder = None;
     }
 
     /// Plays the whole recording; `Ok` when the peer matched it to the end.
@@ -129,9 +179,13 @@ impl<'o, W: Write> Player<'o, W> {
             "Replay matched stream {}: {ab} bytes A -> B, {ba} bytes B -> A, {} turns.\n",
             self.settings.stream, self.turns
         );
-        self.text.extend_from_slice(summary.as_bytes());
+        self.printer.text.extend_from_slice(summary.as_bytes());
         self.flush();
-        Ok(())
+        self.finish_recording();
+        match self.record_error.take() {
+            Some((what, source)) => Err(Error::Output { what, source }),
+            None => Ok(()),
+        }
     }
 
     /// Before we speak: the peer must have nothing more to say, then the pause.
@@ -162,6 +216,8 @@ impl<'o, W: Write> Player<'o, W> {
         if let Err(error) = sent {
             return self.differ(dir, 0, Difference::SendFailed { error });
         }
+        let now = SystemTime::now();
+        self.record(|c| c.delivered(dir, bytes, now));
         self.chunk(dir, bytes);
         self.offsets[dir.index()] += bytes.len() as u64;
         Ok(())
@@ -205,6 +261,8 @@ impl<'o, W: Write> Player<'o, W> {
                 }
             }
         }
+        let now = SystemTime::now();
+        self.record(|c| c.delivered(dir, expected, now));
         self.chunk(dir, expected);
         self.offsets[dir.index()] += expected.len() as u64;
         Ok(())
@@ -241,6 +299,8 @@ impl<'o, W: Write> Player<'o, W> {
             }
         }
         self.ended[dir.index()] = true;
+        let at = SystemTime::now();
+        self.record(|c| c.record(&event::Event::Closed { dir, at }));
         self.line(
             dir,
             &format!("{} -> {} flow shutdown\n", dir.from(), dir.to()),
@@ -257,6 +317,16 @@ impl<'o, W: Write> Player<'o, W> {
                     // Closing with a zero linger time sends a RST instead of a FIN.
                     let _ = SockRef::from(&socket).set_linger(Some(Duration::ZERO));
                 }
+                let at = SystemTime::now();
+                // The capture shows a reset from the side that sent it: ours.
+                let error = io::Error::from(io::ErrorKind::ConnectionReset);
+                let failed = event::Event::Failed {
+                    dir,
+                    end: End::Producer,
+                    error,
+                    at,
+                };
+                self.record(|c| c.record(&failed));
                 self.line(dir, &format!("{} -> {} reset\n", dir.from(), dir.to()));
             }
             Ending::Fin | Ending::Open => {
@@ -264,6 +334,8 @@ impl<'o, W: Write> Player<'o, W> {
                     // A peer that is gone already will show up when we read from it.
                     let _ = socket.shutdown(Shutdown::Write);
                 }
+                let at = SystemTime::now();
+                self.record(|c| c.record(&event::Event::Closed { dir, at }));
                 self.line(
                     dir,
                     &format!("{} -> {} flow shutdown\n", dir.from(), dir.to()),
@@ -335,34 +407,26 @@ impl<'o, W: Write> Player<'o, W> {
     /// and ends the replay with it.
     fn differ(&mut self, dir: Direction, skip: usize, difference: Difference) -> Result<(), Error> {
         let offset = self.offsets[dir.index()] + skip as u64;
-        difference.report(&mut self.text, dir, offset, self.settings.timeout);
+        difference.report(&mut self.printer.text, dir, offset, self.settings.timeout);
         self.flush();
+        self.finish_recording();
         Err(Error::Differs { dir, offset })
     }
 
-    /// `X -> Y sent N bytes` and its rows, as the relay shows a chunk.
+    /// `X -> Y sent N bytes` and its rows, then `Y is in sync`: the chunk was taken
+    /// in and handed on whole (see the module comment).
     fn chunk(&mut self, dir: Direction, bytes: &[u8]) {
+        let flow = &mut self.flows[dir.index()];
+        flow.read += bytes.len() as u64;
+        flow.written += bytes.len() as u64;
+        let flow = *flow;
         if self.settings.quiet {
             return;
         }
-        let colour = self.settings.colour;
-        if colour {
-            self.text.extend_from_slice(COLOURS[dir.index()]);
-        }
-        let head = format!(
-            "{} -> {} sent {} bytes\n",
-            dir.from(),
-            dir.to(),
-            bytes.len()
-        );
-        self.text.extend_from_slice(head.as_bytes());
-        if colour {
-            self.text.extend_from_slice(BOLD);
-        }
-        hexdump::write_rows(&mut self.text, self.offsets[dir.index()], bytes);
-        if colour {
-            self.text.extend_from_slice(RESET);
-        }
+        let now = SystemTime::now();
+        let offset = self.offsets[dir.index()];
+        self.printer.sent("", dir, now, offset, bytes);
+        self.printer.status("", dir, now, flow, None);
         self.flush();
     }
 
@@ -370,21 +434,17 @@ impl<'o, W: Write> Player<'o, W> {
         if self.settings.quiet {
             return;
         }
-        if self.settings.colour {
-            self.text.extend_from_slice(COLOURS[dir.index()]);
-        }
-        self.text.extend_from_slice(text.as_bytes());
-        if self.settings.colour {
-            self.text.extend_from_slice(RESET);
-        }
+        let now = SystemTime::now();
+        self.printer
+            .line(Some(dir), "", now, format_args!("{text}"));
     }
 
     /// Writes out what is formatted. A failing stdout must not hide the verdict, which
     /// is also in the exit status, so its error is dropped here.
     fn flush(&mut self) {
-        let _ = self.out.write_all(&self.text);
+        let _ = self.out.write_all(&self.printer.text);
         let _ = self.out.flush();
-        self.text.clear();
+        self.printer.text.clear();
     }
 }
 

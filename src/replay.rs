@@ -5,12 +5,15 @@
 //! `Player` set up as the server (listen on -A, like the relay does) or as the client
 //! (connect to -B, like the relay does). The byte-for-byte work is in `player`.
 
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use crate::capture::{Capture, Connection};
 
 use crate::cli::Side;
-use crate::config::{ReplayConfig, ReplayMode};
+use crate::config::{CaptureFile, ReplayConfig, ReplayMode};
 use crate::error::Error;
 use crate::event::Direction;
 use crate::net;
@@ -85,10 +88,57 @@ pub fn run(config: ReplayConfig) -> Result<(), Error> {
                 colour: config.colour,
                 quiet: config.quiet,
             };
-            Player::new(socket, settings, out).play(recording)?;
+            let capture = match &config.record {
+                Some(file) => Some((start_capture(file, &socket, *side)?, what(file))),
+                None => None,
+            };
+            let mut player = Player::new(socket, settings, out);
+            if let Some((capture, what)) = capture {
+                player = player.recording_into(capture, what);
+            }
+            player.play(recording)?;
         }
     }
     out.flush().map_err(written)
+}
+
+/// `-w`: the capture of the replay, its handshake written: one TCP stream between
+/// the real addresses of the connection, A the client and B the server, whichever
+/// side we play.
+fn start_capture(
+    file: &CaptureFile,
+    socket: &TcpStream,
+    side: Side,
+) -> Result<Capture<BufWriter<File>>, Error> {
+    let addrs = socket
+        .local_addr()
+        .and_then(|l| Ok((l, socket.peer_addr()?)));
+    let (ours, theirs) = addrs.map_err(|source| Error::Output {
+        what: what(file),
+        source,
+    })?;
+    let (a, b) = match side {
+        Side::A => (ours, theirs),
+        Side::B => (theirs, ours),
+    };
+    let out = File::create(&file.path).map_err(|source| Error::CreateOutput {
+        path: file.path.clone(),
+        source,
+    })?;
+    let connection = Connection::new(a, b, SystemTime::now());
+    Capture::new(
+        BufWriter::with_capacity(64 * 1024, out),
+        file.format,
+        connection,
+    )
+    .map_err(|source| Error::Output {
+        what: what(file),
+        source,
+    })
+}
+
+fn what(file: &CaptureFile) -> String {
+    format!("the capture {}", file.path.display())
 }
 
 /// The connection to work on: the one asked for, or the only one there is.

@@ -2,21 +2,18 @@
 //! recorded by tcpdump and dumpcap, tshark as the judge of what a capture holds, and
 //! live peers on loopback that repeat a recording or change it.
 //!
-//! The issue asks for a relay session recorded with our own `-w` and then replayed;
-//! `-w` is being built on another branch, so these tests replay the tcpdump fixtures,
-//! which hold the same kind of session. Once `-w` lands, a test that records a relay
-//! and replays the file belongs here too.
+//! Replaying sessions recorded by our own relay (`-w`) is in `record_replay.rs`; the
+//! live peers that repeat or change a side are in `common`.
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Process, read_to_end, waiting_port};
+use common::{Process, Step, change_byte, perform, waiting_port};
 use tiburoncin::event::Direction;
 use tiburoncin::reassembly::{Ending, Event};
 use tiburoncin::recording::Recording;
@@ -263,15 +260,6 @@ fn how_connections_ended() {
 
 // ---- live peers ---------------------------------------------------------------------
 
-/// What a live peer does to repeat its side of a recording.
-#[derive(Debug, Clone, PartialEq)]
-enum Step {
-    Send(Vec<u8>),
-    Receive(usize),
-    Shutdown,
-    ExpectEnd,
-}
-
 /// The steps of the side that sends `dir`, from connection `stream` of `path`.
 fn script(path: &Path, stream: usize, dir: Direction) -> Vec<Step> {
     let mut recording = Recording::open(path, stream).unwrap();
@@ -290,41 +278,6 @@ fn script(path: &Path, stream: usize, dir: Direction) -> Vec<Step> {
         steps.push(step);
     }
     steps
-}
-
-/// Plays `steps` on `stream`; a read error or short read ends it quietly (the
-/// replay's verdict is what the tests check).
-fn perform(mut stream: TcpStream, steps: &[Step]) {
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    stream.set_write_timeout(Some(DEADLINE)).unwrap();
-    for step in steps {
-        let ok = match step {
-            Step::Send(bytes) => stream.write_all(bytes).is_ok(),
-            Step::Receive(n) => {
-                let mut buf = vec![0; *n];
-                stream.read_exact(&mut buf).is_ok()
-            }
-            Step::Shutdown => stream.shutdown(Shutdown::Write).is_ok(),
-            Step::ExpectEnd => read_to_end(&mut stream).is_ok_and(|rest| rest.is_empty()),
-        };
-        if !ok {
-            return;
-        }
-    }
-}
-
-/// Changes the byte at `offset` of the sending side's stream.
-fn change_byte(steps: &mut [Step], mut offset: usize) {
-    for step in steps {
-        if let Step::Send(bytes) = step {
-            if offset < bytes.len() {
-                bytes[offset] ^= 0x20;
-                return;
-            }
-            offset -= bytes.len();
-        }
-    }
-    panic!("the stream is shorter than that");
 }
 
 /// Replays `name` as B, with a client that plays `client` against it.

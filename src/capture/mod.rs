@@ -297,6 +297,21 @@ impl<W: Write> Capture<W> {
         self.release(at, false)
     }
 
+    /// Shows `bytes` going from one side to the other and the receiver acknowledging
+    /// them: a `Read` and the `Wrote` of all of it. The replay has no relay events;
+    /// it calls this once a chunk is written whole (ours) or received and matched
+    /// (the peer's).
+    pub fn delivered(&mut self, dir: Direction, bytes: &[u8], at: SystemTime) -> io::Result<()> {
+        if self.reset || bytes.is_empty() {
+            return Ok(());
+        }
+        self.read(dir, bytes, at)?;
+        let to = 1 - dir.index();
+        self.sides[to].got += bytes.len() as u64;
+        self.ack_if_new(to, at, Note::Status { dir })?;
+        self.release(at, false)
+    }
+
     /// Shows a byte still held back: the relay has ended, and the capture holds
     /// every byte read.
     pub fn finish(&mut self, at: SystemTime) -> io::Result<()> {

@@ -552,3 +552,49 @@ pub fn assert_usage_error(args: &[String], replay: bool) {
         "{args:?}: control bytes on stderr"
     );
 }
+
+// ---- live peers for the replay ----------------------------------------------------
+
+/// What a live peer does to repeat its side of a recording.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Send(Vec<u8>),
+    Receive(usize),
+    Shutdown,
+    ExpectEnd,
+}
+
+/// Plays `steps` on `stream`; a read error or short read ends it quietly (the
+/// replay's verdict is what the tests check).
+pub fn perform(mut stream: TcpStream, steps: &[Step]) {
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.set_write_timeout(Some(DEADLINE)).unwrap();
+    for step in steps {
+        let ok = match step {
+            Step::Send(bytes) => stream.write_all(bytes).is_ok(),
+            Step::Receive(n) => {
+                let mut buf = vec![0; *n];
+                stream.read_exact(&mut buf).is_ok()
+            }
+            Step::Shutdown => stream.shutdown(Shutdown::Write).is_ok(),
+            Step::ExpectEnd => read_to_end(&mut stream).is_ok_and(|rest| rest.is_empty()),
+        };
+        if !ok {
+            return;
+        }
+    }
+}
+
+/// Changes the byte at `offset` of the sending side's stream.
+pub fn change_byte(steps: &mut [Step], mut offset: usize) {
+    for step in steps {
+        if let Step::Send(bytes) = step {
+            if offset < bytes.len() {
+                bytes[offset] ^= 0x20;
+                return;
+            }
+            offset -= bytes.len();
+        }
+    }
+    panic!("the stream is shorter than that");
+}
