@@ -100,6 +100,8 @@ struct Side {
     /// Data bytes this side has sent in the capture: what the relay read from it,
     /// less a byte held back (see `Held`).
     sent: u64,
+    /// The producer has closed: its FIN is to be shown after its last data byte.
+    fin_due: bool,
     fin_sent: bool,
     /// Data bytes this side received: what the relay wrote to it.
     got: u64,
@@ -117,6 +119,7 @@ impl Side {
             addr,
             isn,
             sent: 0,
+            fin_due: false,
             fin_sent: false,
             got: 0,
             fin_got: false,
@@ -235,16 +238,16 @@ impl<W: Write> Capture<W> {
                 self.ack_if_new(to, at, Note::Status { dir })?;
             }
             Event::Closed { dir, at } => {
-                let (from, to) = (dir.index(), 1 - dir.index());
-                if !self.sides[from].fin_sent {
-                    // All written, so the receiver has acknowledged everything and
-                    // nothing is held for it any more; this is only in case.
-                    self.release(at, true)?;
-                    let seq = self.sides[from].next_seq();
-                    self.sides[from].fin_sent = true;
-                    self.segment(from, seq, Flags::FIN_ACK, &[], at, Note::Shutdown { dir })?;
-                    // The relay's shutdown sent the FIN to the consumer, whose kernel
-                    // acknowledges it at once.
+                let to = 1 - dir.index();
+                // The FIN normally went out at the producer's `Eof`; a replay, which
+                // has no `Eof`, shows it here. Either way it is due now, and nothing
+                // is held any more: everything was written.
+                self.sides[dir.index()].fin_due = true;
+                self.release(at, true)?;
+                self.fin_if_due(dir, at)?;
+                if !self.sides[to].fin_got {
+                    // The relay's shutdown passed the FIN on to the consumer, whose
+                    // kernel acknowledges it at once.
                     self.sides[to].fin_got = true;
                     self.ack(to, at, Note::None)?;
                 }
@@ -272,9 +275,15 @@ impl<W: Write> Capture<W> {
                 self.reset = true;
                 return Ok(());
             }
-            // The FIN shows when the direction is shut down (`Closed`), after the
-            // buffered bytes: that is when the consumer gets it.
-            Event::Eof { .. } => {}
+            // The producer's FIN shows when the relay reads it, as its data does: it
+            // comes after all the data read, and the peers' later packets may answer
+            // it. (A FIN shown only once the relay had passed it on could come after
+            // the other side's answer to it.) The consumer acknowledges it at
+            // `Closed`, when it gets it.
+            Event::Eof { dir, at } => {
+                self.sides[dir.index()].fin_due = true;
+                self.fin_if_due(dir, at)?;
+            }
             // An injected reset (`--reset-after`): the consumer got an RST, which in
             // the one connection the capture shows comes from the producer.
             Event::Injected {
@@ -363,6 +372,19 @@ impl<W: Write> Capture<W> {
         Ok(())
     }
 
+    /// The producer's FIN, once it is due and no byte of its is held back (the FIN
+    /// comes after every data byte).
+    fn fin_if_due(&mut self, dir: Direction, at: SystemTime) -> io::Result<()> {
+        let from = dir.index();
+        let held = self.held.is_some_and(|held| held.dir == dir);
+        if !self.sides[from].fin_due || self.sides[from].fin_sent || held {
+            return Ok(());
+        }
+        let seq = self.sides[from].next_seq();
+        self.sides[from].fin_sent = true;
+        self.segment(from, seq, Flags::FIN_ACK, &[], at, Note::Shutdown { dir })
+    }
+
     /// Shows the held byte once its segment would no longer end at the edge of the
     /// receiver's window, or anyway when `force`d; then lets the receiver
     /// acknowledge what it could not count before.
@@ -377,7 +399,9 @@ impl<W: Write> Capture<W> {
         }
         self.held = None;
         self.data(held.dir, &[held.byte], true, at)?;
-        self.ack_if_new(to, at, Note::Status { dir: held.dir })
+        self.ack_if_new(to, at, Note::Status { dir: held.dir })?;
+        // A FIN that waited for the held byte follows it.
+        self.fin_if_due(held.dir, at)
     }
 
     /// One data segment from the producer of `dir`; `last` for the last of a read.
