@@ -61,14 +61,7 @@ impl Recording {
             if self.finished {
                 return Ok(None);
             }
-            match self.reader.next_segment()? {
-                Some(segment) => self.reassembler.push(segment, &mut self.scratch),
-                None => {
-                    self.reassembler.finish(&mut self.scratch);
-                    self.finished = true;
-                }
-            }
-            self.keep_ours();
+            self.read_more()?;
         }
     }
 
@@ -77,16 +70,23 @@ impl Recording {
     /// file when the connection is near its start.)
     pub fn exists(&mut self) -> Result<bool, Error> {
         while self.info().is_none() && !self.finished {
-            match self.reader.next_segment()? {
-                Some(segment) => self.reassembler.push(segment, &mut self.scratch),
-                None => {
-                    self.reassembler.finish(&mut self.scratch);
-                    self.finished = true;
-                }
-            }
-            self.keep_ours();
+            self.read_more()?;
         }
         Ok(self.info().is_some())
+    }
+
+    /// Feeds the next segment of the file to the reassembler (or tells it the file
+    /// has ended), keeping what it says of our connection.
+    fn read_more(&mut self) -> Result<(), Error> {
+        match self.reader.next_segment()? {
+            Some(segment) => self.reassembler.push(segment, &mut self.scratch),
+            None => {
+                self.reassembler.finish(&mut self.scratch);
+                self.finished = true;
+            }
+        }
+        self.keep_ours();
+        Ok(())
     }
 
     fn keep_ours(&mut self) {
