@@ -19,24 +19,6 @@ use std::net::TcpStream;
 
 use common::*;
 
-/// Whether tshark can be run; under CI its absence is a failure.
-fn have_tshark() -> bool {
-    let found = Command::new("tshark")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tshark not found, and CI must run these tests: install tshark"
-        );
-        eprintln!("SKIPPED: tshark not found");
-    }
-    found
-}
-
 /// What tshark printed, and whether it succeeded.
 struct Tshark {
     stdout: String,
@@ -372,16 +354,7 @@ fn a_broken_pipe_ends_the_capture_with_a_reset() {
     assert_eq!(read_exact(&mut s.b, 4), b"bye\n");
     s.a.shutdown(Shutdown::Both).unwrap();
     drop(s.a);
-    // B keeps sending: tiburoncin's writes to the vanished A must fail.
-    let mut b = s.b.try_clone().unwrap();
-    let _ = thread::spawn(move || {
-        let chunk = [b'C'; 8192];
-        for _ in 0..1024 {
-            if b.write_all(&chunk).is_err() {
-                break;
-            }
-        }
-    });
+    keep_sending_to_a_gone(&s.b);
     assert_eq!(s.process.wait().code(), Some(1));
     assert_eq!(
         s.process.stderr.text(),

@@ -338,22 +338,6 @@ fn the_replay_shows_what_the_relay_shows() {
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
 }
 
-/// Whether tshark can be run; under CI its absence is a failure.
-fn have_tshark() -> bool {
-    let found = std::process::Command::new("tshark")
-        .arg("-v")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tshark not found, and CI must run these tests: install tshark"
-        );
-        eprintln!("SKIPPED: tshark not found");
-    }
-    found
-}
-
 /// The bytes of each node of TCP stream 0, as tshark's Follow TCP Stream gives them.
 fn follow(file: &Path) -> [Vec<u8>; 2] {
     let out = std::process::Command::new("tshark")

@@ -192,16 +192,7 @@ fn a_consumer_that_is_gone_is_a_broken_pipe() {
     let mut s = Session::start(&["-c"]);
     s.a.shutdown(Shutdown::Both).unwrap();
     drop(s.a);
-    // B keeps sending: tiburoncin's writes to the vanished A must fail.
-    let mut b = s.b.try_clone().unwrap();
-    let _ = thread::spawn(move || {
-        let chunk = [b'C'; 8192];
-        for _ in 0..1024 {
-            if b.write_all(&chunk).is_err() {
-                break;
-            }
-        }
-    });
+    keep_sending_to_a_gone(&s.b);
     assert_eq!(s.process.wait().code(), Some(1));
     assert_eq!(
         s.process.stderr.text(),

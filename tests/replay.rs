@@ -13,7 +13,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Process, Step, change_byte, perform, waiting_port};
+use common::{Process, Step, change_byte, have_tshark, perform, waiting_port};
 use tiburoncin::event::Direction;
 use tiburoncin::reassembly::{Ending, Event};
 use tiburoncin::recording::Recording;
@@ -51,19 +51,6 @@ fn run(list: &[&str]) -> (i32, String, String) {
 }
 
 // ---- tshark as the judge ------------------------------------------------------------
-
-/// Whether tshark can be used; in CI its absence is a failure, elsewhere a loud skip.
-fn have_tshark() -> bool {
-    let found = Command::new("tshark").arg("--version").output().is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tshark not found, and CI needs it: apt-get install -y tshark"
-        );
-        eprintln!("SKIPPED: tshark not found (apt-get install -y tshark)");
-    }
-    found
-}
 
 /// `127.0.0.1:80`, `[::1]:80` or tshark's conv `::1:80`.
 fn socket_addr(text: &str) -> SocketAddr {

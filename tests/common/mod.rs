@@ -598,3 +598,36 @@ pub fn change_byte(steps: &mut [Step], mut offset: usize) {
     }
     panic!("the stream is shorter than that");
 }
+
+/// Whether tshark can be run to judge our files. Under CI its absence is a failure;
+/// elsewhere the calling test is skipped, loudly.
+pub fn have_tshark() -> bool {
+    let found = Command::new("tshark")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tshark not found, and CI must run these tests: apt-get install -y tshark"
+        );
+        eprintln!("SKIPPED: tshark not found (apt-get install -y tshark)");
+    }
+    found
+}
+
+/// The seed's broken pipe: A is gone, and B keeps sending to it from a thread of its
+/// own until tiburoncin's writes to the vanished A fail.
+pub fn keep_sending_to_a_gone(b: &TcpStream) {
+    let mut b = b.try_clone().unwrap();
+    thread::spawn(move || {
+        let chunk = [b'C'; 8192];
+        for _ in 0..1024 {
+            if b.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+}
