@@ -33,6 +33,7 @@ pub mod recording;
 pub mod relay;
 pub mod replay;
 pub mod signals;
+pub mod sink;
 pub mod stop;
 pub mod timestamps;
 

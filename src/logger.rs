@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use crossbeam_channel::Receiver;
@@ -38,41 +38,11 @@ use crate::events_json::{JsonEvents, Kind, Record};
 use crate::faults::{self, Faults, Injected};
 use crate::kernel_queues::Queues;
 use crate::printer::{Flow, Printer, label};
+use crate::sink::{CaptureOut, SharedFile, Sink, output_failed};
 use crate::timestamps::{TimestampKind, Timestamps};
 
 /// Where `--events` goes: a file or standard output.
 pub type JsonOut = Box<dyn Write + Send>;
-
-/// An output that may fail; after the first failure it is dropped.
-struct Sink<T> {
-    what: String,
-    out: Option<T>,
-}
-
-impl<T> Sink<T> {
-    fn new(what: impl Into<String>, out: T) -> Self {
-        Sink {
-            what: what.into(),
-            out: Some(out),
-        }
-    }
-
-    fn apply(&mut self, failures: &mut Vec<Error>, op: impl FnOnce(&mut T) -> io::Result<()>) {
-        if let Some(out) = self.out.as_mut() {
-            if let Err(source) = op(out) {
-                output_failed(self.what.clone(), source, failures);
-                self.out = None;
-            }
-        }
-    }
-}
-
-/// Reports an output that failed, once, on stderr, and keeps it for the report.
-fn output_failed(what: String, source: io::Error, failures: &mut Vec<Error>) {
-    let error = Error::Output { what, source };
-    eprintln!("{error}");
-    failures.push(error);
-}
 
 /// How many connections ended which way.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -117,65 +87,6 @@ struct CaptureFile {
     started: bool,
     /// Writing it failed once: no stream writes to it any more.
     broken: bool,
-}
-
-/// Where a connection's capture stream writes.
-enum CaptureOut {
-    /// Without `-k` there is one connection, which owns the file: no lock per write.
-    Own(BufWriter<File>),
-    /// With `-k` the connections share it.
-    Shared(SharedFile),
-}
-
-impl Write for CaptureOut {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        match self {
-            CaptureOut::Own(out) => out.write(bytes),
-            CaptureOut::Shared(out) => out.write(bytes),
-        }
-    }
-
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match self {
-            CaptureOut::Own(out) => out.write_all(bytes),
-            CaptureOut::Shared(out) => out.write_all(bytes),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            CaptureOut::Own(out) => out.flush(),
-            CaptureOut::Shared(out) => out.flush(),
-        }
-    }
-}
-
-/// One buffered file written by several owners, all on the logger's thread: the
-/// lock is never contended, it only makes the sharing safe to hand over to it.
-#[derive(Clone)]
-struct SharedFile(Arc<Mutex<BufWriter<File>>>);
-
-impl Write for SharedFile {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .write(bytes)
-    }
-
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .write_all(bytes)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .flush()
-    }
 }
 
 pub struct Logger<W: Write> {
