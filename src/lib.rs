@@ -24,6 +24,7 @@ pub mod keep_listening;
 pub mod kernel_queues;
 pub mod logger;
 pub mod net;
+pub mod outlet;
 pub mod packet;
 pub mod pcap_read;
 pub mod player;

@@ -10,7 +10,9 @@
 //! Each thread does plain blocking I/O on one socket and one channel, so the code of
 //! each reads top to bottom. The user-space buffer between a reader and its writer is
 //! the reader's credit (see `buffer`): a written chunk's space goes back to the reader
-//! right after its `Wrote` event, its memory once the logger has shown it.
+//! right after its `Wrote` event, its memory once the logger has shown it. Every write
+//! to a consumer, the writer's or the reader's cut-through, goes through that
+//! direction's `Outlet` (see `outlet`).
 //!
 //! Three ordering rules make each direction's printed sequence deterministic:
 //! 1. a reader sends `Read` *before* handing the chunk to its writer, so the logger
@@ -47,10 +49,9 @@ use socket2::Socket;
 
 use crate::buffer::{Chunk, Credit, Recycler, user_space_buffer};
 use crate::event::{Closing, ConnId, Direction, End, Ending, Event, Note, Opening};
-use crate::faults::{Allow, Faults, Injected, Shaper};
-use crate::kernel_queues::{self, Queues};
+use crate::faults::{Allow, Faults, Shaper};
 use crate::logger::Report;
-use crate::net;
+use crate::outlet::{Delivered, Outlet};
 use crate::stop::Stopper;
 
 /// Notes in flight to the logger before a relay thread waits for it.
@@ -58,10 +59,6 @@ pub const NOTE_QUEUE: usize = 1024;
 
 /// After a failure, how long writers may keep draining before everything is cut.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
-
-/// Before an injected reset, how long the consumer may take to acknowledge the bytes
-/// already written to it (a reset discards what it has not acknowledged).
-const RESET_ACK_WAIT: Duration = Duration::from_secs(1);
 
 /// A chunk on its way to the writer: the bytes, how far they were already written,
 /// and (with `--delay`) when they were read.
@@ -263,204 +260,6 @@ pub fn connection(
 /// The address of a connected socket's peer.
 pub(crate) fn peer(socket: &Socket) -> Option<SocketAddr> {
     socket.peer_addr().ok()?.as_socket()
-}
-
-/// The way into one direction's consumer, shared by its reader and its writer: every
-/// write goes through here, so every write is reported the same way.
-struct Outlet<'a> {
-    conn: ConnId,
-    dir: Direction,
-    producer: &'a Socket,
-    consumer: &'a Socket,
-    /// `--kernel-queues`: measure them for every event.
-    kernel_queues: bool,
-    notes: Sender<Note>,
-    /// Whether the logger wants a `Wrote` event per write; when it does, a spent chunk
-    /// goes home through the logger with the last one.
-    watched: bool,
-    stopper: &'a Stopper,
-    /// Set when a direction of the connection failed.
-    failed: &'a AtomicBool,
-    /// Set when a reset was injected (`--reset-after`).
-    reset: &'a AtomicBool,
-}
-
-/// How far a delivery got.
-enum Delivered {
-    /// All `len` bytes: their credit is the caller's to return. So is the chunk if
-    /// nobody watches; otherwise it went to the logger, which sends it home.
-    Whole { len: usize, chunk: Option<Chunk> },
-    /// The consumer's kernel buffer is full: this chunk, written up to this offset.
-    /// This chunk, written up to this offset: the consumer's kernel buffer is full,
-    /// or the offset asked for was reached.
-    Part(Chunk, usize),
-    /// Writing failed (already reported) or the relay is stopping.
-    Stopped,
-}
-
-impl Outlet<'_> {
-    /// Tells the logger. (If the logger is gone, the process is ending anyway.)
-    fn tell(&self, event: Event) {
-        // Measured right after the event's system call, so that the status line
-        // pairs the user-space backlog with the kernel's queues of the same moment.
-        let kernel = if self.kernel_queues {
-            Queues::of(self.producer, self.consumer)
-        } else {
-            None
-        };
-        let _ = self.notes.send(Note::Event(self.conn, event, kernel));
-    }
-
-    /// Reports a failure of this direction, unless a stop is under way (then what
-    /// the thread met is the stop), and stops the connection's reading.
-    fn fail(&self, error: io::Error, end: End, at: SystemTime) {
-        if !self.stopper.stopping() {
-            self.failed.store(true, Ordering::SeqCst);
-            self.tell(Event::Failed {
-                dir: self.dir,
-                end,
-                error,
-                at,
-            });
-            self.stopper.stop_reading();
-        }
-    }
-
-    /// Writes `chunk[from..]`. With `wait` false it never blocks, and stops at the
-    /// first write the kernel cannot take at once.
-    fn deliver(&self, chunk: Chunk, from: usize, wait: bool) -> Delivered {
-        let to = chunk.len();
-        self.deliver_to(chunk, from, to, wait)
-    }
-
-    /// Writes `chunk[from..to]`, as `deliver`.
-    fn deliver_to(&self, chunk: Chunk, mut from: usize, to: usize, wait: bool) -> Delivered {
-        let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
-        while from < to {
-            let n = match self.consumer.send_with_flags(&chunk[from..to], flags) {
-                Ok(0) => return self.failed(io::ErrorKind::WriteZero.into()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !wait => {
-                    return Delivered::Part(chunk, from);
-                }
-                Err(e) => return self.failed(e),
-            };
-            from += n;
-            if !self.watched {
-                continue;
-            }
-            // The moment the write returned, for timestamps and the capture (a vDSO
-            // call, and only when someone watches).
-            let at = SystemTime::now();
-            if from == chunk.len() {
-                // The logger sends the chunk home once it has shown it; the caller
-                // returns the credit after this (rule 2). Moved, not cloned: the
-                // reader must get it back unshared.
-                self.tell(Event::Wrote {
-                    dir: self.dir,
-                    n,
-                    spent: Some(chunk),
-                    at,
-                });
-                return Delivered::Whole {
-                    len: from,
-                    chunk: None,
-                };
-            }
-            self.tell(Event::Wrote {
-                dir: self.dir,
-                n,
-                spent: None,
-                at,
-            });
-        }
-        if to < chunk.len() {
-            return Delivered::Part(chunk, to);
-        }
-        Delivered::Whole {
-            len: to,
-            chunk: Some(chunk),
-        }
-    }
-
-    /// Writes `chunk[from..]` as the direction's faults allow: held back (`--delay`),
-    /// paced (`--rate`), in slices (`--slice`), and stopped short by a reset or a
-    /// stall that comes due. Blocks as long as that takes.
-    fn deliver_shaped(
-        &self,
-        mut chunk: Chunk,
-        mut from: usize,
-        read_at: Option<Instant>,
-        shaper: &mut Shaper,
-    ) -> Delivered {
-        let stop = self.stopper.channel();
-        if let Some(read_at) = read_at {
-            if !shaper.hold(read_at, stop) {
-                return Delivered::Stopped;
-            }
-        }
-        loop {
-            let n = match shaper.allow(chunk.len() - from, stop) {
-                Allow::Write(n) => n,
-                Allow::Reset => return self.inject_reset(shaper.written()),
-                Allow::Stall => return self.inject_stall(shaper.written()),
-                Allow::Stopped => return Delivered::Stopped,
-            };
-            match self.deliver_to(chunk, from, from + n, true) {
-                Delivered::Part(rest, to) => {
-                    shaper.wrote(to - from);
-                    (chunk, from) = (rest, to);
-                }
-                whole @ Delivered::Whole { .. } => {
-                    shaper.wrote(n);
-                    return whole;
-                }
-                Delivered::Stopped => return Delivered::Stopped,
-            }
-        }
-    }
-
-    /// `--reset-after`: resets the consumer's connection once it has acknowledged
-    /// what it was sent, and ends the relay (quietly: what the other threads meet
-    /// next is the reset's doing, not the peers').
-    fn inject_reset(&self, after: u64) -> Delivered {
-        self.reset.store(true, Ordering::SeqCst);
-        self.stopper.stop_reading();
-        // A reset throws away what the consumer has not acknowledged; wait (a
-        // little) for it, so that it really gets the bytes before the reset.
-        let deadline = Instant::now() + RESET_ACK_WAIT;
-        while kernel_queues::unacknowledged(self.consumer).is_ok_and(|n| n > 0)
-            && Instant::now() < deadline
-        {
-            thread::sleep(Duration::from_millis(1));
-        }
-        let _ = net::reset(self.consumer);
-        self.tell(Event::Injected {
-            dir: self.dir,
-            fault: Injected::Reset(after),
-            at: SystemTime::now(),
-        });
-        Delivered::Stopped
-    }
-
-    /// `--stall-after`: writes nothing more, until the relay is stopped.
-    fn inject_stall(&self, after: u64) -> Delivered {
-        self.tell(Event::Injected {
-            dir: self.dir,
-            fault: Injected::Stall(after),
-            at: SystemTime::now(),
-        });
-        // Only a stop disconnects this channel; nothing is ever sent on it.
-        let _ = self.stopper.channel().recv();
-        Delivered::Stopped
-    }
-
-    /// Writing to the consumer failed: the consumer's end.
-    fn failed(&self, error: io::Error) -> Delivered {
-        self.fail(error, End::Consumer, SystemTime::now());
-        Delivered::Stopped
-    }
 }
 
 /// Reads from the producer into chunks, as far as the credit allows.
