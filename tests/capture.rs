@@ -392,13 +392,7 @@ fn sigint_mid_transfer_leaves_a_readable_capture() {
     let file_arg = file.to_str().unwrap();
     let data = random_bytes(8 << 20, 5);
     let mut s = Session::start_full(&["-c", "-b", "1000", "-w", file_arg], &options, |_| {});
-    let _sender = {
-        let mut a = s.a.try_clone().unwrap();
-        let data = data.clone();
-        thread::spawn(move || {
-            let _ = a.write_all(&data);
-        })
-    };
+    let _sender = flood_in_background(&s.a, data.clone());
     // B reads a little, then stops: tiburoncin is mid-transfer with a full buffer.
     let got = read_exact(&mut s.b, 100_000);
     s.process.signal(libc::SIGINT);

@@ -57,13 +57,7 @@ fn sliced_bulk_arrives_intact() {
     let ab = random_bytes(60_000, 31);
     let ba = random_bytes(60_000, 32);
     let mut s = Session::start(&["-q", "--slice", "7:", "--events", events.to_str().unwrap()]);
-    let to_b = send_in_background(&s.a, ab.clone(), true);
-    let to_a = send_in_background(&s.b, ba.clone(), true);
-    assert!(read_to_end(&mut s.b).unwrap() == ab);
-    assert!(read_to_end(&mut s.a).unwrap() == ba);
-    to_b.join().unwrap();
-    to_a.join().unwrap();
-    assert_eq!(s.process.wait().code(), Some(0));
+    exchange_both_ways(&mut s, &ab, &ba);
     let text = std::fs::read_to_string(&events).unwrap();
     let writes: Vec<(bool, u64)> = text
         .lines()

@@ -87,26 +87,24 @@ fn stderr_lines_among(process: &Process, allowed: &[&str]) {
     }
 }
 
-#[test]
-fn b_resets_mid_stream() {
-    let data = random_bytes(4 << 20, 21);
-    let last_words = random_bytes(3000, 22);
-    let mut s = Session::start(&["-c", "-b", "4096"]);
+/// B goes away (`go`: a reset or a close) while A is still sending, once tiburoncin
+/// has read `words` from B. Those words must still reach A (`at_a` drains A), and
+/// the run must end with a failure line and exit status 1.
+fn b_goes_after(
+    s: Session,
+    words: &[u8],
+    at_a: thread::JoinHandle<(Vec<u8>, Option<io::ErrorKind>)>,
+    go: impl FnOnce(TcpStream),
+) {
     let out = s.stdout().clone();
-    let to_b = flood(&s.a, data.clone());
-    let at_a = drain(&s.a);
-    s.b.write_all(&last_words).unwrap();
-    let got_b = read_exact(&mut s.b, 50_000);
-    // B's last words are in tiburoncin's hands before B goes: they must reach A.
     wait_for(
         "B's last words to be read",
-        || (printed(&out, "B -> A") == last_words.len()).then_some(()),
+        || (printed(&out, "B -> A") == words.len()).then_some(()),
         || out.text(),
     );
     let Session { mut process, a, b } = s;
-    reset(b);
-    let status = process.wait();
-    assert_eq!(status.code(), Some(1));
+    go(b);
+    assert_eq!(process.wait().code(), Some(1));
     stderr_lines_among(
         &process,
         &[
@@ -115,16 +113,29 @@ fn b_resets_mid_stream() {
             "Passthrough from B to A failed: Connection reset by peer",
         ],
     );
-    let (at_a, _) = at_a.join().unwrap();
+    let (got, _) = at_a.join().unwrap();
     assert!(
-        at_a == last_words,
-        "A got {} bytes of B's {}",
-        at_a.len(),
-        last_words.len()
+        got == words,
+        "A got {} of B's {} bytes",
+        got.len(),
+        words.len()
     );
+    drop(a);
+}
+
+#[test]
+fn b_resets_mid_stream() {
+    let data = random_bytes(4 << 20, 21);
+    let last_words = random_bytes(3000, 22);
+    let mut s = Session::start(&["-c", "-b", "4096"]);
+    let to_b = flood(&s.a, data.clone());
+    let at_a = drain(&s.a);
+    s.b.write_all(&last_words).unwrap();
+    let got_b = read_exact(&mut s.b, 50_000);
+    // B's last words are in tiburoncin's hands before B goes: they must reach A.
+    b_goes_after(s, &last_words, at_a, reset);
     assert!(data.starts_with(&got_b));
     let _ = to_b.join().unwrap();
-    drop(a);
 }
 
 #[test]
@@ -245,39 +256,14 @@ fn b_closes_its_read_side_while_a_keeps_sending() {
     let data = random_bytes(8 << 20, 24);
     let answer = random_bytes(5000, 25);
     let mut s = Session::start(&["-c"]);
-    let out = s.stdout().clone();
     let to_b = flood(&s.a, data.clone());
     let at_a = drain(&s.a);
     let first = read_exact(&mut s.b, 10_000);
     s.b.shutdown(Shutdown::Read).unwrap();
     s.b.write_all(&answer).unwrap();
-    wait_for(
-        "the answer to be read",
-        || (printed(&out, "B -> A") == answer.len()).then_some(()),
-        || out.text(),
-    );
-    let Session { mut process, a, b } = s;
-    drop(b);
-    let status = process.wait();
-    assert_eq!(status.code(), Some(1));
-    stderr_lines_among(
-        &process,
-        &[
-            "Passthrough from A to B failed: Connection reset by peer",
-            "Passthrough from A to B failed: Broken pipe",
-            "Passthrough from B to A failed: Connection reset by peer",
-        ],
-    );
-    let (at_a, _) = at_a.join().unwrap();
-    assert!(
-        at_a == answer,
-        "A got {} of the {} byte answer",
-        at_a.len(),
-        answer.len()
-    );
+    b_goes_after(s, &answer, at_a, drop);
     assert!(data.starts_with(&first));
     let _ = to_b.join();
-    drop(a);
 }
 
 /// Ctrl-C while B does not answer: the connect is abandoned at once.

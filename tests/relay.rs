@@ -5,7 +5,6 @@ mod common;
 use std::io::Write;
 use std::net::{Shutdown, TcpListener};
 use std::path::Path;
-use std::thread;
 
 use common::*;
 
@@ -227,13 +226,7 @@ fn dump_session(args: &[&str], dir: &Path) -> (Vec<u8>, Vec<u8>) {
         ..Options::default()
     };
     let mut s = Session::start_full(args, &options, |_| {});
-    let to_b = send_in_background(&s.a, ab.clone(), true);
-    let to_a = send_in_background(&s.b, ba.clone(), true);
-    assert!(read_to_end(&mut s.b).unwrap() == ab);
-    assert!(read_to_end(&mut s.a).unwrap() == ba);
-    to_b.join().unwrap();
-    to_a.join().unwrap();
-    assert_eq!(s.process.wait().code(), Some(0));
+    exchange_both_ways(&mut s, &ab, &ba);
     (ab, ba)
 }
 
@@ -262,21 +255,7 @@ fn bulk_both_ways_at_once_arrives_intact() {
         ..Options::default()
     };
     let mut s = Session::start_full(&["-c", "-b", "4096"], &options, |_| {});
-    let to_b = send_in_background(&s.a, ab.clone(), true);
-    let to_a = send_in_background(&s.b, ba.clone(), true);
-    let mut a = s.a.try_clone().unwrap();
-    let got_a = thread::spawn(move || read_to_end(&mut a).unwrap());
-    let got_b = read_to_end(&mut s.b).unwrap();
-    assert!(
-        got_b == ab,
-        "A->B: {} of {} bytes, or different",
-        got_b.len(),
-        ab.len()
-    );
-    assert!(got_a.join().unwrap() == ba, "B->A differs");
-    to_b.join().unwrap();
-    to_a.join().unwrap();
-    assert_eq!(s.process.wait().code(), Some(0));
+    exchange_both_ways(&mut s, &ab, &ba);
     // Only the tail is kept; the direction that carried more ends last.
     let tail = s.stdout().lines();
     assert!(tail.iter().any(|l| l == "A -> B flow shutdown"));
@@ -337,13 +316,7 @@ fn sigterm_mid_relay_keeps_the_outputs_whole() {
     };
     let data = random_bytes(8 << 20, 9);
     let mut s = Session::start_full(&["-c", "-o", "-b", "1000"], &options, |_| {});
-    let _sender = {
-        let mut a = s.a.try_clone().unwrap();
-        let data = data.clone();
-        thread::spawn(move || {
-            let _ = a.write_all(&data);
-        })
-    };
+    let _sender = flood_in_background(&s.a, data.clone());
     // B reads a little, then stops: tiburoncin is mid-transfer with a full buffer.
     let got = read_exact(&mut s.b, 100_000);
     s.stdout()

@@ -631,3 +631,32 @@ pub fn keep_sending_to_a_gone(b: &TcpStream) {
         }
     });
 }
+
+/// Both peers send all they have at once and half-close; each must receive exactly
+/// what the other sent, and the relay must then end with exit status 0.
+pub fn exchange_both_ways(s: &mut Session, ab: &[u8], ba: &[u8]) {
+    let to_b = send_in_background(&s.a, ab.to_vec(), true);
+    let to_a = send_in_background(&s.b, ba.to_vec(), true);
+    let mut a = s.a.try_clone().unwrap();
+    let got_a = thread::spawn(move || read_to_end(&mut a).unwrap());
+    let got_b = read_to_end(&mut s.b).unwrap();
+    assert!(
+        got_b == ab,
+        "A->B: {} of {} bytes, or different",
+        got_b.len(),
+        ab.len()
+    );
+    assert!(got_a.join().unwrap() == ba, "B->A differs");
+    to_b.join().unwrap();
+    to_a.join().unwrap();
+    assert_eq!(s.process.wait().code(), Some(0));
+}
+
+/// Writes `data` from a thread of its own for as long as the peer takes it: for a
+/// transfer a test interrupts (a signal, a reset), so a failing write just ends it.
+pub fn flood_in_background(stream: &TcpStream, data: Vec<u8>) -> thread::JoinHandle<()> {
+    let mut stream = stream.try_clone().unwrap();
+    thread::spawn(move || {
+        let _ = stream.write_all(&data);
+    })
+}
