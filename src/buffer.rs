@@ -1,280 +1,555 @@
-//! The user-space buffer of one direction, as credit and recycled chunks.
+//! The user-space buffer of one direction: a byte ring, as the original's circular
+//! buffer.
 //!
-//! The original keeps a circular buffer of `-b` bytes per direction. Here the bytes
-//! travel from the reader thread to the writer thread in `Chunk`s instead, and the
-//! buffer's size becomes a *credit*: the reader starts with `-b` bytes of it, spends
-//! what it reads, and gets a chunk's worth back only once all of that chunk has been
-//! written to the consumer. So at most `-b` bytes wait in user space for the
-//! consumer, and a read never asks the socket for more than the free space — the
-//! backpressure that makes "B is N bytes behind" mean what it says.
+//! The reader thread reads from the producer straight into the ring's free space; the
+//! writer thread writes to the consumer straight from its filled space; the bytes are
+//! never copied in between, and nothing is allocated after the ring itself. At most
+//! `-b` bytes wait in it for the consumer, whatever the size of each read: a read asks
+//! the socket for no more than the free space, so the backlog climbs to `-b` exactly
+//! when the consumer stalls, as "B is N bytes behind" says.
 //!
-//! Chunks are allocated lazily, up to a fixed count, and then recycled forever: the
-//! hot path allocates nothing. A chunk is shared (`Arc`) because the logger reads its
-//! bytes while the writer writes them. Its credit goes back as soon as it is written,
-//! but its memory only once the last one to look at it is done: straight from the
-//! writer when no logger watches, else through the logger after it has shown the
-//! chunk, so the reader always gets it back unshared. A logger that lags behind thus
-//! holds on to chunks, and when all are out the reader waits for one: the logger's
-//! own backpressure, separate from the consumer's.
+//! ```text
+//!   stream position:  ... written ....... filled ........ written + -b
+//!                          │ waits for the │ free: the reader │
+//!                          │ consumer      │ reads into this  │
+//! ```
+//!
+//! Three positions in the direction's byte stream say who owns which bytes: `filled`
+//! (the reader has read up to here), `written` (the writer has written up to here)
+//! and, when the logger shows the bytes, `shown` (the logger is done up to here).
+//! Each is advanced by one side only and read by the others, so the ring needs no
+//! lock: bytes in `[written, filled)` belong to the writer, bytes past `filled` to
+//! the reader. A side that runs out of work waits on a one-slot wake-up channel that
+//! the other side pokes after each advance.
+//!
+//! Why positions and not a channel of spans: a bounded channel of spans caps the
+//! backlog at its capacity times the read size (a thousand 1-byte reads would stop a
+//! 64 KiB buffer at 1000 bytes), and one big enough for any `-b` would cost memory in
+//! proportion to it. The positions carry any number of reads in three words.
+//!
+//! The logger reads each chunk after the reader has read it, while the writer may
+//! already have written it, so a byte's space is free again only when both are done
+//! with it. The logger's lag must not eat into `-b` (the backlog is about the
+//! consumer, not about us), so a watched ring has a little more memory than `-b`:
+//! `SLACK` bytes at most, in which the reader may run ahead of a slow logger. Without
+//! a logger watching the chunks (`-q`, no files) the ring is exactly `-b` bytes.
 
+use std::cell::UnsafeCell;
+use std::fmt;
 use std::io::{self, Read};
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 
-/// No single read asks for more than this; bigger buffers are several chunks.
-const MAX_CHUNK: usize = 64 * 1024;
+/// No single read asks for more than this, so that the logger gets the bytes of a
+/// big transfer in pieces it can show as they come.
+const MAX_READ: usize = 64 * 1024;
 
-/// Chunks that may exist beyond the ones needed to hold the full credit, so that a
-/// reader with credit left is not kept waiting for a buffer to come home.
-const SPARE_CHUNKS: usize = 3;
+/// How far the reader may run ahead of a logger still showing earlier chunks.
+const SLACK: usize = 4 * MAX_READ;
 
-#[derive(Debug)]
-struct Buf {
-    bytes: Box<[u8]>,
-    len: usize,
+/// The memory of a ring, and the positions that say who may touch which part of it.
+struct Ring {
+    /// `cap` bytes, zeroed (so a huge `-b` costs address space, not memory, until
+    /// it is used).
+    bytes: Box<[UnsafeCell<u8>]>,
+    /// `-b`: at most this many bytes wait for the consumer.
+    limit: u64,
+    /// Whether the logger holds chunks (and so `shown` counts).
+    watched: bool,
+    filled: AtomicU64,
+    written: AtomicU64,
+    shown: AtomicU64,
+    /// Chunks let go before those ahead of them (see `release`).
+    early: Mutex<Vec<(u64, u64)>>,
+    /// Set when the reader is done: no more bytes will be filled.
+    reader_done: AtomicBool,
+    /// Set when the writer is gone: nobody will free space any more.
+    writer_done: AtomicBool,
+    /// Pokes the writer: `filled` moved, or the reader is done.
+    to_writer: (Sender<()>, Receiver<()>),
+    /// Pokes the reader: space was freed, or the writer is gone.
+    to_reader: (Sender<()>, Receiver<()>),
 }
 
-/// Bytes read from one side, on their way to the other. Cloning shares them.
-#[derive(Debug, Clone)]
-pub struct Chunk(Arc<Buf>);
+// SAFETY: the ring's bytes are shared between threads through `UnsafeCell`, but each
+// byte has one writer at a time: the reader only writes into the free space (past
+// `filled`, before every position that still holds bytes), and nobody else touches
+// the free space. Readers of filled bytes (the writer, the logger's chunks) only read
+// them, and only between the `Release` store that published them and their own
+// advance past them, after which the reader may reuse them. See `Filler::free`.
+unsafe impl Sync for Ring {}
+
+impl Ring {
+    fn cap(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// A raw pointer to the byte at stream position `at`.
+    fn at(&self, at: u64) -> *mut u8 {
+        self.bytes[(at % self.cap() as u64) as usize].get()
+    }
+
+    /// The bytes at `[at, at + len)`, which must not wrap.
+    ///
+    /// # Safety
+    /// Nobody may write them while the returned slice lives: they must be filled and
+    /// not yet free for the reader.
+    unsafe fn filled(&self, at: u64, len: usize) -> &[u8] {
+        // SAFETY: in bounds (the caller does not wrap), and not written meanwhile
+        // (the caller's promise).
+        unsafe { std::slice::from_raw_parts(self.at(at), len) }
+    }
+
+    fn poke(side: &(Sender<()>, Receiver<()>)) {
+        // One token is enough to wake; a token already there will do.
+        let _ = side.0.try_send(());
+    }
+
+    /// The logger is done with `[start, start + len)`. The logger lets chunks go in
+    /// order; one let go before those ahead of it (which nothing here does, but
+    /// nothing prevents either) waits in `early` until they are, since `shown` may
+    /// only pass bytes that nobody looks at any more.
+    fn release(&self, start: u64, len: usize) {
+        let end = start + len as u64;
+        {
+            let mut early = self
+                .early
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Only moved under this lock.
+            let mut upto = self.shown.load(Ordering::Relaxed);
+            if upto != start {
+                early.push((start, end));
+                return;
+            }
+            upto = end;
+            while let Some(i) = early.iter().position(|&(s, _)| s == upto) {
+                upto = early.swap_remove(i).1;
+            }
+            self.shown.store(upto, Ordering::Release);
+        }
+        Ring::poke(&self.to_reader);
+    }
+}
+
+/// A direction's buffer of `limit` bytes (`-b`): its reader's end and its writer's.
+/// `watched`: the logger is given every chunk the reader reads (see `Filler::show`).
+pub fn user_space_buffer(limit: usize, watched: bool) -> (Filler, Drainer) {
+    let limit = limit.max(1);
+    let cap = if watched {
+        limit + limit.min(SLACK)
+    } else {
+        limit
+    };
+    // Zeroed memory comes from the system as untouched pages, so this is cheap for
+    // any size: RSS grows only as far as the stream really reaches into the ring.
+    let bytes: Box<[u8]> = vec![0; cap].into_boxed_slice();
+    // SAFETY: `UnsafeCell<u8>` has the same layout as `u8` (it is `repr(transparent)`),
+    // so a boxed slice of one is a boxed slice of the other, allocated the same way.
+    let bytes = unsafe { Box::from_raw(Box::into_raw(bytes) as *mut [UnsafeCell<u8>]) };
+    let ring = Arc::new(Ring {
+        bytes,
+        limit: limit as u64,
+        watched,
+        filled: AtomicU64::new(0),
+        written: AtomicU64::new(0),
+        shown: AtomicU64::new(0),
+        early: Mutex::new(Vec::new()),
+        reader_done: AtomicBool::new(false),
+        writer_done: AtomicBool::new(false),
+        to_writer: bounded(1),
+        to_reader: bounded(1),
+    });
+    let filler = Filler {
+        ring: ring.clone(),
+        filled: 0,
+        fresh: 0,
+    };
+    (filler, Drainer { ring })
+}
+
+/// The reader's end of a ring: it reads into the free space, then hands the bytes on.
+pub struct Filler {
+    ring: Arc<Ring>,
+    /// Our copy of `ring.filled` (we are the only one to move it).
+    filled: u64,
+    /// Bytes read by the last `read_from`, not yet committed.
+    fresh: usize,
+}
+
+impl Filler {
+    /// Free space: what `-b` allows beyond the bytes waiting for the consumer, and
+    /// what the memory allows beyond the bytes somebody still reads.
+    fn free(&self) -> usize {
+        let written = self.ring.written.load(Ordering::Acquire);
+        let waiting = self.filled - written;
+        let mut in_use = waiting;
+        if self.ring.watched {
+            let shown = self.ring.shown.load(Ordering::Acquire);
+            in_use = self.filled - written.min(shown);
+        }
+        let by_limit = self.ring.limit.saturating_sub(waiting);
+        let by_memory = (self.ring.cap() as u64).saturating_sub(in_use);
+        by_limit.min(by_memory) as usize
+    }
+
+    /// Waits until there is free space. False when `stop` is closed while waiting, or
+    /// the writer is gone (it failed: nothing read now could be delivered).
+    pub fn wait_for_space(&self, stop: &Receiver<()>) -> bool {
+        loop {
+            if self.ring.writer_done.load(Ordering::Acquire) {
+                return false;
+            }
+            if self.free() > 0 {
+                return true;
+            }
+            select! {
+                recv(self.ring.to_reader.1) -> _ => {},
+                recv(stop) -> _ => return false,
+            }
+        }
+    }
+
+    /// One `read(2)` into the free space (call `wait_for_space` first); Ok(0) is
+    /// end-of-stream. The bytes read are ours until `commit`.
+    pub fn read_from(&mut self, mut producer: impl Read) -> io::Result<usize> {
+        let start = (self.filled % self.ring.cap() as u64) as usize;
+        let room = self.free().min(self.ring.cap() - start).min(MAX_READ);
+        // SAFETY: `[filled, filled + room)` is free space, which only we touch (see
+        // `free`): the writer stops at `filled`, and everything before
+        // `filled + room - cap` is written and shown. It does not wrap.
+        let space = unsafe { std::slice::from_raw_parts_mut(self.ring.at(self.filled), room) };
+        let n = producer.read(space)?;
+        self.fresh = n.min(room);
+        Ok(self.fresh)
+    }
+
+    /// Whether nothing waits for the writer: everything committed is written.
+    pub fn is_idle(&self) -> bool {
+        self.ring.written.load(Ordering::Acquire) == self.filled
+    }
+
+    /// The bytes of the last read, for delivering them ourselves.
+    pub fn fresh(&self) -> &[u8] {
+        // SAFETY: read by us and not yet committed: nobody else touches them, and we
+        // do not write them while this borrow of `self` lives.
+        unsafe { self.ring.filled(self.filled, self.fresh) }
+    }
+
+    /// The bytes of the last read as a chunk for the logger: their space stays taken
+    /// until the chunk is dropped. Only for a watched ring.
+    pub fn show(&self) -> Chunk {
+        debug_assert!(self.ring.watched, "a chunk of a ring nobody watches");
+        Chunk {
+            ring: self.ring.clone(),
+            start: self.filled,
+            len: self.fresh,
+        }
+    }
+
+    /// Hands the last read on: its first `delivered` bytes were written to the
+    /// consumer already (only when idle, see `Reader` in `relay`), the rest is for
+    /// the writer.
+    pub fn commit(&mut self, delivered: usize) {
+        let n = std::mem::take(&mut self.fresh);
+        debug_assert!(delivered <= n);
+        if delivered > 0 {
+            debug_assert!(self.is_idle(), "delivered past bytes the writer holds");
+            // The writer does not move `written` while it has nothing to write, and
+            // it has nothing until `filled` moves below.
+            self.ring
+                .written
+                .store(self.filled + delivered as u64, Ordering::Release);
+        }
+        self.filled += n as u64;
+        self.ring.filled.store(self.filled, Ordering::Release);
+        if delivered < n {
+            Ring::poke(&self.ring.to_writer);
+        }
+    }
+
+    /// Where the stream stands: every byte read and committed so far.
+    pub fn position(&self) -> u64 {
+        self.filled
+    }
+}
+
+impl Drop for Filler {
+    /// The reader hung up: the writer writes what is left, then ends.
+    fn drop(&mut self) {
+        self.ring.reader_done.store(true, Ordering::Release);
+        Ring::poke(&self.ring.to_writer);
+    }
+}
+
+/// The writer's end of a ring: it writes out the filled bytes and frees their space.
+pub struct Drainer {
+    ring: Arc<Ring>,
+}
+
+impl Drainer {
+    /// Waits for bytes to write, up to stream position `until` at most, and gives
+    /// the first contiguous run of them. `None` once the reader has hung up and every
+    /// byte it read is written (or `until` is reached).
+    pub fn pending(&self, until: Option<u64>) -> Option<&[u8]> {
+        loop {
+            let done = self.ring.reader_done.load(Ordering::Acquire);
+            let filled = self.ring.filled.load(Ordering::Acquire);
+            let written = self.ring.written.load(Ordering::Acquire);
+            let end = until.map_or(filled, |until| until.min(filled));
+            if end > written {
+                let start = (written % self.ring.cap() as u64) as usize;
+                let len = ((end - written) as usize).min(self.ring.cap() - start);
+                // SAFETY: `[written, filled)` is filled, and the reader leaves it
+                // alone until we advance `written`, which `consumed` does with `self`
+                // borrowed mutably: not while this slice lives. It does not wrap.
+                return Some(unsafe { self.ring.filled(written, len) });
+            }
+            if done || until.is_some_and(|until| written >= until) {
+                return None;
+            }
+            let _ = self.ring.to_writer.1.recv();
+        }
+    }
+
+    /// `n` more bytes were written to the consumer: their space is free again.
+    pub fn consumed(&mut self, n: usize) {
+        self.ring.written.fetch_add(n as u64, Ordering::AcqRel);
+        Ring::poke(&self.ring.to_reader);
+    }
+
+    /// Every byte written so far.
+    pub fn position(&self) -> u64 {
+        self.ring.written.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Drainer {
+    /// The writer is gone: the reader must not wait for space.
+    fn drop(&mut self) {
+        self.ring.writer_done.store(true, Ordering::Release);
+        Ring::poke(&self.ring.to_reader);
+    }
+}
+
+/// Bytes read from one side, lent to the logger: their space in the ring is free
+/// again once the chunk is dropped.
+pub struct Chunk {
+    ring: Arc<Ring>,
+    start: u64,
+    len: usize,
+}
 
 impl Deref for Chunk {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.0.bytes[..self.0.len]
+        // SAFETY: the reader filled a chunk's bytes before it made the chunk (and sent
+        // it to the logger, which orders the two), and their space is not free for it
+        // again until the chunk is dropped: `free` counts `shown`.
+        unsafe { self.ring.filled(self.start, self.len) }
     }
 }
 
-/// An empty chunk the reader holds exclusively, and how much of it it may fill.
-pub struct Blank {
-    buf: Arc<Buf>,
-    room: usize,
-}
-
-impl Blank {
-    /// One `read(2)` into the free space. Ok(0) is end-of-stream.
-    pub fn read_from(&mut self, mut producer: impl Read) -> io::Result<usize> {
-        let room = self.room;
-        // A `Blank` is only made from an unshared buffer (see `Credit::blank`).
-        let buf = Arc::get_mut(&mut self.buf).ok_or_else(|| io::Error::other("chunk shared"))?;
-        producer.read(&mut buf.bytes[..room])
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        self.ring.release(self.start, self.len);
     }
 }
 
-/// The reader's side of a direction's buffer: its credit and its spare chunks.
-pub struct Credit {
-    limit: usize,
-    free: usize,
-    chunk_size: usize,
-    spares: Vec<Arc<Buf>>,
-    allocated: usize,
-    max_chunks: usize,
-    returned: Receiver<Return>,
-}
-
-/// What goes back to a reader.
-enum Return {
-    /// This many bytes were written: free space again.
-    Credit(usize),
-    /// A chunk whose credit already went back, now that nobody looks at it any more.
-    Buffer(Chunk),
-    /// A written chunk nobody else looks at: its credit and its memory at once.
-    Spent(Chunk),
-}
-
-/// The way credit and chunks go back to their reader.
-#[derive(Clone)]
-pub struct Recycler(Sender<Return>);
-
-impl std::fmt::Debug for Recycler {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Recycler")
+impl fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Chunk({} bytes at {})", self.len, self.start)
     }
 }
 
-impl Recycler {
-    /// `n` bytes of a chunk were all written, and the chunk goes home another way.
-    pub fn credit(&self, n: usize) {
-        self.send(Return::Credit(n));
-    }
-
-    /// A chunk whose credit went back already.
-    pub fn buffer(&self, chunk: Chunk) {
-        self.send(Return::Buffer(chunk));
-    }
-
-    /// A written chunk, credit and memory together.
-    pub fn spent(&self, chunk: Chunk) {
-        self.send(Return::Spent(chunk));
-    }
-
-    fn send(&self, message: Return) {
-        // The channel holds two messages for every chunk that can exist, so this never
-        // blocks; if the reader is gone the message is simply dropped.
-        let _ = self.0.try_send(message);
-    }
-}
-
-/// A direction's buffer of `limit` bytes: the credit for its reader, and the recycler
-/// through which spent chunks go back to it.
-pub fn user_space_buffer(limit: usize) -> (Credit, Recycler) {
-    let chunk_size = limit.clamp(1, MAX_CHUNK);
-    let max_chunks = limit.div_ceil(chunk_size) + SPARE_CHUNKS;
-    let (tx, rx) = bounded(2 * max_chunks);
-    let credit = Credit {
-        limit,
-        free: limit,
-        chunk_size,
-        spares: Vec::new(),
-        allocated: 0,
-        max_chunks,
-        returned: rx,
-    };
-    (credit, Recycler(tx))
-}
-
-impl Credit {
-    /// Waits until there is free space and a chunk to read into. `None` when `stop`
-    /// is closed while waiting: the relay is being torn down.
-    pub fn blank(&mut self, stop: &Receiver<()>) -> Option<Blank> {
-        loop {
-            while let Ok(message) = self.returned.try_recv() {
-                self.take_back(message);
-            }
-            if self.free > 0 {
-                if let Some(buf) = self.spare() {
-                    let room = self.free.min(self.chunk_size);
-                    return Some(Blank { buf, room });
-                }
-            }
-            select! {
-                recv(self.returned) -> message => self.take_back(message.ok()?),
-                recv(stop) -> _ => return None,
-            }
-        }
-    }
-
-    /// Turns a filled blank into a chunk of its first `n` bytes, spending `n` of credit.
-    pub fn fill(&mut self, mut blank: Blank, n: usize) -> Chunk {
-        debug_assert!(n <= blank.room);
-        if let Some(buf) = Arc::get_mut(&mut blank.buf) {
-            buf.len = n;
-        }
-        self.free -= n;
-        Chunk(blank.buf)
-    }
-
-    /// Gives an unused blank back (the read returned nothing).
-    pub fn put_back(&mut self, blank: Blank) {
-        self.spares.push(blank.buf);
-    }
-
-    /// True when every chunk is home: nothing waits to be written.
-    pub fn is_full(&self) -> bool {
-        self.free == self.limit
-    }
-
-    /// The reader wrote `n` bytes itself: their space is free again at once.
-    pub fn restore(&mut self, n: usize) {
-        self.free += n;
-    }
-
-    /// A chunk the reader wrote itself and nobody else looks at.
-    pub fn keep(&mut self, chunk: Chunk) {
-        self.restore(chunk.len());
-        self.spares.push(chunk.0);
-    }
-
-    fn take_back(&mut self, message: Return) {
-        match message {
-            Return::Credit(n) => self.restore(n),
-            Return::Buffer(chunk) => self.spares.push(chunk.0),
-            Return::Spent(chunk) => self.keep(chunk),
-        }
-    }
-
-    /// An unshared buffer: a spare, or a new one while under the count.
-    fn spare(&mut self) -> Option<Arc<Buf>> {
-        while let Some(mut buf) = self.spares.pop() {
-            if Arc::get_mut(&mut buf).is_some() {
-                return Some(buf);
-            }
-            // Still shared: cannot happen by the relay's rules (debug builds, which the
-            // tests run, stop here), but a shared buffer must never be written, so a
-            // release build forgets it and makes another.
-            debug_assert!(false, "a chunk came home still shared");
-            self.allocated -= 1;
-        }
-        if self.allocated < self.max_chunks {
-            self.allocated += 1;
-            return Some(Arc::new(Buf {
-                bytes: vec![0; self.chunk_size].into_boxed_slice(),
-                len: 0,
-            }));
-        }
-        None
+#[cfg(test)]
+impl Chunk {
+    /// A chunk of these bytes, in a ring of its own: for tests of what shows chunks.
+    pub fn of(bytes: &[u8]) -> Chunk {
+        let (mut filler, _drainer) = user_space_buffer(bytes.len(), true);
+        filler.read_from(bytes).expect("a read from a slice");
+        let chunk = filler.show();
+        filler.commit(0);
+        chunk
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::thread;
 
     fn never() -> Receiver<()> {
         crossbeam_channel::never()
     }
 
-    fn read(credit: &mut Credit, data: &[u8]) -> Chunk {
-        let mut blank = credit.blank(&never()).unwrap();
-        let n = blank.read_from(data).unwrap();
-        credit.fill(blank, n)
+    /// Reads one message into the ring and commits it, as the relay's reader does.
+    fn read(filler: &mut Filler, data: &[u8]) -> usize {
+        assert!(filler.wait_for_space(&never()));
+        let n = filler.read_from(data).unwrap();
+        filler.commit(0);
+        n
+    }
+
+    fn closed() -> Receiver<()> {
+        let (tx, rx) = bounded::<()>(0);
+        drop(tx);
+        rx
     }
 
     #[test]
     fn a_read_never_asks_for_more_than_the_free_space() {
-        let (mut credit, recycler) = user_space_buffer(10);
-        let first = read(&mut credit, &[1; 64]);
-        assert_eq!(first.len(), 10);
-        // No credit left: waiting for a blank must block, and a closed stop ends it.
-        let (stop_tx, stop_rx) = bounded::<()>(0);
-        drop(stop_tx);
-        assert!(credit.blank(&stop_rx).is_none());
-        recycler.spent(first);
-        let second = read(&mut credit, &[2; 64]);
-        assert_eq!(&second[..], &[2; 10]);
+        let (mut filler, mut drainer) = user_space_buffer(10, false);
+        assert_eq!(read(&mut filler, &[1; 64]), 10);
+        // No space left: waiting must block, and a closed stop ends it.
+        assert!(!filler.wait_for_space(&closed()));
+        assert_eq!(drainer.pending(None), Some(&[1; 10][..]));
+        drainer.consumed(10);
+        assert_eq!(read(&mut filler, &[2; 64]), 10);
+        assert_eq!(drainer.pending(None), Some(&[2; 10][..]));
     }
 
     #[test]
-    fn credit_comes_back_chunk_by_chunk() {
-        let (mut credit, recycler) = user_space_buffer(100);
-        let a = read(&mut credit, &[1; 30]);
-        let b = read(&mut credit, &[2; 30]);
-        let c = read(&mut credit, &[3; 64]);
-        assert_eq!((a.len(), b.len(), c.len()), (30, 30, 40));
-        recycler.spent(b);
-        assert_eq!(read(&mut credit, &[4; 64]).len(), 30);
-    }
-
-    #[test]
-    fn chunks_are_recycled_not_reallocated() {
-        let (mut credit, recycler) = user_space_buffer(8);
-        for round in 0..1000u32 {
-            let chunk = read(&mut credit, &round.to_le_bytes());
-            assert_eq!(&chunk[..], &round.to_le_bytes());
-            recycler.spent(chunk);
+    fn small_reads_fill_the_buffer_to_the_byte() {
+        for limit in [1, 7, 100, 2048, 65536] {
+            let (mut filler, _drainer) = user_space_buffer(limit, false);
+            let mut held = 0;
+            while filler.free() > 0 {
+                held += read(&mut filler, &[9; 3]);
+            }
+            assert_eq!(held, limit);
         }
-        assert_eq!(credit.allocated, 1);
     }
 
     #[test]
-    fn big_buffers_are_several_chunks() {
-        let (mut credit, _recycler) = user_space_buffer(3 * MAX_CHUNK);
-        let data = vec![7; 4 * MAX_CHUNK];
-        let sizes: Vec<usize> = (0..3).map(|_| read(&mut credit, &data).len()).collect();
-        assert_eq!(sizes, vec![MAX_CHUNK; 3]);
-        assert_eq!(credit.free, 0);
+    fn freed_space_is_reused_across_the_wrap() {
+        let (mut filler, mut drainer) = user_space_buffer(10, false);
+        assert_eq!(read(&mut filler, b"abcdefg"), 7);
+        assert_eq!(drainer.pending(None), Some(&b"abcdefg"[..]));
+        drainer.consumed(5);
+        // 3 free at the end, then 5 at the start: two reads, the first up to the end.
+        assert_eq!(read(&mut filler, b"hijklmnop"), 3);
+        assert_eq!(read(&mut filler, b"klmnop"), 5);
+        assert_eq!(filler.free(), 0);
+        assert_eq!(drainer.pending(None), Some(&b"fghij"[..]));
+        drainer.consumed(5);
+        assert_eq!(drainer.pending(None), Some(&b"klmno"[..]));
+    }
+
+    #[test]
+    fn a_watched_ring_keeps_bytes_until_the_logger_is_done() {
+        let (mut filler, mut drainer) = user_space_buffer(4, true);
+        assert!(filler.wait_for_space(&never()));
+        filler.read_from(&b"abcd"[..]).unwrap();
+        let chunk = filler.show();
+        filler.commit(0);
+        drainer.consumed(4);
+        // Written, so -b allows 4 more; the memory has 4 bytes of slack for them.
+        assert_eq!(read(&mut filler, b"efghij"), 4);
+        drainer.consumed(4);
+        // Now the logger's chunk is all that holds space back.
+        assert_eq!(filler.free(), 0);
+        assert_eq!(&chunk[..], b"abcd");
+        drop(chunk);
+        assert_eq!(filler.free(), 4);
+    }
+
+    #[test]
+    fn chunks_let_go_out_of_order_free_space_in_order() {
+        let (mut filler, mut drainer) = user_space_buffer(2, true);
+        let mut chunks = Vec::new();
+        for byte in [b"a", b"b", b"c", b"d"] {
+            assert!(filler.wait_for_space(&never()));
+            filler.read_from(&byte[..]).unwrap();
+            chunks.push(filler.show());
+            filler.commit(0);
+            drainer.consumed(1);
+        }
+        assert_eq!(filler.free(), 0);
+        let first = chunks.remove(0);
+        drop(chunks);
+        assert_eq!(filler.free(), 0, "the first chunk still holds its byte");
+        drop(first);
+        assert_eq!(filler.free(), 2);
+    }
+
+    #[test]
+    fn the_reader_delivers_itself_only_what_it_commits_as_delivered() {
+        let (mut filler, mut drainer) = user_space_buffer(8, false);
+        assert!(filler.wait_for_space(&never()));
+        filler.read_from(&b"12345"[..]).unwrap();
+        assert!(filler.is_idle());
+        assert_eq!(filler.fresh(), b"12345");
+        filler.commit(3);
+        assert_eq!(drainer.pending(None), Some(&b"45"[..]));
+        drainer.consumed(2);
+        assert!(filler.is_idle());
+        assert_eq!(drainer.position(), 5);
+    }
+
+    #[test]
+    fn the_writer_ends_when_the_reader_hangs_up_and_all_is_written() {
+        let (mut filler, mut drainer) = user_space_buffer(16, false);
+        read(&mut filler, b"last");
+        drop(filler);
+        assert_eq!(drainer.pending(None), Some(&b"last"[..]));
+        drainer.consumed(4);
+        assert_eq!(drainer.pending(None), None);
+    }
+
+    #[test]
+    fn the_reader_stops_waiting_when_the_writer_is_gone() {
+        let (mut filler, drainer) = user_space_buffer(1, false);
+        read(&mut filler, b"x");
+        drop(drainer);
+        assert!(!filler.wait_for_space(&never()));
+    }
+
+    #[test]
+    fn pending_stops_at_a_given_position() {
+        let (mut filler, mut drainer) = user_space_buffer(16, false);
+        read(&mut filler, b"0123456789");
+        assert_eq!(drainer.pending(Some(4)), Some(&b"0123"[..]));
+        drainer.consumed(4);
+        assert_eq!(drainer.pending(Some(4)), None);
+    }
+
+    #[test]
+    fn threads_move_a_stream_through_a_tiny_ring_intact() {
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for watched in [false, true] {
+            let (mut filler, mut drainer) = user_space_buffer(5, watched);
+            let sent = data.clone();
+            let reader = thread::spawn(move || {
+                let mut rest = &sent[..];
+                let mut shown = Vec::new();
+                while !rest.is_empty() {
+                    assert!(filler.wait_for_space(&never()));
+                    let take = rest.len().min(3);
+                    let n = filler.read_from(&rest[..take]).unwrap();
+                    if watched {
+                        shown.push(filler.show());
+                    }
+                    filler.commit(0);
+                    rest = &rest[n..];
+                    // The logger lets go of chunks a little behind the reader.
+                    if shown.len() > 2 {
+                        shown.remove(0);
+                    }
+                }
+            });
+            let mut got = Vec::new();
+            while let Some(bytes) = drainer.pending(None) {
+                let n = bytes.len().min(4);
+                got.extend_from_slice(&bytes[..n]);
+                drainer.consumed(n);
+            }
+            reader.join().unwrap();
+            assert_eq!(got, data);
+        }
     }
 }

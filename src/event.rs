@@ -17,7 +17,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use crate::buffer::{Chunk, Recycler};
+use crate::buffer::Chunk;
 use crate::faults::Injected;
 use crate::kernel_queues::Queues;
 
@@ -67,19 +67,17 @@ pub enum End {
 /// moments the logger got round to them.
 #[derive(Debug)]
 pub enum Event {
-    /// The reader got these bytes from the producer; they now wait in user space.
+    /// The reader got these bytes from the producer; they now wait in user space. The
+    /// chunk holds their space in the ring until the logger drops it.
     Read {
         dir: Direction,
         chunk: Chunk,
         at: SystemTime,
     },
-    /// The writer handed `n` more bytes to the consumer's kernel. When the whole chunk
-    /// is out, the writer passes it along as `spent`, and the logger returns it to the
-    /// reader once it is done with it (its credit went back already).
+    /// The writer handed `n` more bytes to the consumer's kernel.
     Wrote {
         dir: Direction,
         n: usize,
-        spent: Option<Chunk>,
         at: SystemTime,
     },
     /// The producer closed its side: no more bytes will come in this direction.
@@ -139,8 +137,6 @@ pub struct Opening {
     pub b: Option<SocketAddr>,
     /// The user-space buffer of each direction.
     pub buffers: (usize, usize),
-    /// How spent chunks go back to each direction's reader (see `buffer`).
-    pub recyclers: [Recycler; 2],
     /// `-o`/`-f`: the files for each direction's bytes, with their names.
     pub dumps: Option<[(String, File); 2]>,
 }

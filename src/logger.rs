@@ -28,7 +28,6 @@ use std::time::SystemTime;
 
 use crossbeam_channel::Receiver;
 
-use crate::buffer::Recycler;
 use crate::capture::{Capture, Connection, Format};
 use crate::config::DumpPaths;
 use crate::dump::DumpWriter;
@@ -68,7 +67,6 @@ struct Conn {
     /// `[N] ` with `-k`, empty otherwise.
     label: String,
     flows: [Flow; 2],
-    recyclers: [Recycler; 2],
     dumps: Vec<Sink<DumpWriter<BufWriter<File>>>>,
     /// `-w`: the connection's TCP stream in the capture.
     capture: Option<Sink<Capture<CaptureOut>>>,
@@ -271,7 +269,6 @@ impl<W: Write> Logger<W> {
             a,
             b,
             buffers: (ab, ba),
-            recyclers,
             dumps,
         } = opening;
         let label = if self.many.is_some() {
@@ -327,7 +324,6 @@ impl<W: Write> Logger<W> {
         let conn = Conn {
             label,
             flows: [Flow::default(); 2],
-            recyclers,
             dumps,
             capture,
         };
@@ -413,7 +409,7 @@ impl<W: Write> Logger<W> {
                     json.apply(failures, |j| j.record(&record));
                 }
             }
-            Event::Wrote { dir, n, spent, at } => {
+            Event::Wrote { dir, n, at } => {
                 let flow = &mut conn.flows[dir.index()];
                 let offset = flow.written;
                 flow.written += n as u64;
@@ -428,9 +424,6 @@ impl<W: Write> Logger<W> {
                         ..Record::new(at, id, dir, Kind::Wrote, offset, flow.backlog())
                     };
                     json.apply(failures, |j| j.record(&record));
-                }
-                if let Some(chunk) = spent {
-                    conn.recyclers[dir.index()].buffer(chunk);
                 }
             }
             Event::Eof { dir, at } => {

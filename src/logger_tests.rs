@@ -1,17 +1,15 @@
 //! The logger's unit tests: events in, text, JSON and reports out.
 
 use super::*;
-use crate::buffer::{Chunk, Credit, user_space_buffer};
+use crate::buffer::Chunk;
 use crate::event::Direction;
 use std::time::Duration;
 
 /// A time for events whose time is not shown.
 const T: SystemTime = SystemTime::UNIX_EPOCH;
 
-fn chunk(credit: &mut Credit, bytes: &[u8]) -> Chunk {
-    let mut blank = credit.blank(&crossbeam_channel::never()).unwrap();
-    let n = blank.read_from(bytes).unwrap();
-    credit.fill(blank, n)
+fn chunk(bytes: &[u8]) -> Chunk {
+    Chunk::of(bytes)
 }
 
 /// Runs `logger` over connection 1's `events`, opened at `at` and closed with
@@ -20,22 +18,19 @@ fn feed<W: Write>(
     logger: Logger<W>,
     at: SystemTime,
     ending: Ending,
-    events: impl FnOnce(&mut Credit, &mut Credit) -> Vec<Event>,
+    events: impl FnOnce() -> Vec<Event>,
 ) -> Report {
-    let (mut ab, rab) = user_space_buffer(2048);
-    let (mut ba, rba) = user_space_buffer(2048);
     let (tx, rx) = crossbeam_channel::unbounded();
     let opening = Opening {
         at,
         a: None,
         b: None,
         buffers: (2048, 2048),
-        recyclers: [rab, rba],
         dumps: None,
     };
     tx.send(Note::Open(1, Box::new(opening))).unwrap();
     let mut bytes = [0; 2];
-    for event in events(&mut ab, &mut ba) {
+    for event in events() {
         if let Event::Read { dir, chunk, .. } = &event {
             bytes[dir.index()] += chunk.len() as u64;
         }
@@ -53,7 +48,7 @@ fn feed<W: Write>(
 }
 
 /// The terminal text for `events` of a default logger, colours or not.
-fn log(colour: bool, events: impl FnOnce(&mut Credit, &mut Credit) -> Vec<Event>) -> String {
+fn log(colour: bool, events: impl FnOnce() -> Vec<Event>) -> String {
     let mut out = Vec::new();
     feed(Logger::new(&mut out, colour), T, Ending::Completed, events);
     let text = String::from_utf8(out).unwrap();
@@ -62,43 +57,40 @@ fn log(colour: bool, events: impl FnOnce(&mut Credit, &mut Credit) -> Vec<Event>
         .to_string()
 }
 
-fn hello_how_are_you(ab: &mut Credit, ba: &mut Credit) -> Vec<Event> {
+fn hello_how_are_you() -> Vec<Event> {
     use Direction::*;
-    let hello = chunk(ab, b"hello\n");
-    let hi = chunk(ba, b"hi there!\n");
-    let how = chunk(ba, b"how are you?\n");
+    let hello = chunk(b"hello\n");
+    let hi = chunk(b"hi there!\n");
+    let how = chunk(b"how are you?\n");
     vec![
         Event::Read {
             dir: AtoB,
-            chunk: hello.clone(),
+            chunk: hello,
             at: T,
         },
         Event::Wrote {
             dir: AtoB,
             n: 6,
-            spent: Some(hello),
             at: T,
         },
         Event::Read {
             dir: BtoA,
-            chunk: hi.clone(),
+            chunk: hi,
             at: T,
         },
         Event::Wrote {
             dir: BtoA,
             n: 10,
-            spent: Some(hi),
             at: T,
         },
         Event::Read {
             dir: BtoA,
-            chunk: how.clone(),
+            chunk: how,
             at: T,
         },
         Event::Wrote {
             dir: BtoA,
             n: 13,
-            spent: Some(how),
             at: T,
         },
         Event::Eof { dir: AtoB, at: T },
@@ -163,18 +155,17 @@ fn timestamps_lead_every_line_but_the_rows() {
     let wrote_at = origin + Duration::from_micros(2_000_007);
     let mut out = Vec::new();
     let logger = Logger::new(&mut out, false).timestamps(Some(TimestampKind::Relative));
-    feed(logger, origin, Ending::Completed, |ab, _| {
-        let c = chunk(ab, &[b'x'; 20]);
+    feed(logger, origin, Ending::Completed, || {
+        let c = chunk(&[b'x'; 20]);
         vec![
             Event::Read {
                 dir: Direction::AtoB,
-                chunk: c.clone(),
+                chunk: c,
                 at: read_at,
             },
             Event::Wrote {
                 dir: Direction::AtoB,
                 n: 20,
-                spent: Some(c),
                 at: wrote_at,
             },
             Event::Eof {
@@ -201,19 +192,16 @@ fn timestamps_lead_every_line_but_the_rows() {
 #[test]
 fn kernel_queues_follow_the_status() {
     let mut out = Vec::new();
-    let (mut ab, rab) = user_space_buffer(2048);
-    let (_, rba) = user_space_buffer(2048);
     let (tx, rx) = crossbeam_channel::unbounded();
     let opening = Opening {
         at: T,
         a: None,
         b: None,
         buffers: (2048, 2048),
-        recyclers: [rab, rba],
         dumps: None,
     };
     tx.send(Note::Open(1, Box::new(opening))).unwrap();
-    let c = chunk(&mut ab, &[b'x'; 512]);
+    let c = chunk(&[b'x'; 512]);
     let queues = |to_consumer, from_producer| {
         Some(Queues {
             to_consumer,
@@ -222,14 +210,13 @@ fn kernel_queues_follow_the_status() {
     };
     let read = Event::Read {
         dir: Direction::AtoB,
-        chunk: c.clone(),
+        chunk: c,
         at: T,
     };
     tx.send(Note::Event(1, read, queues(4608, 1024))).unwrap();
     let wrote = Event::Wrote {
         dir: Direction::AtoB,
         n: 512,
-        spent: Some(c),
         at: T,
     };
     tx.send(Note::Event(1, wrote, queues(5120, 0))).unwrap();
@@ -248,18 +235,17 @@ fn kernel_queues_follow_the_status() {
 
 #[test]
 fn partial_writes_report_the_backlog() {
-    let text = log(false, |ab, _| {
-        let c = chunk(ab, &[b'X'; 512]);
+    let text = log(false, || {
+        let c = chunk(&[b'X'; 512]);
         vec![
             Event::Read {
                 dir: Direction::AtoB,
-                chunk: c.clone(),
+                chunk: c,
                 at: T,
             },
             Event::Wrote {
                 dir: Direction::AtoB,
                 n: 200,
-                spent: None,
                 at: T,
             },
             Event::Eof {
@@ -269,7 +255,6 @@ fn partial_writes_report_the_backlog() {
             Event::Wrote {
                 dir: Direction::AtoB,
                 n: 312,
-                spent: Some(c),
                 at: T,
             },
         ]
@@ -291,7 +276,7 @@ fn quiet_prints_only_the_summary() {
     let mut out = Vec::new();
     let logger = Logger::new(&mut out, true).quiet(true);
     assert!(!logger.watches_chunks());
-    let report = feed(logger, T, Ending::Completed, |_, _| {
+    let report = feed(logger, T, Ending::Completed, || {
         vec![Event::Eof {
             dir: Direction::AtoB,
             at: T,
@@ -308,8 +293,8 @@ fn quiet_prints_only_the_summary() {
 
 #[test]
 fn colours_as_the_original() {
-    let text = log(true, |_, ba| {
-        let c = chunk(ba, b"ok");
+    let text = log(true, || {
+        let c = chunk(b"ok");
         vec![Event::Read {
             dir: Direction::BtoA,
             chunk: c,

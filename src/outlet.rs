@@ -3,9 +3,9 @@
 //!
 //! Every write to a consumer goes through an `Outlet`, so every write is reported
 //! the same way, whoever makes it: a `Wrote` event per write when the logger
-//! watches, the chunk handed to the logger with the last one, a failure reported
-//! once and the connection's reading stopped. Injected faults (`--rate`, `--slice`,
-//! `--reset-after`, `--stall-after`) shape the writes here too.
+//! watches, a failure reported once and the connection's reading stopped. Injected
+//! faults (`--rate`, `--slice`, `--reset-after`, `--stall-after`) shape the writes
+//! here too.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +15,6 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::Sender;
 use socket2::Socket;
 
-use crate::buffer::Chunk;
 use crate::event::{ConnId, Direction, End, Event, Note};
 use crate::faults::{Allow, Injected, Shaper};
 use crate::kernel_queues::{self, Queues};
@@ -36,26 +35,13 @@ pub(crate) struct Outlet<'a> {
     /// `--kernel-queues`: measure them for every event.
     pub(crate) kernel_queues: bool,
     pub(crate) notes: Sender<Note>,
-    /// Whether the logger wants a `Wrote` event per write; when it does, a spent chunk
-    /// goes home through the logger with the last one.
+    /// Whether the logger wants a `Wrote` event per write.
     pub(crate) watched: bool,
     pub(crate) stopper: &'a Stopper,
     /// Set when a direction of the connection failed.
     pub(crate) failed: &'a AtomicBool,
     /// Set when a reset was injected (`--reset-after`).
     pub(crate) reset: &'a AtomicBool,
-}
-
-/// How far a delivery got.
-pub(crate) enum Delivered {
-    /// All `len` bytes: their credit is the caller's to return. So is the chunk if
-    /// nobody watches; otherwise it went to the logger, which sends it home.
-    Whole { len: usize, chunk: Option<Chunk> },
-    /// This chunk, written up to this offset: the consumer's kernel buffer is full,
-    /// or the offset asked for was reached.
-    Part(Chunk, usize),
-    /// Writing failed (already reported) or the relay is stopping.
-    Stopped,
 }
 
 impl Outlet<'_> {
@@ -86,111 +72,60 @@ impl Outlet<'_> {
         }
     }
 
-    /// Writes `chunk[from..]`. With `wait` false it never blocks, and stops at the
-    /// first write the kernel cannot take at once.
-    pub(crate) fn deliver(&self, chunk: Chunk, from: usize, wait: bool) -> Delivered {
-        let to = chunk.len();
-        self.deliver_to(chunk, from, to, wait)
-    }
-
-    /// Writes `chunk[from..to]`, as `deliver`.
-    pub(crate) fn deliver_to(
-        &self,
-        chunk: Chunk,
-        mut from: usize,
-        to: usize,
-        wait: bool,
-    ) -> Delivered {
+    /// Writes `bytes`, all of them (or until writing fails), with a `Wrote` event
+    /// per write. With `wait` false it never blocks, and stops at the first write
+    /// the kernel cannot take at once. How many bytes were written; `None` if
+    /// writing failed (already reported) or the relay is stopping.
+    pub(crate) fn deliver(&self, bytes: &[u8], wait: bool) -> Option<usize> {
         let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
-        while from < to {
-            let n = match self.consumer.send_with_flags(&chunk[from..to], flags) {
+        let mut done = 0;
+        while done < bytes.len() {
+            let n = match self.consumer.send_with_flags(&bytes[done..], flags) {
                 Ok(0) => return self.failed(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !wait => {
-                    return Delivered::Part(chunk, from);
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !wait => break,
                 Err(e) => return self.failed(e),
             };
-            from += n;
-            if !self.watched {
-                continue;
-            }
-            // The moment the write returned, for timestamps and the capture (a vDSO
-            // call, and only when someone watches).
-            let at = SystemTime::now();
-            if from == chunk.len() {
-                // The logger sends the chunk home once it has shown it; the caller
-                // returns the credit after this (rule 2). Moved, not cloned: the
-                // reader must get it back unshared.
+            done += n;
+            if self.watched {
+                // The moment the write returned, for timestamps and the capture (a
+                // vDSO call, and only when someone watches).
+                let at = SystemTime::now();
                 self.tell(Event::Wrote {
                     dir: self.dir,
                     n,
-                    spent: Some(chunk),
                     at,
                 });
-                return Delivered::Whole {
-                    len: from,
-                    chunk: None,
-                };
             }
-            self.tell(Event::Wrote {
-                dir: self.dir,
-                n,
-                spent: None,
-                at,
-            });
         }
-        if to < chunk.len() {
-            return Delivered::Part(chunk, to);
-        }
-        Delivered::Whole {
-            len: to,
-            chunk: Some(chunk),
-        }
+        Some(done)
     }
 
-    /// Writes `chunk[from..]` as the direction's faults allow: held back (`--delay`),
-    /// paced (`--rate`), in slices (`--slice`), and stopped short by a reset or a
-    /// stall that comes due. Blocks as long as that takes.
-    pub(crate) fn deliver_shaped(
-        &self,
-        mut chunk: Chunk,
-        mut from: usize,
-        read_at: Option<Instant>,
-        shaper: &mut Shaper,
-    ) -> Delivered {
+    /// Writes `bytes` as the direction's faults allow: paced (`--rate`), in slices
+    /// (`--slice`), and stopped short by a reset or a stall that comes due. Blocks as
+    /// long as that takes; `None` if it stopped short.
+    pub(crate) fn deliver_shaped(&self, bytes: &[u8], shaper: &mut Shaper) -> Option<usize> {
         let stop = self.stopper.channel();
-        if let Some(read_at) = read_at {
-            if !shaper.hold(read_at, stop) {
-                return Delivered::Stopped;
-            }
-        }
-        loop {
-            let n = match shaper.allow(chunk.len() - from, stop) {
+        let mut done = 0;
+        while done < bytes.len() {
+            let n = match shaper.allow(bytes.len() - done, stop) {
                 Allow::Write(n) => n,
                 Allow::Reset => return self.inject_reset(shaper.written()),
                 Allow::Stall => return self.inject_stall(shaper.written()),
-                Allow::Stopped => return Delivered::Stopped,
+                Allow::Stopped => return None,
             };
-            match self.deliver_to(chunk, from, from + n, true) {
-                Delivered::Part(rest, to) => {
-                    shaper.wrote(to - from);
-                    (chunk, from) = (rest, to);
-                }
-                whole @ Delivered::Whole { .. } => {
-                    shaper.wrote(n);
-                    return whole;
-                }
-                Delivered::Stopped => return Delivered::Stopped,
-            }
+            let n = self.deliver(&bytes[done..done + n], true)?;
+            shaper.wrote(n);
+            done += n;
         }
+        Some(done)
     }
 
     /// `--reset-after`: resets the consumer's connection once it has acknowledged
     /// what it was sent, and ends the relay (quietly: what the other threads meet
     /// next is the reset's doing, not the peers').
-    pub(crate) fn inject_reset(&self, after: u64) -> Delivered {
+    pub(crate) fn inject_reset(&self, after: u64) -> Option<usize> {
         self.reset.store(true, Ordering::SeqCst);
         self.stopper.stop_reading();
         // A reset throws away what the consumer has not acknowledged; wait (a
@@ -207,11 +142,11 @@ impl Outlet<'_> {
             fault: Injected::Reset(after),
             at: SystemTime::now(),
         });
-        Delivered::Stopped
+        None
     }
 
     /// `--stall-after`: writes nothing more, until the relay is stopped.
-    pub(crate) fn inject_stall(&self, after: u64) -> Delivered {
+    pub(crate) fn inject_stall(&self, after: u64) -> Option<usize> {
         self.tell(Event::Injected {
             dir: self.dir,
             fault: Injected::Stall(after),
@@ -219,12 +154,12 @@ impl Outlet<'_> {
         });
         // Only a stop disconnects this channel; nothing is ever sent on it.
         let _ = self.stopper.channel().recv();
-        Delivered::Stopped
+        None
     }
 
     /// Writing to the consumer failed: the consumer's end.
-    pub(crate) fn failed(&self, error: io::Error) -> Delivered {
+    pub(crate) fn failed(&self, error: io::Error) -> Option<usize> {
         self.fail(error, End::Consumer, SystemTime::now());
-        Delivered::Stopped
+        None
     }
 }

@@ -47,11 +47,11 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, select};
 use socket2::Socket;
 
-use crate::buffer::{Chunk, Credit, Recycler, user_space_buffer};
+use crate::buffer::{Drainer, Filler, user_space_buffer};
 use crate::event::{Closing, ConnId, Direction, End, Ending, Event, Note, Opening};
 use crate::faults::{Allow, Faults, Shaper};
 use crate::logger::Report;
-use crate::outlet::{Delivered, Outlet};
+use crate::outlet::Outlet;
 use crate::stop::Stopper;
 
 /// Notes in flight to the logger before a relay thread waits for it.
@@ -59,10 +59,6 @@ pub const NOTE_QUEUE: usize = 1024;
 
 /// After a failure, how long writers may keep draining before everything is cut.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
-
-/// A chunk on its way to the writer: the bytes, how far they were already written,
-/// and (with `--delay`) when they were read.
-type Queued = (Chunk, usize, Option<Instant>);
 
 /// How a run ended.
 #[derive(Debug)]
@@ -139,52 +135,27 @@ pub fn connection(
     let b = Arc::new(b);
     stopper.start_relay(&[a.clone(), b.clone()]);
 
-    let (credit_ab, recycler_ab) = user_space_buffer(buffers.0);
-    let (credit_ba, recycler_ba) = user_space_buffer(buffers.1);
     let opening = Opening {
         at: accepted.0,
         a: peer(&a),
         b: peer(&b),
         buffers,
-        recyclers: [recycler_ab.clone(), recycler_ba.clone()],
         dumps,
     };
     let _ = notes.send(Note::Open(id, Box::new(opening)));
 
     // A logger that shows nothing per chunk (-q, no files) gets no chunk events, and
-    // spent chunks go straight from writer to reader, sparing a logger wake-up per
-    // chunk.
+    // the rings need no room for it.
     let watched = settings.watched;
     let totals = [AtomicU64::new(0), AtomicU64::new(0)];
     let failed = AtomicBool::new(false);
     let reset = AtomicBool::new(false);
-    let (chunks_ab, queue_ab) = bounded(buffers.0.min(NOTE_QUEUE));
-    let (chunks_ba, queue_ba) = bounded(buffers.1.min(NOTE_QUEUE));
     // Never sent on: it disconnects when the last relay thread ends.
     let (alive, all_done) = bounded::<()>(0);
 
     thread::scope(|scope| {
-        let pipes = [
-            (
-                Direction::AtoB,
-                &a,
-                &b,
-                credit_ab,
-                chunks_ab,
-                queue_ab,
-                recycler_ab,
-            ),
-            (
-                Direction::BtoA,
-                &b,
-                &a,
-                credit_ba,
-                chunks_ba,
-                queue_ba,
-                recycler_ba,
-            ),
-        ];
-        for (dir, producer, consumer, credit, chunks, queue, recycler) in pipes {
+        let ends = [(Direction::AtoB, &a, &b), (Direction::BtoA, &b, &a)];
+        for (dir, producer, consumer) in ends {
             let faults = settings.faults[dir.index()];
             let outlet = || Outlet {
                 conn: id,
@@ -198,22 +169,29 @@ pub fn connection(
                 failed: &failed,
                 reset: &reset,
             };
+            let (filler, drainer) = user_space_buffer(buffers_of(buffers, dir), watched);
+            let (marks, held) = match faults.delay {
+                Some(_) => {
+                    let (marks, held) = bounded(NOTE_QUEUE);
+                    (Some(marks), Some(held))
+                }
+                None => (None, None),
+            };
             let reader = Reader {
                 producer,
-                credit,
-                chunks,
+                ring: filler,
                 outlet: outlet(),
                 total: &totals[dir.index()],
                 cut_through: !faults.any(),
-                stamp_reads: faults.delay.is_some(),
+                marks,
             };
             // A different seed each way, so the two directions' jitters differ.
             let seed = id.wrapping_mul(2).wrapping_add(dir.index() as u64);
             let writer = Writer {
-                queue,
+                ring: drainer,
                 outlet: outlet(),
-                recycler,
                 shaper: faults.any().then(|| Shaper::new(faults, seed)),
+                marks: held,
             };
             let (alive_r, alive_w) = (alive.clone(), alive.clone());
             scope.spawn(move || {
@@ -257,41 +235,49 @@ pub fn connection(
     ending
 }
 
+/// The `-b` of one direction.
+fn buffers_of(buffers: (usize, usize), dir: Direction) -> usize {
+    match dir {
+        Direction::AtoB => buffers.0,
+        Direction::BtoA => buffers.1,
+    }
+}
+
 /// The address of a connected socket's peer.
 pub(crate) fn peer(socket: &Socket) -> Option<SocketAddr> {
     socket.peer_addr().ok()?.as_socket()
 }
 
-/// Reads from the producer into chunks, as far as the credit allows.
+/// Reads from the producer into the ring, as far as its free space allows.
 ///
-/// When its buffer is empty, the reader also tries to write what it read straight to
-/// the consumer, without blocking: with nothing queued before them the bytes cannot
-/// overtake anything, and sparing the hand-off to the writer thread is what keeps a
-/// request/response round trip and an unhindered bulk transfer as fast as a plain
-/// relay. Whatever the consumer cannot take at once goes to the writer, which blocks
-/// on it as usual; the events are the same either way.
+/// When nothing waits for the writer, the reader also tries to write what it read
+/// straight to the consumer, without blocking: with nothing queued before them the
+/// bytes cannot overtake anything, and sparing the hand-off to the writer thread is
+/// what keeps a request/response round trip and an unhindered bulk transfer as fast
+/// as a plain relay. Whatever the consumer cannot take at once is left to the writer,
+/// which blocks on it as usual; the events are the same either way.
 struct Reader<'a> {
     producer: &'a Socket,
-    credit: Credit,
-    chunks: Sender<Queued>,
+    ring: Filler,
     outlet: Outlet<'a>,
     /// Bytes read so far, for the logger's summary.
     total: &'a AtomicU64,
     /// False when the direction has faults: then every byte goes through the
     /// writer's shaper.
     cut_through: bool,
-    /// `--delay`: the writer needs to know when each chunk was read.
-    stamp_reads: bool,
+    /// `--delay`: where each read ends in the stream and when it was read, for the
+    /// writer to hold it back.
+    marks: Option<Sender<Mark>>,
 }
 
 impl Reader<'_> {
     fn run(mut self) {
         let dir = self.outlet.dir;
         loop {
-            let Some(mut blank) = self.credit.blank(self.outlet.stopper.channel()) else {
+            if !self.ring.wait_for_space(self.outlet.stopper.channel()) {
                 return;
-            };
-            let result = blank.read_from(self.producer);
+            }
+            let result = self.ring.read_from(self.producer);
             // When the read returned, for timestamps and the capture: taken right
             // after it, but only when an event will carry it (a vDSO call).
             let now = SystemTime::now;
@@ -300,43 +286,40 @@ impl Reader<'_> {
                     if !self.outlet.stopper.stopping() {
                         self.outlet.tell(Event::Eof { dir, at: now() });
                     }
-                    // Returning drops `chunks`: the writer drains, then shuts down.
+                    // Returning drops the ring's filler: the writer drains, then
+                    // shuts down.
                     return;
                 }
                 Ok(n) => {
-                    // Nothing is queued for the writer when all the credit is home.
-                    let idle = self.credit.is_full();
-                    let chunk = self.credit.fill(blank, n);
                     self.total.fetch_add(n as u64, Ordering::Relaxed);
                     // Rule 1: logged before anyone writes it.
                     if self.outlet.watched {
                         self.outlet.tell(Event::Read {
                             dir,
-                            chunk: chunk.clone(),
+                            chunk: self.ring.show(),
                             at: now(),
                         });
                     }
-                    let read_at = self.stamp_reads.then(Instant::now);
-                    let (chunk, from) = if idle && self.cut_through {
-                        match self.outlet.deliver(chunk, 0, false) {
-                            Delivered::Whole { len, chunk } => {
-                                match chunk {
-                                    Some(chunk) => self.credit.keep(chunk),
-                                    None => self.credit.restore(len),
-                                }
-                                continue;
-                            }
-                            Delivered::Part(chunk, from) => (chunk, from),
-                            Delivered::Stopped => return,
+                    let delivered = if self.cut_through && self.ring.is_idle() {
+                        match self.outlet.deliver(self.ring.fresh(), false) {
+                            Some(delivered) => delivered,
+                            None => return,
                         }
                     } else {
-                        (chunk, 0)
+                        0
                     };
-                    if self.chunks.send((chunk, from, read_at)).is_err() {
-                        return; // the writer failed
+                    self.ring.commit(delivered);
+                    if let Some(marks) = &self.marks {
+                        let mark = Mark {
+                            end: self.ring.position(),
+                            read_at: Instant::now(),
+                        };
+                        if marks.send(mark).is_err() {
+                            return; // the writer is gone
+                        }
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.credit.put_back(blank),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
                     self.outlet.fail(error, End::Producer, now());
                     return;
@@ -346,15 +329,21 @@ impl Reader<'_> {
     }
 }
 
-/// Writes queued chunks to the consumer, blocking as long as it takes, then shuts
-/// down the consumer's write side.
+/// `--delay`: a read's end in the stream, and when it was read.
+struct Mark {
+    end: u64,
+    read_at: Instant,
+}
+
+/// Writes what the reader filled to the consumer, blocking as long as it takes, then
+/// shuts down the consumer's write side.
 struct Writer<'a> {
-    queue: Receiver<Queued>,
+    ring: Drainer,
     outlet: Outlet<'a>,
-    /// Where spent chunks go when no logger watches them.
-    recycler: Recycler,
     /// The direction's faults at work, if it has any.
     shaper: Option<Shaper>,
+    /// `--delay`: the reads, to hold each back until it is due.
+    marks: Option<Receiver<Mark>>,
 }
 
 impl Writer<'_> {
@@ -371,22 +360,39 @@ impl Writer<'_> {
         if self.injected_due() {
             return;
         }
-        for (chunk, from, read_at) in self.queue.iter() {
-            let delivered = match self.shaper.as_mut() {
-                None => self.outlet.deliver(chunk, from, true),
-                Some(shaper) => self.outlet.deliver_shaped(chunk, from, read_at, shaper),
+        loop {
+            // With `--delay`, one read at a time, each when it is due; else all
+            // there is.
+            let until = match &self.marks {
+                None => None,
+                Some(marks) => match marks.recv() {
+                    Ok(mark) => {
+                        let shaper = self.shaper.as_mut();
+                        if !shaper.is_some_and(|s| s.hold(mark.read_at, stopper.channel())) {
+                            return;
+                        }
+                        Some(mark.end)
+                    }
+                    // The reader hung up: every read is written.
+                    Err(_) => break,
+                },
             };
-            match delivered {
-                // Rule 2: the Wrote event went first, now the credit goes back.
-                Delivered::Whole {
-                    chunk: Some(chunk), ..
-                } => self.recycler.spent(chunk),
-                Delivered::Whole { len, chunk: None } => self.recycler.credit(len),
-                // A blocking delivery ends whole or stopped.
-                Delivered::Part(..) | Delivered::Stopped => return,
+            while let Some(bytes) = self.ring.pending(until) {
+                let written = match self.shaper.as_mut() {
+                    None => self.outlet.deliver(bytes, true),
+                    Some(shaper) => self.outlet.deliver_shaped(bytes, shaper),
+                };
+                let Some(written) = written else {
+                    return;
+                };
+                // Rule 2: the Wrote events went first, now the space is free.
+                self.ring.consumed(written);
+                if self.injected_due() {
+                    return;
+                }
             }
-            if self.injected_due() {
-                return;
+            if until.is_none() {
+                break;
             }
         }
         // Rule 3: the reader hung up and everything before that is written.

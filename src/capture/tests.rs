@@ -14,7 +14,7 @@ use pcap_file::{DataLink, TsResolution};
 
 use super::file::NANOSECONDS;
 use super::*;
-use crate::buffer::{Chunk, Credit, user_space_buffer};
+use crate::buffer::Chunk;
 
 use Direction::{AtoB, BtoA};
 
@@ -51,17 +51,13 @@ fn connection(isns: [u32; 2]) -> Connection {
 
 /// Relay events, built as the relay builds them.
 struct Events {
-    credits: [Credit; 2],
     list: Vec<Event>,
     clock: u64,
 }
 
 impl Events {
     fn new() -> Events {
-        let (ab, _) = user_space_buffer(1 << 20);
-        let (ba, _) = user_space_buffer(1 << 20);
         Events {
-            credits: [ab, ba],
             list: Vec::new(),
             clock: 0,
         }
@@ -72,29 +68,22 @@ impl Events {
         time(self.clock)
     }
 
-    fn chunk(&mut self, dir: Direction, bytes: &[u8]) -> Chunk {
-        let credit = &mut self.credits[dir.index()];
-        let mut blank = credit.blank(&crossbeam_channel::never()).unwrap();
-        let n = blank.read_from(bytes).unwrap();
-        assert_eq!(n, bytes.len(), "a test chunk over 64 KiB");
-        credit.fill(blank, n)
+    fn chunk(&mut self, bytes: &[u8]) -> Chunk {
+        let chunk = Chunk::of(bytes);
+        assert_eq!(chunk.len(), bytes.len(), "a test chunk over 64 KiB");
+        chunk
     }
 
     fn read(mut self, dir: Direction, bytes: &[u8]) -> Self {
         let at = self.tick();
-        let chunk = self.chunk(dir, bytes);
+        let chunk = self.chunk(bytes);
         self.list.push(Event::Read { dir, chunk, at });
         self
     }
 
     fn wrote(mut self, dir: Direction, n: usize) -> Self {
         let at = self.tick();
-        self.list.push(Event::Wrote {
-            dir,
-            n,
-            spent: None,
-            at,
-        });
+        self.list.push(Event::Wrote { dir, n, at });
         self
     }
 
@@ -483,7 +472,6 @@ fn the_file_stays_in_time_order() {
     events.list.push(Event::Wrote {
         dir: AtoB,
         n: 4,
-        spent: None,
         at: time(1_500),
     });
     let packets = capture(Format::Pcap, [0, 0], events, false);
