@@ -49,16 +49,26 @@ pub(crate) fn run(
     stopper: &Arc<Stopper>,
     outputs: Outputs,
 ) -> Result<Outcome, Error> {
-    let listener = net::listen_with_backlog(&config.a_addrs, config.socket_buffers, BACKLOG)
-        .map_err(Error::Accept)?;
-    let shown_a = crate::shown_address(&config.a, &listener);
-    let listener = Arc::new(listener);
+    let listening = net::listen_with_backlog(&config.a_addrs, config.socket_buffers, BACKLOG);
+    let shown_a = crate::shown_address(&config.a, listening.as_ref().ok());
+    let waiting = || {
+        outputs
+            .say
+            .line(format_args!("Waiting for connections from A {shown_a}..."))
+    };
+    let listener = match listening {
+        Ok(listener) => Arc::new(listener),
+        Err(error) => {
+            // Said before the error, as without -k: the error then follows the
+            // address it is about.
+            waiting();
+            return Err(Error::Accept(error));
+        }
+    };
     // From here a signal stops the listener and every connection, and the run ends
     // with every output flushed, instead of the process just exiting.
     stopper.start_relay(std::slice::from_ref(&listener));
-    outputs
-        .say
-        .line(format_args!("Waiting for connections from A {shown_a}..."));
+    waiting();
 
     let logger = crate::logger(config, outputs)
         .many(config.b.to_string())

@@ -193,6 +193,30 @@ fn a_client_whose_b_is_unreachable_is_turned_away() {
     );
 }
 
+/// A's address is taken: the waiting line names it, and the error follows, as
+/// without `-k`.
+#[test]
+fn a_busy_address_for_a_is_named_before_the_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a_port = taken.local_addr().unwrap().port();
+    let mut p = Process::spawn(&[
+        "-k".into(),
+        "-A".into(),
+        format!("127.0.0.1:{a_port}"),
+        "-B".into(),
+        "127.0.0.1:9".into(),
+    ]);
+    assert_eq!(p.wait().code(), Some(1));
+    assert_eq!(
+        p.stdout.text(),
+        format!("Waiting for connections from A 127.0.0.1:{a_port}...\n")
+    );
+    assert_eq!(
+        p.stderr.text(),
+        "Wait for connection from the source failed: Address already in use\n"
+    );
+}
+
 /// `--max-conns 1`: a second client waits, accepted by the kernel but not relayed,
 /// until the first connection ends.
 #[test]

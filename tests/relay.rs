@@ -334,6 +334,34 @@ fn connection_refused() {
     );
 }
 
+/// A's address is taken: as the original, the waiting line names it, and the error
+/// follows.
+#[test]
+fn a_busy_address_for_a_is_named_before_the_error() {
+    let b = TcpListener::bind("127.0.0.1:0").unwrap();
+    let b_port = b.local_addr().unwrap().port();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a_port = taken.local_addr().unwrap().port();
+    let mut p = Process::spawn(&[
+        "-A".into(),
+        format!("127.0.0.1:{a_port}"),
+        "-B".into(),
+        format!("127.0.0.1:{b_port}"),
+    ]);
+    assert_eq!(p.wait().code(), Some(1));
+    assert_eq!(
+        p.stdout.text(),
+        format!(
+            "Connecting to B 127.0.0.1:{b_port}...\n\
+             Waiting for a connection from A 127.0.0.1:{a_port}...\n"
+        )
+    );
+    assert_eq!(
+        p.stderr.text(),
+        "Wait for connection from the source failed: Address already in use\n"
+    );
+}
+
 #[test]
 fn sigint_while_waiting_for_a() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
