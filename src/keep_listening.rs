@@ -99,6 +99,15 @@ pub(crate) fn run(
             };
             let accepted = (SystemTime::now(), Instant::now());
             id += 1;
+            // Told here, not by the connection's own thread: the connections are
+            // numbered in the order they were accepted, and their `Connection from A`
+            // lines must come in that order too, which threads started one after
+            // the other would not keep.
+            let _ = notes.send(Note::Accepted {
+                conn: id,
+                a: peer(&a),
+                at: accepted.0,
+            });
             let notes = notes.clone();
             let settings = &settings;
             let stopper = stopper.child();
@@ -166,7 +175,8 @@ fn out_of_resources(error: &io::Error) -> bool {
     )
 }
 
-/// One client: dial B for it, then relay until both directions are closed.
+/// One client, already announced to the logger: dial B for it, then relay until both
+/// directions are closed.
 fn serve(
     id: ConnId,
     a: Socket,
@@ -176,11 +186,6 @@ fn serve(
     notes: &Sender<Note>,
     stopper: &Stopper,
 ) {
-    let _ = notes.send(Note::Accepted {
-        conn: id,
-        a: peer(&a),
-        at: accepted.0,
-    });
     let b = net::connect(&config.b_addrs, config.socket_buffers, stopper.channel())
         .map_err(Error::Connect)
         .and_then(|(b, _)| {
