@@ -19,10 +19,15 @@ use crate::timestamps::TimestampKind;
 //
 // `tiburoncin replay` plays one side of a recorded connection instead; the relay's
 // flags and the subcommand do not mix.
+//
+// A flag given twice is no mistake: the last one wins, as with the original's getopt
+// (`-A x -A y` listens on y), so a script can override a flag it was given by
+// appending another.
 #[derive(Debug, Parser)]
 #[command(
     name = "tiburoncin",
     version,
+    args_override_self = true,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     after_help = "\
@@ -138,8 +143,10 @@ pub enum Command {
 /// Plays A's side of a recorded connection against a live server, or B's side for a
 /// live client, and checks byte for byte that the live peer says what the recording
 /// says. Exits 0 when it does, 1 at the first difference (printed as hexdumps).
+// As for the relay, a flag given twice is no mistake: the last one wins.
 #[derive(Debug, Args)]
 #[command(
+    args_override_self = true,
     group(ArgGroup::new("mode").required(true).args(["list", "side"])),
     override_usage = "\
 tiburoncin replay <capture> --list
@@ -519,6 +526,23 @@ mod tests {
         }
         let err = replay(&["x.pcap", "--list", "--timeout", "-3"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn a_repeated_flag_is_taken_the_last_time() {
+        let typed = "t -A 1 -A 2 -B 3 -b 10 -b 20 -c -c -q -q -f x -f y -t --timestamps=relative";
+        let cli = Cli::try_parse_from(typed.split(' ')).unwrap();
+        assert_eq!(cli.a.unwrap().serv, "2");
+        assert_eq!(cli.buffers, Some(SizePair(20, 20)));
+        assert!(cli.colourless && cli.quiet);
+        assert_eq!(cli.prefix, Some(PathBuf::from("y")));
+        assert_eq!(cli.timestamps, Some(TimestampKind::Relative));
+        let r = replay(&[
+            "x.pcap", "--list", "--list", "--stream", "1", "--stream", "2",
+        ])
+        .unwrap();
+        assert!(r.list);
+        assert_eq!(r.stream, Some(2));
     }
 
     #[test]

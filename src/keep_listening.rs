@@ -49,16 +49,26 @@ pub(crate) fn run(
     stopper: &Arc<Stopper>,
     outputs: Outputs,
 ) -> Result<Outcome, Error> {
-    let listener = net::listen_with_backlog(&config.a_addrs, config.socket_buffers, BACKLOG)
-        .map_err(Error::Accept)?;
-    let shown_a = crate::shown_address(&config.a, &listener);
-    let listener = Arc::new(listener);
+    let listening = net::listen_with_backlog(&config.a_addrs, config.socket_buffers, BACKLOG);
+    let shown_a = crate::shown_address(&config.a, listening.as_ref().ok());
+    let waiting = || {
+        outputs
+            .say
+            .line(format_args!("Waiting for connections from A {shown_a}..."))
+    };
+    let listener = match listening {
+        Ok(listener) => Arc::new(listener),
+        Err(error) => {
+            // Said before the error, as without -k: the error then follows the
+            // address it is about.
+            waiting();
+            return Err(Error::Accept(error));
+        }
+    };
     // From here a signal stops the listener and every connection, and the run ends
     // with every output flushed, instead of the process just exiting.
     stopper.start_relay(std::slice::from_ref(&listener));
-    outputs
-        .say
-        .line(format_args!("Waiting for connections from A {shown_a}..."));
+    waiting();
 
     let logger = crate::logger(config, outputs)
         .many(config.b.to_string())
@@ -89,6 +99,15 @@ pub(crate) fn run(
             };
             let accepted = (SystemTime::now(), Instant::now());
             id += 1;
+            // Told here, not by the connection's own thread: the connections are
+            // numbered in the order they were accepted, and their `Connection from A`
+            // lines must come in that order too, which threads started one after
+            // the other would not keep.
+            let _ = notes.send(Note::Accepted {
+                conn: id,
+                a: peer(&a),
+                at: accepted.0,
+            });
             let notes = notes.clone();
             let settings = &settings;
             let stopper = stopper.child();
@@ -156,7 +175,8 @@ fn out_of_resources(error: &io::Error) -> bool {
     )
 }
 
-/// One client: dial B for it, then relay until both directions are closed.
+/// One client, already announced to the logger: dial B for it, then relay until both
+/// directions are closed.
 fn serve(
     id: ConnId,
     a: Socket,
@@ -166,11 +186,6 @@ fn serve(
     notes: &Sender<Note>,
     stopper: &Stopper,
 ) {
-    let _ = notes.send(Note::Accepted {
-        conn: id,
-        a: peer(&a),
-        at: accepted.0,
-    });
     let b = net::connect(&config.b_addrs, config.socket_buffers, stopper.channel())
         .map_err(Error::Connect)
         .and_then(|(b, _)| {

@@ -98,9 +98,12 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
     let (b, _) = net::connect(&config.b_addrs, config.socket_buffers, stopper.channel())
         .map_err(Error::Connect)?;
 
-    let listener = net::listen(&config.a_addrs, config.socket_buffers).map_err(Error::Accept)?;
-    let shown_a = shown_address(&config.a, &listener);
+    // The line comes before a failure to listen too, as the original's does: the
+    // error ("Address already in use") then follows the address it is about.
+    let listener = net::listen(&config.a_addrs, config.socket_buffers);
+    let shown_a = shown_address(&config.a, listener.as_ref().ok());
     say.line(format_args!("Waiting for a connection from A {shown_a}..."));
+    let listener = listener.map_err(Error::Accept)?;
     let (a, _) = net::accept(&listener).map_err(Error::Accept)?;
     let accepted = (SystemTime::now(), Instant::now());
     drop(listener); // one A only, as the original
@@ -134,11 +137,12 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
     Ok(Outcome::of(report, &stopper))
 }
 
-/// `-A` as typed, but with the port the listener really got when it was 0.
-pub(crate) fn shown_address(typed: &Endpoint, listener: &socket2::Socket) -> Endpoint {
+/// `-A` as typed, but with the port the listener really got when it was 0; as typed
+/// when there is no listener (listening failed).
+pub(crate) fn shown_address(typed: &Endpoint, listener: Option<&socket2::Socket>) -> Endpoint {
     let mut shown = typed.clone();
     if shown.numeric_port() == Some(0) {
-        if let Some(port) = net::local_port(listener) {
+        if let Some(port) = listener.and_then(net::local_port) {
             shown.serv = port.to_string();
         }
     }

@@ -59,14 +59,11 @@ pub fn run(config: ReplayConfig) -> Result<(), Error> {
             }
             let socket = match side {
                 Side::B => {
-                    let listener = net::listen(addrs, None).map_err(Error::Accept)?;
-                    let mut shown = shown.clone();
-                    if shown.numeric_port() == Some(0) {
-                        if let Some(port) = net::local_port(&listener) {
-                            shown.serv = port.to_string();
-                        }
-                    }
+                    // Said before a failure to listen too, as the relay does.
+                    let listener = net::listen(addrs, None);
+                    let shown = crate::shown_address(shown, listener.as_ref().ok());
                     println!("Waiting for a connection from A {shown}...");
+                    let listener = listener.map_err(Error::Accept)?;
                     net::accept_within(&listener, config.timeout).map_err(Error::Accept)?
                 }
                 Side::A => {

@@ -375,6 +375,59 @@ fn a_broken_pipe_ends_the_capture_with_a_reset() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Peers that close without reading what they were sent (each close a reset, its
+/// peer's line unread) end no relay in failure: the capture shows both lines and
+/// both FINs, no RST (tiburoncin failed nothing), and nothing Wireshark would flag.
+#[test]
+fn peers_that_close_without_reading_leave_a_clean_capture() {
+    if !have_tshark() {
+        return;
+    }
+    let dir = scratch_dir("capture-unread");
+    let file = capture_path(&dir, "unread.pcap");
+    let file_arg = file.to_str().unwrap();
+    let mut s = Session::start(&["-c", "-w", file_arg]);
+    let out = s.stdout().clone();
+    s.a.write_all(b"from A\n").unwrap();
+    s.b.write_all(b"from B\n").unwrap();
+    out.wait_line("A's line to reach B", |l| l == "B is in sync");
+    out.wait_line("B's line to reach A", |l| l == "A is in sync");
+    let Session {
+        mut process, a, b, ..
+    } = s;
+    a.shutdown(Shutdown::Both).unwrap();
+    drop(a);
+    out.wait_line("A's shutdown", |l| l == "A -> B flow shutdown");
+    b.shutdown(Shutdown::Both).unwrap();
+    drop(b);
+    assert_eq!(process.wait().code(), Some(0));
+    assert_eq!(process.stderr.text(), "");
+    let [(_, ab), (_, ba)] = follow(&file);
+    assert_eq!((&ab[..], &ba[..]), (&b"from A\n"[..], &b"from B\n"[..]));
+    assert_clean(&file, false);
+    let flags = tshark(
+        &file,
+        &[
+            "-T",
+            "fields",
+            "-e",
+            "tcp.flags.fin",
+            "-e",
+            "tcp.flags.reset",
+        ],
+    );
+    // tshark 4 shows a flag as 1 or True depending on the version.
+    let set = |field: &str| field == "1" || field == "True";
+    let (mut fins, mut resets) = (0, 0);
+    for line in flags.stdout.lines() {
+        let (fin, reset) = line.split_once('\t').unwrap();
+        fins += usize::from(set(fin));
+        resets += usize::from(set(reset));
+    }
+    assert_eq!((fins, resets), (2, 0), "{}", flags.stdout);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Test 4: SIGINT in the middle of a transfer leaves a whole file, holding at least
 /// what B already got.
 #[test]

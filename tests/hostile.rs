@@ -39,8 +39,6 @@ fn more_malformed_relay_command_lines() {
         &["-A", "127.0.0.1:-1", "-B", "2"],
         &["-A", "1", "-B", "[::1]"],
         &["-A", "1", "-B", "2", "-f"],
-        &["-A", "1", "-A", "2", "-B", "3"],
-        &["-A", "1", "-B", "2", "-q", "-q"],
         &["-A", "1", "-B", "2", "--bogus"],
         &["-A", "1 2", "-B", "3"],
         // What a user typed is echoed back: control characters in it are escaped,
@@ -51,6 +49,44 @@ fn more_malformed_relay_command_lines() {
     for case in cases {
         assert_usage_error(&strings(case), false);
     }
+}
+
+/// A flag given twice is no mistake, as with the original's getopt: the last one
+/// wins. Here A's first address is taken, so only the second can work, and `-c -c`
+/// still means no colours.
+#[test]
+fn a_repeated_flag_is_taken_the_last_time() {
+    let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let b_port = b.local_addr().unwrap().port();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let mut p = Process::spawn(&strings(&[
+        "-A",
+        &format!("127.0.0.1:{taken_port}"),
+        "-A",
+        "127.0.0.1:0",
+        "-B",
+        &format!("127.0.0.1:{b_port}"),
+        "-c",
+        "-c",
+    ]));
+    let waiting = p.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A ")
+    });
+    let a_port = waiting_port(&waiting);
+    assert_ne!(a_port, taken_port, "{waiting}");
+    let (mut b, _) = b.accept().unwrap();
+    let mut a = TcpStream::connect(("127.0.0.1", a_port)).unwrap();
+    a.write_all(b"twice\n").unwrap();
+    assert_eq!(read_exact(&mut b, 6), b"twice\n");
+    a.shutdown(Shutdown::Write).unwrap();
+    b.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut a).unwrap(), b"");
+    assert_eq!(p.wait().code(), Some(0), "{}", p.stderr.text());
+    assert_eq!(p.stderr.text(), "");
+    let out = p.stdout.text();
+    assert!(out.contains("A -> B sent 6 bytes\n"), "{out}");
+    assert!(!out.contains('\x1b'), "colours despite -c -c: {out:?}");
 }
 
 /// An argument that is not UTF-8 at all.
@@ -93,7 +129,6 @@ fn malformed_replay_command_lines() {
         &["replay", f, "--list", "--timeout", "-3"],
         &["replay", f, "--list", "--timeout", "1e400"],
         &["replay", f, "--list", "--bogus"],
-        &["replay", f, "--list", "--list"],
         &["replay", f, f, "--list"],
         &["replay", f, "--dump"],
         &["replay", f, "--as", "a", "-B", "127.0.0.1:70000"],

@@ -193,6 +193,30 @@ fn a_client_whose_b_is_unreachable_is_turned_away() {
     );
 }
 
+/// A's address is taken: the waiting line names it, and the error follows, as
+/// without `-k`.
+#[test]
+fn a_busy_address_for_a_is_named_before_the_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a_port = taken.local_addr().unwrap().port();
+    let mut p = Process::spawn(&[
+        "-k".into(),
+        "-A".into(),
+        format!("127.0.0.1:{a_port}"),
+        "-B".into(),
+        "127.0.0.1:9".into(),
+    ]);
+    assert_eq!(p.wait().code(), Some(1));
+    assert_eq!(
+        p.stdout.text(),
+        format!("Waiting for connections from A 127.0.0.1:{a_port}...\n")
+    );
+    assert_eq!(
+        p.stderr.text(),
+        "Wait for connection from the source failed: Address already in use\n"
+    );
+}
+
 /// `--max-conns 1`: a second client waits, accepted by the kernel but not relayed,
 /// until the first connection ends.
 #[test]
@@ -219,6 +243,48 @@ fn max_conns_makes_extra_clients_wait() {
         .wait_count("two summaries", 2, |l| l.contains("] Relayed"));
     k.process.signal(libc::SIGTERM);
     assert_eq!(k.process.wait().code(), Some(0));
+}
+
+/// Many clients at once: connection N's `[N] Connection from A` line comes after
+/// those of 1 to N-1, so the numbers count the lines as a reader does, however the
+/// threads that serve the connections are scheduled. (Each client closes at once, so
+/// every connection ends, cleanly.)
+#[test]
+fn connections_are_numbered_in_the_order_their_lines_appear() {
+    const CLIENTS: usize = 100;
+    let mut k = Listening::start(&["-c", "-q"], &Options::default());
+    let out = k.process.stdout.clone();
+    // From several threads, so that clients arrive as fast as they can.
+    let port = k.port;
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                for _ in 0..CLIENTS / 4 {
+                    let a = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    a.shutdown(Shutdown::Write).unwrap();
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    // B closes each of its sides too.
+    for _ in 0..CLIENTS {
+        let b = accept_in_time(&k.b);
+        b.shutdown(Shutdown::Write).unwrap();
+    }
+    out.wait_count("every summary", CLIENTS, |l| l.contains("] Relayed A -> B"));
+    k.process.signal(libc::SIGTERM);
+    assert_eq!(k.process.wait().code(), Some(0));
+    assert_eq!(k.process.stderr.text(), "");
+    let numbers: Vec<usize> = out
+        .lines()
+        .iter()
+        .filter(|l| l.contains("] Connection from A "))
+        .map(|l| l[1..l.find(']').unwrap()].parse().unwrap())
+        .collect();
+    assert_eq!(numbers, (1..=CLIENTS).collect::<Vec<_>>());
 }
 
 /// `-k -o`: each connection gets its own pair of dump files, named after its number.

@@ -199,6 +199,53 @@ fn a_consumer_that_is_gone_is_a_broken_pipe() {
     );
 }
 
+/// Both peers say a line and close without reading what they were sent: A shuts down
+/// both sides and closes, then B does. Each line reached the other peer's kernel, so
+/// tiburoncin held nothing that could not be delivered: what a peer left unread was
+/// its own to lose. As the original does, both directions end with their `flow
+/// shutdown`, silently, with exit status 0, though each close was a reset (the peer
+/// had unread bytes) and so the last shutdown found its consumer gone. Twenty times,
+/// so that an ordering between the two directions that only sometimes fails shows.
+#[test]
+fn peers_that_close_without_reading_end_quietly() {
+    for round in 0..20 {
+        let Session {
+            mut process,
+            mut a,
+            mut b,
+        } = Session::start(&["-c"]);
+        let out = process.stdout.clone();
+        a.write_all(b"from A\n").unwrap();
+        b.write_all(b"from B\n").unwrap();
+        // Both lines are in the peers' kernels before anyone closes.
+        out.wait_line("A's line to reach B", |l| l == "B is in sync");
+        out.wait_line("B's line to reach A", |l| l == "A is in sync");
+        a.shutdown(Shutdown::Both).unwrap();
+        drop(a);
+        out.wait_line("A's shutdown", |l| l == "A -> B flow shutdown");
+        b.shutdown(Shutdown::Both).unwrap();
+        drop(b);
+        let status = process.wait();
+        let err = process.stderr.text();
+        assert_eq!(status.code(), Some(0), "round {round}: {err}");
+        assert_eq!(err, "", "round {round}");
+        // Each shutdown line is followed by its direction's status.
+        let lines = out.lines();
+        for (shutdown, status) in [
+            ("A -> B flow shutdown", "B is in sync"),
+            ("B -> A flow shutdown", "A is in sync"),
+        ] {
+            let at = lines.iter().position(|l| l == shutdown);
+            let next = at.and_then(|at| lines.get(at + 1));
+            assert_eq!(
+                next.map(String::as_str),
+                Some(status),
+                "round {round}: {lines:#?}"
+            );
+        }
+    }
+}
+
 /// A client that resets the connection.
 #[test]
 fn a_reset_from_a_is_reported() {
@@ -284,6 +331,34 @@ fn connection_refused() {
     assert_eq!(
         p.stderr.text(),
         "Establish a connection to the destination failed: Connection refused\n"
+    );
+}
+
+/// A's address is taken: as the original, the waiting line names it, and the error
+/// follows.
+#[test]
+fn a_busy_address_for_a_is_named_before_the_error() {
+    let b = TcpListener::bind("127.0.0.1:0").unwrap();
+    let b_port = b.local_addr().unwrap().port();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a_port = taken.local_addr().unwrap().port();
+    let mut p = Process::spawn(&[
+        "-A".into(),
+        format!("127.0.0.1:{a_port}"),
+        "-B".into(),
+        format!("127.0.0.1:{b_port}"),
+    ]);
+    assert_eq!(p.wait().code(), Some(1));
+    assert_eq!(
+        p.stdout.text(),
+        format!(
+            "Connecting to B 127.0.0.1:{b_port}...\n\
+             Waiting for a connection from A 127.0.0.1:{a_port}...\n"
+        )
+    );
+    assert_eq!(
+        p.stderr.text(),
+        "Wait for connection from the source failed: Address already in use\n"
     );
 }
 

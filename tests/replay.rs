@@ -324,6 +324,22 @@ fn replay_as_a_with(name: &str, extra: &[&str], server: Vec<Step>) -> (i32, Stri
     result
 }
 
+/// `--as b` where A's address is taken: the waiting line names it, and the error
+/// follows, as in the relay.
+#[test]
+fn as_b_on_a_busy_address_names_it_before_the_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = format!("127.0.0.1:{}", taken.local_addr().unwrap().port());
+    let path = fixture("lines.pcap");
+    let (code, stdout, stderr) = run(&["replay", path.to_str().unwrap(), "--as", "b", "-A", &a]);
+    assert_eq!(code, 1);
+    assert_eq!(stdout, format!("Waiting for a connection from A {a}...\n"));
+    assert_eq!(
+        stderr,
+        "Wait for connection from the source failed: Address already in use\n"
+    );
+}
+
 #[test]
 fn as_b_a_client_that_repeats_a_matches() {
     let client = script(&fixture("lines.pcap"), 0, Direction::AtoB);
