@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-use crate::event::Direction;
+use crate::direction::Direction;
 
 #[derive(Debug, Error)]
 pub enum Error {

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use tiburoncin::Outcome;
-use tiburoncin::cli::{self, Cli, Command, ReplayArgs};
-use tiburoncin::config::{Config, ReplayConfig};
+use tiburoncin::cli::args::{self as cli, Cli, Command, ReplayArgs};
+use tiburoncin::cli::config::{Config, ReplayConfig};
 use tiburoncin::error::Error;
 
 fn main() -> ExitCode {

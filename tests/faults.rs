@@ -287,7 +287,7 @@ fn sigint_while_connecting_to_a_b_that_never_accepts() {
 /// capture must read to its end without an error.
 fn captured(path: &Path) -> [Vec<u8>; 2] {
     let mut bytes = [Vec::new(), Vec::new()];
-    let turns = tiburoncin::recording::turns(path, 0)
+    let turns = tiburoncin::replay::recording::turns(path, 0)
         .unwrap_or_else(|e| panic!("{} does not read back: {e}", path.display()));
     for turn in turns {
         bytes[turn.dir.index()].extend_from_slice(&turn.bytes);
@@ -679,8 +679,8 @@ fn outputs_on_a_disk_that_fills_up() {
 /// The bytes each way in the part of a capture that was written whole: the file may
 /// end in the middle of a packet (a full disk, a SIGKILL), but only there.
 fn readable_part(path: &Path) -> [Vec<u8>; 2] {
-    use tiburoncin::pcap_read::CaptureReader;
-    use tiburoncin::reassembly::{Event, Reassembler};
+    use tiburoncin::capture::read::CaptureReader;
+    use tiburoncin::replay::reassembly::{Event, Reassembler};
     let mut reader = CaptureReader::open(path).unwrap();
     let mut reassembler = Reassembler::new();
     let mut events = Vec::new();

@@ -14,9 +14,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{Process, Step, change_byte, have_tshark, perform, waiting_port};
-use tiburoncin::event::Direction;
-use tiburoncin::reassembly::{Ending, Event};
-use tiburoncin::recording::Recording;
+use tiburoncin::direction::Direction;
+use tiburoncin::replay::reassembly::{Ending, Event};
+use tiburoncin::replay::recording::Recording;
 
 const FIXTURES: [&str; 8] = [
     "http.pcap",

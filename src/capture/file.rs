@@ -28,7 +28,7 @@ use pcap_file::pcapng::blocks::interface_description::{
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
 
-use crate::packet;
+use crate::capture::packet;
 
 /// No packet is longer (see `packet::MAX_PACKET`), so none is ever cut.
 pub const SNAPLEN: u32 = packet::MAX_PACKET as u32;

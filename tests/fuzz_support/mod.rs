@@ -13,9 +13,9 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use tiburoncin::event::Direction;
-use tiburoncin::pcap_read::CaptureReader;
-use tiburoncin::reassembly::{Ending, Event, Reassembler};
+use tiburoncin::capture::read::CaptureReader;
+use tiburoncin::direction::Direction;
+use tiburoncin::replay::reassembly::{Ending, Event, Reassembler};
 
 /// Reads `bytes` as a capture and reassembles every connection in it, checking the
 /// events against the summary. Panics (a crash to the fuzzer) on any inconsistency.

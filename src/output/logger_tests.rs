@@ -1,8 +1,8 @@
 //! The logger's unit tests: events in, text, JSON and reports out.
 
 use super::*;
-use crate::buffer::Chunk;
-use crate::event::Direction;
+use crate::direction::Direction;
+use crate::relay::buffer::Chunk;
 use std::time::Duration;
 
 /// A time for events whose time is not shown.

@@ -18,7 +18,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::error::Error;
-use crate::stop::Stopper;
+use crate::relay::stop::Stopper;
 
 /// Starts the thread that turns SIGINT and SIGTERM into a stop.
 pub fn install(stopper: Arc<Stopper>) -> io::Result<()> {

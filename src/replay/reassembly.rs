@@ -33,8 +33,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::decode::Segment;
-use crate::event::Direction;
+use crate::capture::decode::Segment;
+use crate::direction::Direction;
 
 /// Bytes that may wait behind a hole in one direction before the hole is given up as
 /// never captured and skipped (a capture that dropped packets must not grow forever).

@@ -20,7 +20,7 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{PcapError, TsResolution};
 
-use crate::decode::{self, Segment};
+use crate::capture::decode::{self, Segment};
 use crate::error::Error;
 
 const PCAP_MAGICS: [[u8; 4]; 4] = [

@@ -6,8 +6,44 @@
 //! partial last line has no newline, exactly as the original tool leaves it.
 
 use std::io::{self, Write};
+use std::path::PathBuf;
 
-use crate::hexdump::HEX;
+use crate::output::hexdump::HEX;
+
+/// Where the dump files go, if anywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpPaths {
+    pub a_to_b: PathBuf,
+    pub b_to_a: PathBuf,
+    /// `-f`'s prefix (empty for `-o`), from which `-k` makes one pair per connection.
+    prefix: PathBuf,
+}
+
+impl DumpPaths {
+    pub fn contains(&self, path: &std::path::Path) -> bool {
+        self.a_to_b == path || self.b_to_a == path
+    }
+
+    pub fn with_prefix(prefix: PathBuf) -> DumpPaths {
+        let named = |name: &str| {
+            let mut path = prefix.clone().into_os_string();
+            path.push(name);
+            PathBuf::from(path)
+        };
+        DumpPaths {
+            a_to_b: named("AtoB.dump"),
+            b_to_a: named("BtoA.dump"),
+            prefix,
+        }
+    }
+
+    /// `-k`: connection `n`'s files, `<prefix>n-AtoB.dump` and `<prefix>n-BtoA.dump`.
+    pub fn for_connection(&self, n: u64) -> DumpPaths {
+        let mut prefix = self.prefix.clone().into_os_string();
+        prefix.push(format!("{n}-"));
+        DumpPaths::with_prefix(PathBuf::from(prefix))
+    }
+}
 
 /// Writes one direction's bytes as a hex dump into `W`.
 pub struct DumpWriter<W: Write> {

@@ -9,8 +9,8 @@
 use std::io;
 use std::time::Duration;
 
-use crate::event::Direction;
-use crate::hexdump;
+use crate::direction::Direction;
+use crate::output::hexdump;
 
 /// How much of each side a report shows: four rows of sixteen.
 pub const SHOWN: usize = 64;

@@ -100,6 +100,20 @@ impl fmt::Display for Endpoint {
     }
 }
 
+impl Endpoint {
+    /// As typed, but with the port the listener really got when it was 0; as typed
+    /// when there is no listener (listening failed).
+    pub fn as_listening(&self, listener: Option<&socket2::Socket>) -> Endpoint {
+        let mut shown = self.clone();
+        if shown.numeric_port() == Some(0) {
+            if let Some(port) = listener.and_then(crate::relay::net::local_port) {
+                shown.serv = port.to_string();
+            }
+        }
+        shown
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! Unit tests for `reassembly`: one per rule, each a small hand-made conversation.
 
 use super::*;
-use crate::decode::Flags;
+use crate::capture::decode::Flags;
 use Direction::{AtoB, BtoA};
 
 const CLIENT: &str = "10.0.0.1:40000";

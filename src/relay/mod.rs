@@ -36,6 +36,14 @@
 //! hold; the reader's cut-through is off for that direction, so no byte bypasses
 //! them.
 
+pub mod buffer;
+pub mod event;
+pub mod faults;
+pub mod kernel_queues;
+pub mod net;
+pub(crate) mod outlet;
+pub mod stop;
+
 use std::fs::File;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
@@ -47,47 +55,17 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, select};
 use socket2::Socket;
 
-use crate::buffer::{Drainer, Filler, user_space_buffer};
-use crate::event::{Closing, ConnId, Direction, End, Ending, Event, Note, Opening};
-use crate::faults::{Allow, Faults, Shaper};
-use crate::logger::Report;
-use crate::outlet::Outlet;
-use crate::stop::Stopper;
+use crate::relay::buffer::{Drainer, Filler, user_space_buffer};
+use crate::relay::event::{Closing, ConnId, Direction, End, Ending, Event, Note, Opening};
+use crate::relay::faults::{Allow, Faults, Shaper};
+use crate::relay::outlet::Outlet;
+use crate::relay::stop::Stopper;
 
 /// Notes in flight to the logger before a relay thread waits for it.
 pub const NOTE_QUEUE: usize = 1024;
 
 /// After a failure, how long writers may keep draining before everything is cut.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
-
-/// How a run ended.
-#[derive(Debug)]
-pub enum Outcome {
-    /// Every connection closed both directions; every byte read was delivered.
-    Completed(Report),
-    /// A connection or an output failed; the messages are already on stderr.
-    Failed(Report),
-    /// A signal stopped connections that were still relaying; every output was
-    /// flushed.
-    Cancelled(i32, Report),
-}
-
-impl Outcome {
-    /// Judges a run by its logger's report: any failure makes it a failure (the
-    /// more useful news for a script), else a signal that cut connections short
-    /// makes it cancelled.
-    pub fn of(report: Report, stopper: &Stopper) -> Outcome {
-        if report.connections.failed > 0 || !report.output_failures.is_empty() {
-            Outcome::Failed(report)
-        } else if let (Some(signal), true) =
-            (stopper.cancelled_by(), report.connections.cancelled > 0)
-        {
-            Outcome::Cancelled(signal, report)
-        } else {
-            Outcome::Completed(report)
-        }
-    }
-}
 
 /// What every connection's relay is given, the same for all of them.
 #[derive(Debug, Clone)]

@@ -28,17 +28,18 @@ use std::time::SystemTime;
 
 use crossbeam_channel::Receiver;
 
-use crate::capture::{Capture, Connection, Format};
-use crate::config::DumpPaths;
-use crate::dump::DumpWriter;
+use crate::capture::Format;
 use crate::error::Error;
-use crate::event::{Closing, ConnId, Ending, Event, Note, Opening};
-use crate::events_json::{JsonEvents, Kind, Record};
-use crate::faults::{self, Faults, Injected};
-use crate::kernel_queues::Queues;
-use crate::printer::{Flow, Printer, label};
-use crate::sink::{CaptureOut, SharedFile, Sink, output_failed};
-use crate::timestamps::{TimestampKind, Timestamps};
+use crate::output::capture::{Capture, Connection};
+use crate::output::dump::DumpPaths;
+use crate::output::dump::DumpWriter;
+use crate::output::json::{JsonEvents, Kind, Record};
+use crate::output::printer::{Flow, Printer, label};
+use crate::output::sink::{CaptureOut, SharedFile, Sink, output_failed};
+use crate::output::timestamps::{TimestampKind, Timestamps};
+use crate::relay::event::{Closing, ConnId, Ending, Event, Note, Opening};
+use crate::relay::faults::{self, Faults, Injected};
+use crate::relay::kernel_queues::Queues;
 
 /// Where `--events` goes: a file or standard output.
 pub type JsonOut = Box<dyn Write + Send>;

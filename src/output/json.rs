@@ -15,9 +15,9 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::event::Direction;
-use crate::hexdump::HEX;
-use crate::kernel_queues::Queues;
+use crate::direction::Direction;
+use crate::output::hexdump::HEX;
+use crate::relay::kernel_queues::Queues;
 
 /// What a per-direction record reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::Sender;
 use socket2::Socket;
 
-use crate::event::{ConnId, Direction, End, Event, Note};
-use crate::faults::{Allow, Injected, Shaper};
-use crate::kernel_queues::{self, Queues};
-use crate::net;
-use crate::stop::Stopper;
+use crate::relay::event::{ConnId, Direction, End, Event, Note};
+use crate::relay::faults::{Allow, Injected, Shaper};
+use crate::relay::kernel_queues::{self, Queues};
+use crate::relay::net;
+use crate::relay::stop::Stopper;
 
 /// Before an injected reset, how long the consumer may take to acknowledge the bytes
 /// already written to it (a reset discards what it has not acknowledged).

@@ -40,16 +40,16 @@ use std::time::{Duration, SystemTime};
 
 use socket2::SockRef;
 
-use crate::capture::Capture;
-use crate::difference::Difference;
 use crate::error::Error;
-use crate::event::{self, Direction, End};
-use crate::printer::{Flow, Printer};
-use crate::reassembly::{Ending, Event};
-use crate::recording::Recording;
+use crate::output::capture::Capture;
+use crate::output::printer::{Flow, Printer};
+use crate::relay::event::{self, Direction, End};
+use crate::replay::difference::Difference;
+use crate::replay::reassembly::{Ending, Event};
+use crate::replay::recording::Recording;
 
 /// How much the peer may have sent that is read to show it in a difference.
-const SHOWN: usize = crate::difference::SHOWN;
+const SHOWN: usize = crate::replay::difference::SHOWN;
 
 /// How to play.
 #[derive(Debug, Clone, Copy)]

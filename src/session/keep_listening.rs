@@ -28,12 +28,12 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 use socket2::Socket;
 
-use crate::config::Config;
+use crate::cli::config::Config;
 use crate::error::Error;
-use crate::event::{Closing, ConnId, Ending, Note};
-use crate::relay::{self, Link, NOTE_QUEUE, Outcome, Settings, peer};
-use crate::stop::Stopper;
-use crate::{Outputs, net};
+use crate::relay::event::{Closing, ConnId, Ending, Note};
+use crate::relay::stop::Stopper;
+use crate::relay::{self, Link, NOTE_QUEUE, Settings, net, peer};
+use crate::session::{Outcome, Outputs};
 
 /// Clients the kernel may hold, handshake done, while every slot is taken.
 const BACKLOG: i32 = 1024;
@@ -50,7 +50,7 @@ pub(crate) fn run(
     outputs: Outputs,
 ) -> Result<Outcome, Error> {
     let listening = net::listen_with_backlog(&config.a_addrs, config.socket_buffers, BACKLOG);
-    let shown_a = crate::shown_address(&config.a, listening.as_ref().ok());
+    let shown_a = config.a.as_listening(listening.as_ref().ok());
     let waiting = || {
         outputs
             .say
@@ -70,7 +70,7 @@ pub(crate) fn run(
     stopper.start_relay(std::slice::from_ref(&listener));
     waiting();
 
-    let logger = crate::logger(config, outputs)
+    let logger = crate::session::logger(config, outputs)
         .many(config.b.to_string())
         .dumps_per_connection(config.dumps.clone());
     let settings = Settings {

@@ -5,21 +5,26 @@
 //! `Player` set up as the server (listen on -A, like the relay does) or as the client
 //! (connect to -B, like the relay does). The byte-for-byte work is in `player`.
 
+pub mod difference;
+pub mod player;
+pub mod reassembly;
+pub mod recording;
+
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::TcpStream;
 use std::time::{Duration, SystemTime};
 
-use crate::capture::{Capture, Connection};
+use crate::output::capture::{Capture, Connection};
 
-use crate::cli::Side;
-use crate::config::{CaptureFile, ReplayConfig, ReplayMode};
+use crate::cli::args::Side;
+use crate::cli::config::{CaptureFile, ReplayConfig, ReplayMode};
+use crate::direction::Direction;
 use crate::error::Error;
-use crate::event::Direction;
-use crate::net;
-use crate::player::{Player, Settings};
-use crate::reassembly::{Ending, StreamInfo};
-use crate::recording::{self, Recording};
+use crate::relay::net;
+use crate::replay::player::{Player, Settings};
+use crate::replay::reassembly::{Ending, StreamInfo};
+use crate::replay::recording::Recording;
 
 /// Runs the replay command; a difference from the recording is an `Error::Differs`.
 pub fn run(config: ReplayConfig) -> Result<(), Error> {
@@ -61,7 +66,7 @@ pub fn run(config: ReplayConfig) -> Result<(), Error> {
                 Side::B => {
                     // Said before a failure to listen too, as the relay does.
                     let listener = net::listen(addrs, None);
-                    let shown = crate::shown_address(shown, listener.as_ref().ok());
+                    let shown = shown.as_listening(listener.as_ref().ok());
                     println!("Waiting for a connection from A {shown}...");
                     let listener = listener.map_err(Error::Accept)?;
                     net::accept_within(&listener, config.timeout).map_err(Error::Accept)?

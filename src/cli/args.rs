@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::addr::Endpoint;
-use crate::config::SizePair;
-use crate::faults::{self, Delay};
-use crate::timestamps::TimestampKind;
+use crate::cli::addr::Endpoint;
+use crate::cli::config::SizePair;
+use crate::output::timestamps::TimestampKind;
+use crate::relay::faults::{self, Delay};
 
 /// A TCP man in the middle: relays every byte between A and B, showing each chunk as
 /// a hexdump and how far the receiving side is behind.

@@ -17,50 +17,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use crate::buffer::Chunk;
-use crate::faults::Injected;
-use crate::kernel_queues::Queues;
-
-/// One of the two flows of the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    AtoB,
-    BtoA,
-}
-
-impl Direction {
-    pub const BOTH: [Direction; 2] = [Direction::AtoB, Direction::BtoA];
-
-    /// The side that produces this flow's bytes.
-    pub fn from(self) -> &'static str {
-        match self {
-            Direction::AtoB => "A",
-            Direction::BtoA => "B",
-        }
-    }
-
-    /// The side that consumes them.
-    pub fn to(self) -> &'static str {
-        match self {
-            Direction::AtoB => "B",
-            Direction::BtoA => "A",
-        }
-    }
-
-    /// 0 for A->B, 1 for B->A: the index into per-direction arrays.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// Which end of a direction an operation failed on: reading from the producer, or
-/// writing to (or shutting down) the consumer. The capture needs it to know which
-/// peer reset the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    Producer,
-    Consumer,
-}
+pub use crate::direction::{Direction, End};
+use crate::relay::buffer::Chunk;
+use crate::relay::faults::Injected;
+use crate::relay::kernel_queues::Queues;
 
 /// Every event carries `at`, the wall-clock time when the system call that it reports
 /// returned: timestamps and the capture's packets show the moments things happened, not the

@@ -9,11 +9,12 @@ use std::path::PathBuf;
 
 use std::time::Duration;
 
-use crate::addr::Endpoint;
 use crate::capture::Format;
-use crate::cli::{Cli, ReplayArgs, Side, Timing};
-use crate::faults::Faults;
-use crate::timestamps::TimestampKind;
+use crate::cli::addr::Endpoint;
+use crate::cli::args::{Cli, ReplayArgs, Side, Timing};
+use crate::output::dump::DumpPaths;
+use crate::output::timestamps::TimestampKind;
+use crate::relay::faults::Faults;
 
 /// The original's default user-space buffer per direction.
 pub const DEFAULT_BUFFER: usize = 2048;
@@ -76,15 +77,6 @@ fn parse_size(text: &str, max: u64) -> Result<usize, String> {
         Ok(n) if n <= max => usize::try_from(n).map_err(|_| format!("'{text}' is too large")),
         _ => Err(format!("'{text}' is too large (at most {max} bytes)")),
     }
-}
-
-/// Where the dump files go, if anywhere.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DumpPaths {
-    pub a_to_b: PathBuf,
-    pub b_to_a: PathBuf,
-    /// `-f`'s prefix (empty for `-o`), from which `-k` makes one pair per connection.
-    prefix: PathBuf,
 }
 
 /// Where `--events` writes.
@@ -208,32 +200,6 @@ impl Config {
                 .keep_listening
                 .then(|| cli.max_conns.map_or(DEFAULT_MAX_CONNS, |n| n as usize)),
         })
-    }
-}
-
-impl DumpPaths {
-    fn contains(&self, path: &std::path::Path) -> bool {
-        self.a_to_b == path || self.b_to_a == path
-    }
-
-    fn with_prefix(prefix: PathBuf) -> DumpPaths {
-        let named = |name: &str| {
-            let mut path = prefix.clone().into_os_string();
-            path.push(name);
-            PathBuf::from(path)
-        };
-        DumpPaths {
-            a_to_b: named("AtoB.dump"),
-            b_to_a: named("BtoA.dump"),
-            prefix,
-        }
-    }
-
-    /// `-k`: connection `n`'s files, `<prefix>n-AtoB.dump` and `<prefix>n-BtoA.dump`.
-    pub fn for_connection(&self, n: u64) -> DumpPaths {
-        let mut prefix = self.prefix.clone().into_os_string();
-        prefix.push(format!("{n}-"));
-        DumpPaths::with_prefix(PathBuf::from(prefix))
     }
 }
 
@@ -398,7 +364,7 @@ mod tests {
         let all = ["tiburoncin", "replay"].iter().chain(args).copied();
         let cli = Cli::try_parse_from(all).map_err(|e| e.to_string())?;
         match cli.command {
-            Some(crate::cli::Command::Replay(args)) => ReplayConfig::from_args(args),
+            Some(crate::cli::args::Command::Replay(args)) => ReplayConfig::from_args(args),
             None => Err("no subcommand".into()),
         }
     }
@@ -455,7 +421,7 @@ mod tests {
 
     #[test]
     fn faults_per_direction() {
-        use crate::faults::Delay;
+        use crate::relay::faults::Delay;
         let c = config(&["-A", "1", "-B", "2"]).unwrap();
         assert!(!c.faults[0].any() && !c.faults[1].any());
         let c = config(&[

@@ -12,9 +12,9 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{DataLink, TsResolution};
 
-use super::file::NANOSECONDS;
 use super::*;
-use crate::buffer::Chunk;
+use crate::capture::file::NANOSECONDS;
+use crate::relay::buffer::Chunk;
 
 use Direction::{AtoB, BtoA};
 

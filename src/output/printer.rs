@@ -8,10 +8,10 @@
 use std::io::Write;
 use std::time::SystemTime;
 
-use crate::event::{ConnId, Direction};
-use crate::hexdump;
-use crate::kernel_queues::Queues;
-use crate::timestamps::Timestamps;
+use crate::output::hexdump;
+use crate::output::timestamps::Timestamps;
+use crate::relay::event::{ConnId, Direction};
+use crate::relay::kernel_queues::Queues;
 
 pub(crate) const COLOURS: [&[u8]; 2] = [b"\x1b[91m", b"\x1b[94m"];
 pub(crate) const BOLD: &[u8] = b"\x1b[1m";

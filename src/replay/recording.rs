@@ -10,10 +10,10 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::capture::read::CaptureReader;
+use crate::direction::Direction;
 use crate::error::Error;
-use crate::event::Direction;
-use crate::pcap_read::CaptureReader;
-use crate::reassembly::{Event, Reassembler, StreamInfo};
+use crate::replay::reassembly::{Event, Reassembler, StreamInfo};
 
 /// Every TCP connection in the capture, in Wireshark's `tcp.stream` order.
 pub fn list(path: &Path) -> Result<Vec<StreamInfo>, Error> {
