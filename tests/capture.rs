@@ -1,5 +1,5 @@
 //! The capture (`-w`) as a user meets it: real sessions through the real binary, the
-//! file then read by tshark, the judge DESIGN.md names. "Follow TCP Stream" must give
+//! file then read by tshark, the judge of what Wireshark will show. "Follow TCP Stream" must give
 //! exactly the bytes relayed, and Wireshark's expert analysis must find nothing.
 //!
 //! Tests that need tshark fail when it is missing under CI (CI installs it), and
@@ -111,7 +111,7 @@ fn decode_hex(hex: &str) -> impl Iterator<Item = u8> + '_ {
         .map(move |i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex from tshark"))
 }
 
-/// What DESIGN.md asks of every capture: no expert flag, good checksums, one TCP
+/// What every capture must be: no expert flag, good checksums, one TCP
 /// connection, the IP version expected.
 fn assert_clean(file: &Path, ipv6: bool) {
     let flagged = tshark(file, &["-Y", "tcp.analysis.flags"]);

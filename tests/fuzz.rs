@@ -1,5 +1,7 @@
-//! Hostile capture files: every input that ever crashed the capture reader or the
+//! Hostile capture files: every fixture through the capture reader and the
 //! reassembler, and a short run of mutation fuzzing without coverage guidance.
+//! An input that once crashed them is kept in `fixtures/` as a fixture of its own
+//! (see fuzz/README.md), and is checked with the others.
 //!
 //! The long, coverage-guided run is `fuzz/` (cargo-fuzz, nightly); this one needs
 //! only stable Rust, so it runs in CI on every change. It starts from the fixtures,
@@ -37,13 +39,12 @@ fn fixtures() -> PathBuf {
 }
 
 /// The captures the mutations start from: the fixtures (tcpdump's and dumpcap's),
-/// captures of our own `-w` (`fuzz/seeds/`), and the past crashes.
+/// and captures of our own `-w` (`fuzz/seeds/`).
 fn seeds() -> Vec<Vec<u8>> {
     let mut paths = files_in(&fixtures());
     paths.extend(files_in(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds"),
     ));
-    paths.extend(files_in(&fixtures().join("crashes")));
     paths
         .iter()
         .filter(|p| {
@@ -63,19 +64,6 @@ fn env_number(name: &str, default: u64) -> u64 {
     }
 }
 
-/// Every input that once made the reader or the reassembler panic (or disagree with
-/// itself) is kept in `fixtures/crashes/` and must stay harmless.
-#[test]
-fn past_crashes_stay_fixed() {
-    let crashes = files_in(&fixtures().join("crashes"));
-    for path in &crashes {
-        let bytes = std::fs::read(path).unwrap();
-        let outcome = panic::catch_unwind(|| check_capture(&bytes));
-        assert!(outcome.is_ok(), "{} crashes again", path.display());
-    }
-    eprintln!("{} past crash inputs checked", crashes.len());
-}
-
 #[test]
 fn the_fixtures_pass_the_check() {
     let seeds = seeds();
@@ -86,8 +74,8 @@ fn the_fixtures_pass_the_check() {
 }
 
 /// Mutation fuzzing without coverage guidance: random changes to the fixtures, each
-/// fed through the whole reading path. A crash is saved under the target directory
-/// for `fixtures/crashes/`.
+/// fed through the whole reading path. A crash is saved under the target directory,
+/// to become a fixture once it is fixed.
 #[test]
 fn mutation_fuzzing_without_coverage_guidance() {
     let inputs = env_number("TIBURONCIN_FUZZ_INPUTS", DEFAULT_INPUTS);

@@ -325,7 +325,7 @@ fn each_connection_has_its_own_dump_files() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-// --- the load test of issue 7 ---------------------------------------------------
+// --- the load test ---------------------------------------------------------------
 
 /// Bytes each client sends each way: 1 MB in CI, more with TIBURONCIN_LOAD_MB.
 fn load_size() -> usize {
@@ -401,7 +401,7 @@ fn peak_rss_kb(pid: u32) -> u64 {
         .expect("VmHWM in /proc/PID/status")
 }
 
-/// Issue 7's load test: 100 concurrent clients, each sending `load_size()` bytes
+/// The load test: 100 concurrent clients, each sending `load_size()` bytes
 /// while receiving as many from its B, all through one `-q -k` process. Every byte
 /// must arrive intact, and the memory must stay bounded by the buffers, not grow
 /// with the traffic.

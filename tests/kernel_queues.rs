@@ -21,7 +21,7 @@ fn parse_status(line: &str) -> Option<(u64, u64, u64)> {
     Some((behind, queued.parse().ok()?, unread.parse().ok()?))
 }
 
-/// The seed's slow receiver with the kernel's queues shown: once the user-space
+/// The original tool's slow receiver with the kernel's queues shown: once the user-space
 /// buffer is full, bytes also wait in the send queue to B (B's window is full) and
 /// in the receive queue from A (tiburoncin stopped reading).
 #[test]

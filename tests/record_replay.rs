@@ -171,7 +171,7 @@ fn totals(said: &[Said]) -> String {
     format!("{a} bytes A -> B, {b} bytes B -> A")
 }
 
-/// Issue 5, test 1: `--as b` against clients that repeat A, change a byte, or close
+/// `--as b` against clients that repeat A, change a byte, or close
 /// early.
 fn as_b(name: &str) {
     let (file, said) = recorded(&format!("record-replay-b-{name}"), name);
@@ -225,7 +225,7 @@ fn as_b(name: &str) {
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
 }
 
-/// Issue 5, test 2: `--as a` against servers that repeat B or differ.
+/// `--as a` against servers that repeat B or differ.
 fn as_a(name: &str) {
     let (file, said) = recorded(&format!("record-replay-a-{name}"), name);
 

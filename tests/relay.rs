@@ -8,10 +8,10 @@ use std::path::Path;
 
 use common::*;
 
-/// The transcript of DESIGN.md §3, driven one step at a time so that even the order
+/// The hello session of docs/intro.md, driven one step at a time so that even the order
 /// between the two directions is fixed.
 #[test]
-fn the_hello_session_prints_the_design_transcript() {
+fn the_hello_session_prints_the_intro_transcript() {
     let mut s = Session::start(&["-c"]);
     let out = s.stdout().clone();
 
@@ -98,7 +98,7 @@ fn control_bytes_never_reach_the_terminal() {
     }
 }
 
-/// The seed's slow receiver: chunks never exceed -b, the backlog never exceeds -b,
+/// The original tool's slow receiver (docs/slow-receiver.md): chunks never exceed -b, the backlog never exceeds -b,
 /// the relay stalls while B reads nothing, and B then gets every byte.
 #[test]
 fn a_slow_receiver_is_limited_by_the_user_space_buffer() {
@@ -185,7 +185,7 @@ fn half_close_drains_the_buffer_before_the_shutdown() {
     assert!(lines.contains(&"B -> A sent 14 bytes".to_string()));
 }
 
-/// The seed's broken pipe: A goes away while B still sends to it.
+/// The original tool's broken pipe (docs/slow-receiver.md): A goes away while B still sends to it.
 #[test]
 fn a_consumer_that_is_gone_is_a_broken_pipe() {
     let mut s = Session::start(&["-c"]);

@@ -3,7 +3,7 @@
 //! Every line the logger prints goes through here, into one reusable buffer, so
 //! the rules hold everywhere: colour and label first, then the time for a line that
 //! says something, and hexdump rows with the label but without the time. The texts
-//! are the original tool's, word for word (see DESIGN.md section 3).
+//! are the original tool's, word for word (docs/intro.md shows them).
 
 use std::io::Write;
 use std::time::SystemTime;

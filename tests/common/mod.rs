@@ -618,7 +618,7 @@ pub fn have_tshark() -> bool {
     found
 }
 
-/// The seed's broken pipe: A is gone, and B keeps sending to it from a thread of its
+/// The original tool's broken pipe (docs/slow-receiver.md): A is gone, and B keeps sending to it from a thread of its
 /// own until tiburoncin's writes to the vanished A fail.
 pub fn keep_sending_to_a_gone(b: &TcpStream) {
     let mut b = b.try_clone().unwrap();
