@@ -680,7 +680,7 @@ fn outputs_on_a_disk_that_fills_up() {
 /// end in the middle of a packet (a full disk, a SIGKILL), but only there.
 fn readable_part(path: &Path) -> [Vec<u8>; 2] {
     use tiburoncin::capture::read::CaptureReader;
-    use tiburoncin::replay::reassembly::{Event, Reassembler};
+    use tiburoncin::replay::reassembly::{Reassembler, StreamEvent};
     let mut reader = CaptureReader::open(path).unwrap();
     let mut reassembler = Reassembler::new();
     let mut events = Vec::new();
@@ -699,9 +699,9 @@ fn readable_part(path: &Path) -> [Vec<u8>; 2] {
     let mut bytes = [Vec::new(), Vec::new()];
     for event in events {
         match event {
-            Event::Data { dir, bytes: b, .. } => bytes[dir.index()].extend_from_slice(&b),
-            Event::Gap { .. } => panic!("{}: a hole in the capture", path.display()),
-            Event::End { .. } => {}
+            StreamEvent::Data { dir, bytes: b, .. } => bytes[dir.index()].extend_from_slice(&b),
+            StreamEvent::Gap { .. } => panic!("{}: a hole in the capture", path.display()),
+            StreamEvent::End { .. } => {}
         }
     }
     bytes

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{Process, Step, change_byte, have_tshark, perform, waiting_port};
 use tiburoncin::direction::Direction;
-use tiburoncin::replay::reassembly::{Ending, Event};
+use tiburoncin::replay::reassembly::{StreamEnd, StreamEvent};
 use tiburoncin::replay::recording::Recording;
 
 const FIXTURES: [&str; 8] = [
@@ -253,14 +253,14 @@ fn script(path: &Path, stream: usize, dir: Direction) -> Vec<Step> {
     let mut steps = Vec::new();
     while let Some(event) = recording.next_event().unwrap() {
         let step = match event {
-            Event::Data { dir: d, bytes, .. } if d == dir => Step::Send(bytes),
-            Event::Data { bytes, .. } => Step::Receive(bytes.len()),
-            Event::End { dir: d, how, .. } if d == dir => {
-                assert_eq!(how, Ending::Fin, "the live peers only half-close");
+            StreamEvent::Data { dir: d, bytes, .. } if d == dir => Step::Send(bytes),
+            StreamEvent::Data { bytes, .. } => Step::Receive(bytes.len()),
+            StreamEvent::End { dir: d, how, .. } if d == dir => {
+                assert_eq!(how, StreamEnd::Fin, "the live peers only half-close");
                 Step::Shutdown
             }
-            Event::End { .. } => Step::ExpectEnd,
-            Event::Gap { .. } => panic!("the fixture lacks bytes"),
+            StreamEvent::End { .. } => Step::ExpectEnd,
+            StreamEvent::Gap { .. } => panic!("the fixture lacks bytes"),
         };
         steps.push(step);
     }
@@ -469,7 +469,7 @@ fn recorded_timing_keeps_the_pauses_before_our_turns() {
     let mut recording = Recording::open(&path, 0).unwrap();
     let (mut pauses, mut previous) = (Duration::ZERO, None);
     while let Some(event) = recording.next_event().unwrap() {
-        if let Event::Data { dir, time, .. } = event {
+        if let StreamEvent::Data { dir, time, .. } = event {
             if let Some((before_dir, before)) = previous {
                 if dir == Direction::AtoB && before_dir != dir {
                     pauses += time - before;

@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 
+use crate::capture::packet::Flags;
+
 /// Link-layer header types (LINKTYPE_* in the pcap and pcapng specifications).
 pub mod link {
     pub const NULL: u32 = 0;
@@ -52,9 +54,9 @@ pub fn supported(link_type: u32) -> bool {
     )
 }
 
-/// One TCP segment as captured.
+/// One TCP segment as captured (`packet::Segment` is one of ours, to be written).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Segment {
+pub struct CapturedSegment {
     /// Capture time, since the Unix epoch.
     pub time: Duration,
     pub src: SocketAddr,
@@ -63,14 +65,6 @@ pub struct Segment {
     pub flags: Flags,
     /// The payload bytes the capture holds (fewer than were sent if it was cut short).
     pub payload: Vec<u8>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Flags {
-    pub syn: bool,
-    pub ack: bool,
-    pub fin: bool,
-    pub rst: bool,
 }
 
 /// Linux cooked headers: where the protocol type (an EtherType) sits, and the header
@@ -87,7 +81,7 @@ const NULL_HEADER_LEN: usize = 4;
 
 /// The TCP segment in `frame` of link type `link_type`, or `None` when the frame holds
 /// something else (or too little of a TCP segment to use).
-pub fn tcp_segment(link_type: u32, frame: &[u8], time: Duration) -> Option<Segment> {
+pub fn tcp_segment(link_type: u32, frame: &[u8], time: Duration) -> Option<CapturedSegment> {
     let sliced = match link_type {
         link::ETHERNET => LaxSlicedPacket::from_ethernet(frame).ok()?,
         link::LINUX_SLL => cooked(frame, SLL_PROTOCOL_AT, SLL_HEADER_LEN)?,
@@ -114,7 +108,7 @@ pub fn tcp_segment(link_type: u32, frame: &[u8], time: Duration) -> Option<Segme
     let Some(TransportSlice::Tcp(tcp)) = sliced.transport else {
         return None;
     };
-    Some(Segment {
+    Some(CapturedSegment {
         time,
         src: SocketAddr::new(src_ip, tcp.source_port()),
         dst: SocketAddr::new(dst_ip, tcp.destination_port()),
@@ -122,6 +116,7 @@ pub fn tcp_segment(link_type: u32, frame: &[u8], time: Duration) -> Option<Segme
         flags: Flags {
             syn: tcp.syn(),
             ack: tcp.ack(),
+            psh: tcp.psh(),
             fin: tcp.fin(),
             rst: tcp.rst(),
         },

@@ -37,7 +37,8 @@ pub enum PacketError {
     MixedFamilies,
 }
 
-/// The TCP flags a segment of ours can carry.
+/// The TCP flags that matter here: those a segment of ours can carry, and those the
+/// reassembly reads from a captured one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Flags {
     pub syn: bool,

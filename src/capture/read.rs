@@ -20,7 +20,7 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{PcapError, TsResolution};
 
-use crate::capture::decode::{self, Segment};
+use crate::capture::decode::{self, CapturedSegment};
 use crate::error::Error;
 
 const PCAP_MAGICS: [[u8; 4]; 4] = [
@@ -36,7 +36,8 @@ const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 /// tests (which feed millions of inputs and must not go through the file system).
 type Input = io::Chain<io::Cursor<[u8; 4]>, Box<dyn Read + Send>>;
 
-enum Format {
+/// The file's reader, by format, with what it needs to date and decode packets.
+enum FormatReader {
     Pcap {
         reader: PcapReader<Input>,
         link_type: u32,
@@ -62,7 +63,7 @@ struct Interface {
 /// A capture being read, one TCP segment at a time.
 pub struct CaptureReader {
     path: PathBuf,
-    format: Format,
+    format: FormatReader,
     /// Packets read so far (of any kind): the number of the packet being decoded, as
     /// Wireshark numbers frames.
     packets: u64,
@@ -105,14 +106,14 @@ impl CaptureReader {
             if !decode::supported(link_type) {
                 return Err(fail(unsupported_link(link_type)));
             }
-            Format::Pcap {
+            FormatReader::Pcap {
                 reader,
                 link_type,
                 nanos: header.ts_resolution == TsResolution::NanoSecond,
             }
         } else if magic == PCAPNG_MAGIC {
             let reader = PcapNgReader::new(input).map_err(|e| fail(header_problem(e)))?;
-            Format::PcapNg {
+            FormatReader::PcapNg {
                 reader,
                 interfaces: Vec::new(),
             }
@@ -127,10 +128,10 @@ impl CaptureReader {
     }
 
     /// The next TCP segment in the file, skipping every other packet; `None` at the end.
-    pub fn next_segment(&mut self) -> Result<Option<Segment>, Error> {
+    pub fn next_segment(&mut self) -> Result<Option<CapturedSegment>, Error> {
         loop {
             let packet = match &mut self.format {
-                Format::Pcap {
+                FormatReader::Pcap {
                     reader,
                     link_type,
                     nanos,
@@ -147,24 +148,24 @@ impl CaptureReader {
                             Duration::from_secs(raw.ts_sec.into()) + Duration::from_nanos(frac);
                         Ok(Some(
                             match decode::tcp_segment(*link_type, &raw.data, time) {
-                                Some(segment) => Packet::Tcp(segment),
-                                None => Packet::Other,
+                                Some(segment) => Decoded::Tcp(segment),
+                                None => Decoded::Other,
                             },
                         ))
                     }
                 },
-                Format::PcapNg { reader, interfaces } => match reader.next_block() {
+                FormatReader::PcapNg { reader, interfaces } => match reader.next_block() {
                     None => return Ok(None),
                     Some(Err(e)) => Err(e),
                     Some(Ok(block)) => Ok(pcapng_block(block, interfaces)),
                 },
             };
             match packet {
-                Ok(Some(Packet::Tcp(segment))) => {
+                Ok(Some(Decoded::Tcp(segment))) => {
                     self.packets += 1;
                     return Ok(Some(segment));
                 }
-                Ok(Some(Packet::Other)) => self.packets += 1,
+                Ok(Some(Decoded::Other)) => self.packets += 1,
                 Ok(None) => {}
                 Err(e) => return Err(self.packet_problem(e)),
             }
@@ -187,13 +188,14 @@ impl CaptureReader {
     }
 }
 
-enum Packet {
-    Tcp(Segment),
+/// A packet as read: a TCP segment, or anything else (counted, then skipped).
+enum Decoded {
+    Tcp(CapturedSegment),
     Other,
 }
 
 /// Handles one pcapng block: interface descriptions are remembered, packets decoded.
-fn pcapng_block(block: Block, interfaces: &mut Vec<Interface>) -> Option<Packet> {
+fn pcapng_block(block: Block, interfaces: &mut Vec<Interface>) -> Option<Decoded> {
     let (interface, raw_time, data) = match block {
         Block::SectionHeader(_) => {
             // A new section starts a new list of interfaces.
@@ -216,7 +218,7 @@ fn pcapng_block(block: Block, interfaces: &mut Vec<Interface>) -> Option<Packet>
         _ => return None,
     };
     let Some(interface) = interfaces.get(interface) else {
-        return Some(Packet::Other);
+        return Some(Decoded::Other);
     };
     let nanos = u128::from(raw_time) * 1_000_000_000 / interface.units_per_second;
     let time = Duration::from_secs(interface.offset_secs).saturating_add(Duration::from_nanos(
@@ -224,8 +226,8 @@ fn pcapng_block(block: Block, interfaces: &mut Vec<Interface>) -> Option<Packet>
     ));
     Some(
         match decode::tcp_segment(interface.link_type, &data, time) {
-            Some(segment) => Packet::Tcp(segment),
-            None => Packet::Other,
+            Some(segment) => Decoded::Tcp(segment),
+            None => Decoded::Other,
         },
     )
 }
@@ -357,7 +359,7 @@ mod tests {
         writer.into_writer()
     }
 
-    fn read_all(path: &Path) -> Result<Vec<Segment>, Error> {
+    fn read_all(path: &Path) -> Result<Vec<CapturedSegment>, Error> {
         let mut reader = CaptureReader::open(path)?;
         let mut all = Vec::new();
         while let Some(segment) = reader.next_segment()? {

@@ -41,79 +41,75 @@ impl Difference {
     /// Appends the report for this difference in `dir` at stream `offset` to `out`;
     /// `timeout` is the wait a silent peer exceeded.
     pub fn report(self, out: &mut Vec<u8>, dir: Direction, offset: u64, timeout: Duration) {
+        out.extend_from_slice(self.headline(dir, offset, timeout).as_bytes());
+        let (expected, received) = self.into_sides();
+        for (label, side) in [("expected", expected), ("received", received)] {
+            if let Some(bytes) = side {
+                write_side(out, label, offset, &bytes);
+            }
+        }
+    }
+
+    /// The report's first line: what happened, and where.
+    fn headline(&self, dir: Direction, offset: u64, timeout: Duration) -> String {
         let (from, to) = (dir.from(), dir.to());
-        let secs = timeout.as_secs_f64();
-        let mut report = String::new();
-        let mut expected_rows = None;
-        let mut received_rows = None;
         match self {
-            Difference::Bytes { expected, received } => {
-                report += &format!(
-                    "Difference in {from} -> {to} at stream offset {offset} (0x{offset:x}):\n"
-                );
-                expected_rows = Some(expected);
-                received_rows = Some(received);
+            Difference::Bytes { .. } => {
+                format!("Difference in {from} -> {to} at stream offset {offset} (0x{offset:x}):\n")
             }
-            Difference::Closed { expected } if expected.is_empty() => {
-                report += &format!(
-                    "{from} closed its side at stream offset {offset}, \
-                     before the recording has it close.\n"
-                );
-            }
-            Difference::Closed { expected } => {
-                report += &format!(
-                    "{from} closed its side at stream offset {offset}, \
-                     with {} bytes still to send.\n",
-                    expected.len()
-                );
-                expected_rows = Some(expected);
-            }
-            Difference::Reset { expected, error } => {
-                report += &format!(
-                    "{from} -> {to} failed at stream offset {offset}: {}\n",
-                    crate::error::os_text(&error)
-                );
-                if !expected.is_empty() {
-                    expected_rows = Some(expected);
-                }
-            }
-            Difference::Silent { expected, fin } => {
-                let what = if fin {
-                    "did not close its side, as the recording has it do,".to_string()
+            Difference::Closed { expected } if expected.is_empty() => format!(
+                "{from} closed its side at stream offset {offset}, \
+                 before the recording has it close.\n"
+            ),
+            Difference::Closed { expected } => format!(
+                "{from} closed its side at stream offset {offset}, \
+                 with {} bytes still to send.\n",
+                expected.len()
+            ),
+            Difference::Reset { error, .. } | Difference::SendFailed { error } => format!(
+                "{from} -> {to} failed at stream offset {offset}: {}\n",
+                crate::error::os_text(error)
+            ),
+            Difference::Silent { fin, .. } => {
+                let what = if *fin {
+                    "did not close its side, as the recording has it do,"
                 } else {
-                    "sent nothing".to_string()
+                    "sent nothing"
                 };
-                report += &format!("{from} {what} for {secs} s at stream offset {offset}.\n");
-                if !expected.is_empty() {
-                    expected_rows = Some(expected);
-                }
+                let secs = timeout.as_secs_f64();
+                format!("{from} {what} for {secs} s at stream offset {offset}.\n")
             }
-            Difference::Extra { received, when } => {
-                report += &format!(
-                    "{from} sent bytes the recording does not have, \
-                     at stream offset {offset} ({when}):\n"
-                );
-                received_rows = Some(received);
-            }
-            Difference::SendFailed { error } => {
-                report += &format!(
-                    "{from} -> {to} failed at stream offset {offset}: {}\n",
-                    crate::error::os_text(&error)
-                );
-            }
+            Difference::Extra { when, .. } => format!(
+                "{from} sent bytes the recording does not have, \
+                 at stream offset {offset} ({when}):\n"
+            ),
         }
-        out.extend_from_slice(report.as_bytes());
-        for (label, rows) in [("expected", expected_rows), ("received", received_rows)] {
-            if let Some(bytes) = rows {
-                out.extend_from_slice(format!("{label}:\n").as_bytes());
-                let shown = &bytes[..bytes.len().min(SHOWN)];
-                hexdump::write_rows(out, offset, shown);
-                if bytes.len() > SHOWN {
-                    let more = format!("... and {} bytes more\n", bytes.len() - SHOWN);
-                    out.extend_from_slice(more.as_bytes());
-                }
-            }
+    }
+
+    /// The bytes shown under the headline: what the recording has there and what came
+    /// instead, each only when the report has something to show of it.
+    fn into_sides(self) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        let unless_empty = |bytes: Vec<u8>| (!bytes.is_empty()).then_some(bytes);
+        match self {
+            Difference::Bytes { expected, received } => (Some(expected), Some(received)),
+            Difference::Closed { expected }
+            | Difference::Reset { expected, .. }
+            | Difference::Silent { expected, .. } => (unless_empty(expected), None),
+            Difference::Extra { received, .. } => (None, Some(received)),
+            Difference::SendFailed { .. } => (None, None),
         }
+    }
+}
+
+/// `label:` and the first `SHOWN` bytes of one side as hexdump rows aligned to the
+/// stream offset, then how many more there were.
+fn write_side(out: &mut Vec<u8>, label: &str, offset: u64, bytes: &[u8]) {
+    out.extend_from_slice(format!("{label}:\n").as_bytes());
+    let shown = &bytes[..bytes.len().min(SHOWN)];
+    hexdump::write_rows(out, offset, shown);
+    if bytes.len() > SHOWN {
+        let more = format!("... and {} bytes more\n", bytes.len() - SHOWN);
+        out.extend_from_slice(more.as_bytes());
     }
 }
 

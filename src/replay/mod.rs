@@ -12,96 +12,127 @@ pub mod recording;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, SystemTime};
 
 use crate::output::capture::{Capture, Connection};
 
+use crate::cli::addr::Endpoint;
 use crate::cli::args::Side;
 use crate::cli::config::{CaptureFile, ReplayConfig, ReplayMode};
 use crate::direction::Direction;
 use crate::error::Error;
 use crate::relay::net;
-use crate::replay::player::{Player, Settings};
-use crate::replay::reassembly::{Ending, StreamInfo};
+use crate::replay::player::{PlaySettings, Player};
+use crate::replay::reassembly::{StreamEnd, StreamInfo};
 use crate::replay::recording::Recording;
 
 /// Runs the replay command; a difference from the recording is an `Error::Differs`.
 pub fn run(config: ReplayConfig) -> Result<(), Error> {
     let out = &mut BufWriter::new(io::stdout());
-    let written = |source| Error::Output {
-        what: "to standard output".into(),
-        source,
-    };
     match &config.mode {
         ReplayMode::List => {
             let streams = recording::list(&config.capture)?;
             print_list(out, &streams).map_err(written)?;
         }
-        ReplayMode::Dump => {
-            let stream = choose_stream(&config)?;
-            if !Recording::open(&config.capture, stream)?.exists()? {
-                return Err(Error::NoSuchStream {
-                    path: config.capture.clone(),
-                    stream,
-                });
-            }
-            let turns = recording::turns(&config.capture, stream)?;
-            for turn in turns {
-                let hex: String = turn.bytes.iter().map(|b| format!("{b:02x}")).collect();
-                writeln!(out, "{} {hex}", turn.dir.from()).map_err(written)?;
-            }
-        }
-        ReplayMode::Play { side, shown, addrs } => {
-            let stream = choose_stream(&config)?;
-            // The file is checked before anyone connects: a typo fails at once.
-            let mut recording = Recording::open(&config.capture, stream)?;
-            if !recording.exists()? {
-                return Err(Error::NoSuchStream {
-                    path: config.capture.clone(),
-                    stream,
-                });
-            }
-            let socket = match side {
-                Side::B => {
-                    // Said before a failure to listen too, as the relay does.
-                    let listener = net::listen(addrs, None);
-                    let shown = shown.as_listening(listener.as_ref().ok());
-                    println!("Waiting for a connection from A {shown}...");
-                    let listener = listener.map_err(Error::Accept)?;
-                    net::accept_within(&listener, config.timeout).map_err(Error::Accept)?
-                }
-                Side::A => {
-                    println!("Connecting to B {shown}...");
-                    net::connect(addrs, None, &crossbeam_channel::never())
-                        .map_err(Error::Connect)?
-                        .0
-                }
-            };
-            let socket: TcpStream = socket.into();
-            let settings = Settings {
-                ours: match side {
-                    Side::A => Direction::AtoB,
-                    Side::B => Direction::BtoA,
-                },
-                stream,
-                timeout: config.timeout,
-                pace: config.pace,
-                colour: config.colour,
-                quiet: config.quiet,
-            };
-            let capture = match &config.record {
-                Some(file) => Some((start_capture(file, &socket, *side)?, what(file))),
-                None => None,
-            };
-            let mut player = Player::new(socket, settings, out);
-            if let Some((capture, what)) = capture {
-                player = player.recording_into(capture, what);
-            }
-            player.play(recording)?;
-        }
+        ReplayMode::Dump => dump(out, &config)?,
+        ReplayMode::Play { side, shown, addrs } => play(out, &config, *side, shown, addrs)?,
     }
     out.flush().map_err(written)
+}
+
+/// A failure to write to standard output.
+fn written(source: io::Error) -> Error {
+    Error::Output {
+        what: "to standard output".into(),
+        source,
+    }
+}
+
+/// `--dump`: the chosen connection's turns, one line of hex each.
+fn dump(out: &mut impl Write, config: &ReplayConfig) -> Result<(), Error> {
+    let stream = choose_stream(config)?;
+    existing_recording(config, stream)?;
+    let turns = recording::turns(&config.capture, stream)?;
+    for turn in turns {
+        let hex: String = turn.bytes.iter().map(|b| format!("{b:02x}")).collect();
+        writeln!(out, "{} {hex}", turn.dir.from()).map_err(written)?;
+    }
+    Ok(())
+}
+
+/// Plays `side` of the chosen connection against the live peer at `addrs`.
+fn play(
+    out: &mut impl Write,
+    config: &ReplayConfig,
+    side: Side,
+    shown: &Endpoint,
+    addrs: &[SocketAddr],
+) -> Result<(), Error> {
+    let stream = choose_stream(config)?;
+    // The file is checked before anyone connects: a typo fails at once.
+    let recording = existing_recording(config, stream)?;
+    let socket = meet_peer(config, side, shown, addrs)?;
+    let settings = PlaySettings {
+        ours: match side {
+            Side::A => Direction::AtoB,
+            Side::B => Direction::BtoA,
+        },
+        stream,
+        timeout: config.timeout,
+        pace: config.pace,
+        colour: config.colour,
+        quiet: config.quiet,
+    };
+    let capture = match &config.record {
+        Some(file) => Some((start_capture(file, &socket, side)?, what(file))),
+        None => None,
+    };
+    let mut player = Player::new(socket, settings, out);
+    if let Some((capture, what)) = capture {
+        player = player.recording_into(capture, what);
+    }
+    player.play(recording)
+}
+
+/// Connection `stream` of the capture, read up to its first packet: an error if the
+/// capture has no such connection.
+fn existing_recording(config: &ReplayConfig, stream: usize) -> Result<Recording, Error> {
+    let mut recording = Recording::open(&config.capture, stream)?;
+    if !recording.exists()? {
+        return Err(Error::NoSuchStream {
+            path: config.capture.clone(),
+            stream,
+        });
+    }
+    Ok(recording)
+}
+
+/// The live peer, as the relay meets it: playing B we wait for A on -A, playing A we
+/// connect to B on -B.
+fn meet_peer(
+    config: &ReplayConfig,
+    side: Side,
+    shown: &Endpoint,
+    addrs: &[SocketAddr],
+) -> Result<TcpStream, Error> {
+    let socket = match side {
+        Side::B => {
+            // Said before a failure to listen too, as the relay does.
+            let listener = net::listen(addrs, None);
+            let shown = shown.as_listening(listener.as_ref().ok());
+            println!("Waiting for a connection from A {shown}...");
+            let listener = listener.map_err(Error::Accept)?;
+            net::accept_within(&listener, config.timeout).map_err(Error::Accept)?
+        }
+        Side::A => {
+            println!("Connecting to B {shown}...");
+            net::connect(addrs, None, &crossbeam_channel::never())
+                .map_err(Error::Connect)?
+                .0
+        }
+    };
+    Ok(socket.into())
 }
 
 /// `-w`: the capture of the replay, its handshake written: one TCP stream between
@@ -215,11 +246,11 @@ fn print_list(out: &mut impl Write, streams: &[StreamInfo]) -> io::Result<()> {
     Ok(())
 }
 
-fn ending(how: Ending) -> &'static str {
+fn ending(how: StreamEnd) -> &'static str {
     match how {
-        Ending::Fin => "FIN",
-        Ending::Rst => "RST",
-        Ending::Open => "open",
+        StreamEnd::Fin => "FIN",
+        StreamEnd::Rst => "RST",
+        StreamEnd::Open => "open",
     }
 }
 

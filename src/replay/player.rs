@@ -40,12 +40,13 @@ use std::time::{Duration, SystemTime};
 
 use socket2::SockRef;
 
+use crate::direction::{Direction, End};
 use crate::error::Error;
 use crate::output::capture::Capture;
 use crate::output::printer::{Flow, Printer};
-use crate::relay::event::{self, Direction, End};
+use crate::relay::event;
 use crate::replay::difference::Difference;
-use crate::replay::reassembly::{Ending, Event};
+use crate::replay::reassembly::{StreamEnd, StreamEvent};
 use crate::replay::recording::Recording;
 
 /// How much the peer may have sent that is read to show it in a difference.
@@ -53,7 +54,7 @@ const SHOWN: usize = crate::replay::difference::SHOWN;
 
 /// How to play.
 #[derive(Debug, Clone, Copy)]
-pub struct Settings {
+pub struct PlaySettings {
     /// The direction we send: A->B when playing A.
     pub ours: Direction,
     pub stream: usize,
@@ -67,7 +68,7 @@ pub struct Settings {
 pub struct Player<'o, W: Write> {
     /// `None` once we have reset the connection.
     socket: Option<TcpStream>,
-    settings: Settings,
+    settings: PlaySettings,
     theirs: Direction,
     out: &'o mut W,
     /// The relay's line formats; its buffer collects what `flush` writes out.
@@ -89,7 +90,7 @@ pub struct Player<'o, W: Write> {
 }
 
 impl<'o, W: Write> Player<'o, W> {
-    pub fn new(socket: TcpStream, settings: Settings, out: &'o mut W) -> Self {
+    pub fn new(socket: TcpStream, settings: PlaySettings, out: &'o mut W) -> Self {
         let theirs = match settings.ours {
             Direction::AtoB => Direction::BtoA,
             Direction::BtoA => Direction::AtoB,
@@ -142,7 +143,7 @@ impl<'o, W: Write> Player<'o, W> {
                 break; // we reset the connection: nothing more can be exchanged
             }
             match event {
-                Event::Data {
+                StreamEvent::Data {
                     dir, time, bytes, ..
                 } => {
                     if self.previous.map(|(d, _)| d) != Some(dir) {
@@ -158,9 +159,11 @@ impl<'o, W: Write> Player<'o, W> {
                         self.expect(&bytes)?;
                     }
                 }
-                Event::End { dir, how, .. } if dir == self.settings.ours => self.end_ours(how),
-                Event::End { .. } => self.expect_end()?,
-                Event::Gap { dir, len, .. } => {
+                StreamEvent::End { dir, how, .. } if dir == self.settings.ours => {
+                    self.end_ours(how)
+                }
+                StreamEvent::End { .. } => self.expect_end()?,
+                StreamEvent::Gap { dir, len, .. } => {
                     self.flush();
                     return Err(Error::NotCaptured {
                         dir,
@@ -308,11 +311,11 @@ impl<'o, W: Write> Player<'o, W> {
         Ok(())
     }
 
-    fn end_ours(&mut self, how: Ending) {
+    fn end_ours(&mut self, how: StreamEnd) {
         let dir = self.settings.ours;
         self.ended[dir.index()] = true;
         match how {
-            Ending::Rst => {
+            StreamEnd::Rst => {
                 if let Some(socket) = self.socket.take() {
                     // Closing with a zero linger time sends a RST instead of a FIN.
                     let _ = SockRef::from(&socket).set_linger(Some(Duration::ZERO));
@@ -329,7 +332,7 @@ impl<'o, W: Write> Player<'o, W> {
                 self.record(|c| c.record(&failed));
                 self.line(dir, &format!("{} -> {} reset\n", dir.from(), dir.to()));
             }
-            Ending::Fin | Ending::Open => {
+            StreamEnd::Fin | StreamEnd::Open => {
                 if let Some(socket) = &self.socket {
                     // A peer that is gone already will show up when we read from it.
                     let _ = socket.shutdown(Shutdown::Write);

@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::capture::decode::Segment;
+use crate::capture::decode::CapturedSegment;
 use crate::direction::Direction;
 
 /// Bytes that may wait behind a hole in one direction before the hole is given up as
@@ -42,7 +42,7 @@ pub const MAX_PENDING: usize = 16 << 20;
 
 /// How a direction of a connection ended in the capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
+pub enum StreamEnd {
     Fin,
     Rst,
     /// The capture ends without a FIN or RST in this direction.
@@ -64,11 +64,12 @@ pub struct StreamInfo {
     pub bytes: [u64; 2],
     /// Bytes the capture lacks (holes skipped), A->B and B->A.
     pub missing: [u64; 2],
-    pub ending: [Ending; 2],
+    pub ending: [StreamEnd; 2],
 }
 
+/// What a captured segment causes in its connection, in the order a replay plays it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub enum StreamEvent {
     /// These bytes are next in `dir`; `time` is when the packet that made them
     /// contiguous was captured.
     Data {
@@ -87,14 +88,14 @@ pub enum Event {
     End {
         stream: usize,
         dir: Direction,
-        how: Ending,
+        how: StreamEnd,
         time: Duration,
     },
 }
 
-/// One direction of one connection.
+/// One direction of one connection: where its bytes have got to, and what waits.
 #[derive(Debug, Default)]
-struct Flow {
+struct HalfStream {
     /// Wireshark's base sequence number (the SYN's, or one before the first seen),
     /// used only to tell a retransmitted SYN from a reused port.
     base_seq: Option<u32>,
@@ -105,12 +106,12 @@ struct Flow {
     pending_bytes: usize,
     /// Where the FIN is, once seen.
     fin_at: Option<u64>,
-    ended: Option<Ending>,
+    ended: Option<StreamEnd>,
 }
 
 struct Stream {
     info: StreamInfo,
-    flows: [Flow; 2],
+    flows: [HalfStream; 2],
 }
 
 #[derive(Default)]
@@ -130,7 +131,7 @@ impl Reassembler {
     }
 
     /// Takes the next segment of the capture, appending what it causes to `out`.
-    pub fn push(&mut self, seg: Segment, out: &mut Vec<Event>) {
+    pub fn push(&mut self, seg: CapturedSegment, out: &mut Vec<StreamEvent>) {
         let key = if seg.src <= seg.dst {
             (seg.src, seg.dst)
         } else {
@@ -153,7 +154,7 @@ impl Reassembler {
 
     /// A SYN whose sequence number differs from the base already seen in its direction
     /// opens a new connection on the same ports.
-    fn reuses_port(&self, number: usize, seg: &Segment) -> bool {
+    fn reuses_port(&self, number: usize, seg: &CapturedSegment) -> bool {
         if !seg.flags.syn || seg.flags.ack {
             return false;
         }
@@ -164,7 +165,7 @@ impl Reassembler {
 
     /// The capture has ended: skip the holes nothing filled, deliver what waited behind
     /// them, and end the directions whose FIN was behind them.
-    pub fn finish(&mut self, out: &mut Vec<Event>) {
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
         for stream in &mut self.streams {
             let time = stream.info.last;
             for dir in Direction::BOTH {
@@ -180,7 +181,7 @@ impl Reassembler {
 }
 
 impl Stream {
-    fn new(number: usize, first: &Segment) -> Stream {
+    fn new(number: usize, first: &CapturedSegment) -> Stream {
         let client_is_src = if first.flags.syn {
             !first.flags.ack
         } else {
@@ -200,13 +201,13 @@ impl Stream {
                 last: first.time,
                 bytes: [0; 2],
                 missing: [0; 2],
-                ending: [Ending::Open; 2],
+                ending: [StreamEnd::Open; 2],
             },
             flows: Default::default(),
         }
     }
 
-    fn direction(&self, seg: &Segment) -> Direction {
+    fn direction(&self, seg: &CapturedSegment) -> Direction {
         if seg.src == self.info.a && seg.dst == self.info.b {
             Direction::AtoB
         } else {
@@ -214,7 +215,7 @@ impl Stream {
         }
     }
 
-    fn take(&mut self, dir: Direction, seg: Segment, out: &mut Vec<Event>) {
+    fn take(&mut self, dir: Direction, seg: CapturedSegment, out: &mut Vec<StreamEvent>) {
         let flow = &mut self.flows[dir.index()];
         if flow.base_seq.is_none() {
             flow.base_seq = Some(if seg.flags.syn {
@@ -236,7 +237,7 @@ impl Stream {
             // Whatever waited behind a hole will never be acknowledged now.
             flow.pending.clear();
             flow.pending_bytes = 0;
-            self.end(dir, Ending::Rst, seg.time, out);
+            self.end(dir, StreamEnd::Rst, seg.time, out);
             return;
         }
         let end = start + seg.payload.len() as u64;
@@ -265,7 +266,7 @@ impl Stream {
     }
 
     /// Delivers the waiting segments that the bytes delivered so far have reached.
-    fn drain(&mut self, dir: Direction, time: Duration, out: &mut Vec<Event>) {
+    fn drain(&mut self, dir: Direction, time: Duration, out: &mut Vec<StreamEvent>) {
         loop {
             let flow = &mut self.flows[dir.index()];
             let Some(next) = flow.next else { return };
@@ -288,7 +289,7 @@ impl Stream {
 
     /// Skips the hole before the first waiting segment (or before the FIN), then
     /// delivers what follows it. False when there was no hole to skip.
-    fn skip_hole(&mut self, dir: Direction, time: Duration, out: &mut Vec<Event>) -> bool {
+    fn skip_hole(&mut self, dir: Direction, time: Duration, out: &mut Vec<StreamEvent>) -> bool {
         let flow = &mut self.flows[dir.index()];
         let Some(next) = flow.next else { return false };
         if flow.ended.is_some() {
@@ -306,7 +307,7 @@ impl Stream {
         };
         flow.next = Some(to);
         self.info.missing[dir.index()] += to - next;
-        out.push(Event::Gap {
+        out.push(StreamEvent::Gap {
             stream: self.info.number,
             dir,
             len: to - next,
@@ -316,14 +317,20 @@ impl Stream {
         true
     }
 
-    fn deliver(&mut self, dir: Direction, bytes: Vec<u8>, time: Duration, out: &mut Vec<Event>) {
+    fn deliver(
+        &mut self,
+        dir: Direction,
+        bytes: Vec<u8>,
+        time: Duration,
+        out: &mut Vec<StreamEvent>,
+    ) {
         if bytes.is_empty() {
             return;
         }
         let flow = &mut self.flows[dir.index()];
         flow.next = flow.next.map(|n| n + bytes.len() as u64);
         self.info.bytes[dir.index()] += bytes.len() as u64;
-        out.push(Event::Data {
+        out.push(StreamEvent::Data {
             stream: self.info.number,
             dir,
             time,
@@ -331,17 +338,17 @@ impl Stream {
         });
     }
 
-    fn check_fin(&mut self, dir: Direction, time: Duration, out: &mut Vec<Event>) {
+    fn check_fin(&mut self, dir: Direction, time: Duration, out: &mut Vec<StreamEvent>) {
         let flow = &self.flows[dir.index()];
         if flow.fin_at.is_some() && flow.fin_at <= flow.next {
-            self.end(dir, Ending::Fin, time, out);
+            self.end(dir, StreamEnd::Fin, time, out);
         }
     }
 
-    fn end(&mut self, dir: Direction, how: Ending, time: Duration, out: &mut Vec<Event>) {
+    fn end(&mut self, dir: Direction, how: StreamEnd, time: Duration, out: &mut Vec<StreamEvent>) {
         self.flows[dir.index()].ended = Some(how);
         self.info.ending[dir.index()] = how;
-        out.push(Event::End {
+        out.push(StreamEvent::End {
             stream: self.info.number,
             dir,
             how,

@@ -1,7 +1,7 @@
 //! Unit tests for `reassembly`: one per rule, each a small hand-made conversation.
 
 use super::*;
-use crate::capture::decode::Flags;
+use crate::capture::packet::Flags;
 use Direction::{AtoB, BtoA};
 
 const CLIENT: &str = "10.0.0.1:40000";
@@ -9,7 +9,7 @@ const SERVER: &str = "10.0.0.2:80";
 
 /// A conversation under construction: segments with increasing timestamps.
 struct Talk {
-    segments: Vec<Segment>,
+    segments: Vec<CapturedSegment>,
 }
 
 impl Talk {
@@ -26,7 +26,7 @@ impl Talk {
             (SERVER, CLIENT)
         };
         let time = Duration::from_millis(self.segments.len() as u64 * 10);
-        self.segments.push(Segment {
+        self.segments.push(CapturedSegment {
             time,
             src: src.parse().unwrap(),
             dst: dst.parse().unwrap(),
@@ -34,6 +34,7 @@ impl Talk {
             flags: Flags {
                 syn: flags.contains('S'),
                 ack: flags.contains('A'),
+                psh: flags.contains('P'),
                 fin: flags.contains('F'),
                 rst: flags.contains('R'),
             },
@@ -51,7 +52,7 @@ impl Talk {
     }
 
     /// Runs the reassembler over the segments.
-    fn run(&self) -> (Vec<Event>, Vec<StreamInfo>) {
+    fn run(&self) -> (Vec<StreamEvent>, Vec<StreamInfo>) {
         let mut r = Reassembler::new();
         let mut events = Vec::new();
         for seg in &self.segments {
@@ -63,10 +64,10 @@ impl Talk {
 }
 
 /// The bytes of `dir` in stream `n`, concatenated.
-fn bytes(events: &[Event], n: usize, want: Direction) -> Vec<u8> {
+fn bytes(events: &[StreamEvent], n: usize, want: Direction) -> Vec<u8> {
     let mut all = Vec::new();
     for e in events {
-        if let Event::Data {
+        if let StreamEvent::Data {
             stream, dir, bytes, ..
         } = e
         {
@@ -78,11 +79,11 @@ fn bytes(events: &[Event], n: usize, want: Direction) -> Vec<u8> {
     all
 }
 
-fn ends(events: &[Event]) -> Vec<(usize, Direction, Ending)> {
+fn ends(events: &[StreamEvent]) -> Vec<(usize, Direction, StreamEnd)> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::End {
+            StreamEvent::End {
                 stream, dir, how, ..
             } => Some((*stream, *dir, *how)),
             _ => None,
@@ -111,7 +112,7 @@ fn a_plain_connection() {
     assert_eq!(bytes(&events, 0, BtoA), b"200 OK\n");
     assert_eq!(
         ends(&events),
-        [(0, AtoB, Ending::Fin), (0, BtoA, Ending::Fin)]
+        [(0, AtoB, StreamEnd::Fin), (0, BtoA, StreamEnd::Fin)]
     );
     let info = &streams[0];
     assert_eq!(info.a, CLIENT.parse().unwrap());
@@ -134,7 +135,7 @@ fn retransmissions_and_duplicates_are_dropped() {
     let (events, streams) = t.run();
     assert_eq!(bytes(&events, 0, AtoB), b"hello world");
     assert_eq!(streams[0].bytes, [11, 0]);
-    assert_eq!(streams[0].ending, [Ending::Open, Ending::Open]);
+    assert_eq!(streams[0].ending, [StreamEnd::Open, StreamEnd::Open]);
 }
 
 #[test]
@@ -150,12 +151,12 @@ fn out_of_order_segments_wait_for_the_hole() {
     let times: Vec<_> = events
         .iter()
         .map(|e| match e {
-            Event::Data { time, .. } | Event::End { time, .. } => *time,
-            Event::Gap { .. } => panic!("no gap expected"),
+            StreamEvent::Data { time, .. } | StreamEvent::End { time, .. } => *time,
+            StreamEvent::Gap { .. } => panic!("no gap expected"),
         })
         .collect();
     assert_eq!(times, vec![Duration::from_millis(30); 3]);
-    assert_eq!(ends(&events), [(0, AtoB, Ending::Fin)]);
+    assert_eq!(ends(&events), [(0, AtoB, StreamEnd::Fin)]);
 }
 
 #[test]
@@ -193,7 +194,7 @@ fn a_whole_request_response_crossing_the_wrap() {
     let (events, streams) = t.run();
     assert_eq!(bytes(&events, 0, AtoB), b"GET /\n");
     assert_eq!(bytes(&events, 0, BtoA), b"200 OK\n");
-    assert_eq!(streams[0].ending, [Ending::Fin, Ending::Fin]);
+    assert_eq!(streams[0].ending, [StreamEnd::Fin, StreamEnd::Fin]);
 }
 
 #[test]
@@ -222,8 +223,8 @@ fn a_reset_ends_its_direction_at_once() {
     let (events, streams) = t.run();
     assert_eq!(bytes(&events, 0, AtoB), b"hello12345later");
     assert_eq!(bytes(&events, 0, BtoA), b"");
-    assert_eq!(ends(&events), [(0, BtoA, Ending::Rst)]);
-    assert_eq!(streams[0].ending, [Ending::Open, Ending::Rst]);
+    assert_eq!(ends(&events), [(0, BtoA, StreamEnd::Rst)]);
+    assert_eq!(streams[0].ending, [StreamEnd::Open, StreamEnd::Rst]);
 }
 
 #[test]
@@ -235,7 +236,7 @@ fn a_reset_drops_what_waits_behind_a_hole() {
         .a(7, "RA", b"");
     let (events, streams) = t.run();
     assert_eq!(bytes(&events, 0, AtoB), b"ab");
-    assert_eq!(streams[0].ending[0], Ending::Rst);
+    assert_eq!(streams[0].ending[0], StreamEnd::Rst);
     assert_eq!(streams[0].missing, [0, 0]);
 }
 
@@ -248,13 +249,13 @@ fn holes_never_filled_are_skipped_at_the_end() {
         .a(7, "FA", b"");
     let (events, streams) = t.run();
     assert_eq!(bytes(&events, 0, AtoB), b"abef");
-    assert!(events.contains(&Event::Gap {
+    assert!(events.contains(&StreamEvent::Gap {
         stream: 0,
         dir: AtoB,
         len: 2
     }));
     assert_eq!(streams[0].missing, [2, 0]);
-    assert_eq!(streams[0].ending[0], Ending::Fin);
+    assert_eq!(streams[0].ending[0], StreamEnd::Fin);
 }
 
 #[test]
@@ -276,7 +277,7 @@ fn streams_are_numbered_in_order_of_first_packet_and_ports_can_be_reused() {
     let mut r = Reassembler::new();
     let mut out = Vec::new();
     for port in [1u16, 2, 1, 3, 2] {
-        let seg = Segment {
+        let seg = CapturedSegment {
             time: Duration::ZERO,
             src: SocketAddr::from(([10, 0, 0, 1], 40000 + port)),
             dst: SERVER.parse().unwrap(),

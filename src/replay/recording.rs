@@ -1,7 +1,7 @@
 //! A capture seen as recorded TCP connections: the list of them, and one of them as a
 //! stream of events to replay.
 //!
-//! This joins `pcap_read` (packets from the file) to `reassembly` (bytes from the
+//! This joins `capture::read` (packets from the file) to `reassembly` (bytes from the
 //! packets) and pulls: the replay asks for the next event of its connection, and only
 //! then are more packets read. So replaying a multi-gigabyte capture holds one packet,
 //! the reassembler's waiting segments and the current event in memory, never the file.
@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::capture::read::CaptureReader;
 use crate::direction::Direction;
 use crate::error::Error;
-use crate::replay::reassembly::{Event, Reassembler, StreamInfo};
+use crate::replay::reassembly::{Reassembler, StreamEvent, StreamInfo};
 
 /// Every TCP connection in the capture, in Wireshark's `tcp.stream` order.
 pub fn list(path: &Path) -> Result<Vec<StreamInfo>, Error> {
@@ -33,8 +33,8 @@ pub struct Recording {
     reader: CaptureReader,
     reassembler: Reassembler,
     stream: usize,
-    queue: VecDeque<Event>,
-    scratch: Vec<Event>,
+    queue: VecDeque<StreamEvent>,
+    scratch: Vec<StreamEvent>,
     finished: bool,
 }
 
@@ -53,7 +53,7 @@ impl Recording {
 
     /// The connection's next event, reading as much of the file as it takes; `None`
     /// after its last.
-    pub fn next_event(&mut self) -> Result<Option<Event>, Error> {
+    pub fn next_event(&mut self) -> Result<Option<StreamEvent>, Error> {
         loop {
             if let Some(event) = self.queue.pop_front() {
                 return Ok(Some(event));
@@ -105,11 +105,11 @@ impl Recording {
     }
 }
 
-fn event_stream(event: &Event) -> usize {
+fn event_stream(event: &StreamEvent) -> usize {
     match event {
-        Event::Data { stream, .. } | Event::Gap { stream, .. } | Event::End { stream, .. } => {
-            *stream
-        }
+        StreamEvent::Data { stream, .. }
+        | StreamEvent::Gap { stream, .. }
+        | StreamEvent::End { stream, .. } => *stream,
     }
 }
 
@@ -127,7 +127,7 @@ pub fn turns(path: &Path, stream: usize) -> Result<Vec<Turn>, Error> {
     let mut recording = Recording::open(path, stream)?;
     let mut turns: Vec<Turn> = Vec::new();
     while let Some(event) = recording.next_event()? {
-        if let Event::Data {
+        if let StreamEvent::Data {
             dir, time, bytes, ..
         } = event
         {

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use tiburoncin::capture::read::CaptureReader;
 use tiburoncin::direction::Direction;
-use tiburoncin::replay::reassembly::{Ending, Event, Reassembler};
+use tiburoncin::replay::reassembly::{Reassembler, StreamEnd, StreamEvent};
 
 /// Reads `bytes` as a capture and reassembles every connection in it, checking the
 /// events against the summary. Panics (a crash to the fuzzer) on any inconsistency.
@@ -52,7 +52,7 @@ pub fn check_capture(bytes: &[u8]) {
                 "stream {number} {dir:?}: gaps"
             );
             assert_eq!(
-                flow.ending.unwrap_or(Ending::Open),
+                flow.ending.unwrap_or(StreamEnd::Open),
                 info.ending[i],
                 "stream {number} {dir:?}: ending"
             );
@@ -69,7 +69,7 @@ pub fn check_capture(bytes: &[u8]) {
 struct FlowSeen {
     bytes: u64,
     missing: u64,
-    ending: Option<Ending>,
+    ending: Option<StreamEnd>,
 }
 
 #[derive(Default)]
@@ -87,10 +87,10 @@ impl Seen {
         &mut self.flows[at]
     }
 
-    fn take(&mut self, events: &mut Vec<Event>) {
+    fn take(&mut self, events: &mut Vec<StreamEvent>) {
         for event in events.drain(..) {
             match event {
-                Event::Data {
+                StreamEvent::Data {
                     stream, dir, bytes, ..
                 } => {
                     let flow = self.flow(stream, dir);
@@ -98,18 +98,18 @@ impl Seen {
                     assert!(!bytes.is_empty(), "an empty data event");
                     flow.bytes += bytes.len() as u64;
                 }
-                Event::Gap { stream, dir, len } => {
+                StreamEvent::Gap { stream, dir, len } => {
                     let flow = self.flow(stream, dir);
                     assert!(flow.ending.is_none(), "a gap after the end of {dir:?}");
                     assert!(len > 0, "an empty gap");
                     flow.missing += len;
                 }
-                Event::End {
+                StreamEvent::End {
                     stream, dir, how, ..
                 } => {
                     let flow = self.flow(stream, dir);
                     assert!(flow.ending.is_none(), "{dir:?} ended twice");
-                    assert_ne!(how, Ending::Open, "an end that is not one");
+                    assert_ne!(how, StreamEnd::Open, "an end that is not one");
                     flow.ending = Some(how);
                 }
             }
