@@ -7,10 +7,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::cli::addr::Endpoint;
-use crate::cli::config::SizePair;
+use crate::cli::sizes::SizePair;
 use crate::output::timestamps::TimestampKind;
 use crate::relay::faults::{self, Delay};
 
@@ -278,109 +278,10 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{text}' is not a number of seconds above 0"))
 }
 
-impl Cli {
-    /// Parses the process arguments; on a usage error prints the reason and the usage
-    /// and exits with 2 (help and version exit 0).
-    pub fn parse_or_exit() -> Cli {
-        Cli::try_parse().unwrap_or_else(|error| usage_error(error))
-    }
-}
-
-/// Exits for a command-line mistake: clap omits the usage for some errors (a bad
-/// value), but a user who typed something wrong should always see how it goes.
-pub fn usage_error(error: clap::Error) -> ! {
-    // A mistake in `tiburoncin replay ...` shows the replay usage. The subcommand is
-    // the first argument (the relay's flags and `replay` do not mix); clap's own text
-    // names it only for some errors.
-    let replaying = std::env::args_os().nth(1).is_some_and(|a| a == "replay");
-    let mut command = Cli::command();
-    command.build();
-    let usage = match command.find_subcommand_mut("replay") {
-        Some(replay) if replaying || error.to_string().contains("tiburoncin replay") => {
-            replay.render_usage()
-        }
-        _ => command.render_usage(),
-    };
-    exit_with(error, usage.to_string())
-}
-
-fn exit_with(error: clap::Error, usage: String) -> ! {
-    use clap::error::ErrorKind;
-    if matches!(
-        error.kind(),
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-    ) {
-        error.exit();
-    }
-    let mut text = error.render().to_string();
-    // What the user typed is quoted back; a control character in it must neither
-    // break the line nor reach the terminal as one.
-    for (_, value) in error.context() {
-        let typed = match value {
-            clap::error::ContextValue::String(one) => std::slice::from_ref(one),
-            clap::error::ContextValue::Strings(many) => many.as_slice(),
-            _ => &[],
-        };
-        for raw in typed.iter().filter(|t| t.chars().any(char::is_control)) {
-            text = text.replace(raw.as_str(), &crate::error::visible(raw));
-        }
-    }
-    let (reason, rest) = text.split_once("\n\n").unwrap_or((&text, ""));
-    let reason = one_line(reason);
-    if rest.contains("Usage:") {
-        eprint!("{reason}\n\n{rest}");
-    } else {
-        eprint!("{reason}\n\n{usage}\n\n{rest}");
-    }
-    std::process::exit(2);
-}
-
-/// The reason on one line: clap lists missing arguments and possible values on lines
-/// of their own, and a usage error is one line to read, then the usage.
-fn one_line(reason: &str) -> String {
-    let mut lines = reason.lines();
-    let mut line = lines.next().unwrap_or_default().to_string();
-    let rest: Vec<&str> = lines.map(str::trim).filter(|l| !l.is_empty()).collect();
-    if !rest.is_empty() {
-        line.push(' ');
-        line += &rest.join(", ");
-    }
-    line
-}
-
-/// A usage error for a reason found after parsing (a name that does not resolve).
-pub fn invalid(reason: String) -> ! {
-    let mut command = Cli::command();
-    let usage = command.render_usage().to_string();
-    let reason = crate::error::visible(&reason);
-    exit_with(
-        command.error(clap::error::ErrorKind::ValueValidation, reason),
-        usage,
-    )
-}
-
-/// The same for `tiburoncin replay`, with the replay usage.
-pub fn invalid_replay(reason: &str) -> ! {
-    let mut command = Cli::command();
-    command.build();
-    match command.find_subcommand_mut("replay") {
-        Some(replay) => {
-            let usage = replay.render_usage().to_string();
-            exit_with(
-                replay.error(
-                    clap::error::ErrorKind::ValueValidation,
-                    crate::error::visible(reason),
-                ),
-                usage,
-            )
-        }
-        None => invalid(reason.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     #[test]
     fn the_clap_definition_is_consistent() {
@@ -498,17 +399,6 @@ mod tests {
         assert!(parse(&["--timestamps=utc"]).is_err());
         // -t combines with other short flags as getopt allows.
         assert_eq!(parse(&["-ct"]).unwrap(), Some(TimestampKind::Local));
-    }
-
-    #[test]
-    fn a_reason_is_one_line() {
-        assert_eq!(
-            one_line(
-                "error: the following required arguments were not provided:\n  -A <addr>\n  -B <addr>"
-            ),
-            "error: the following required arguments were not provided: -A <addr>, -B <addr>"
-        );
-        assert_eq!(one_line("error: plain"), "error: plain");
     }
 
     #[test]
