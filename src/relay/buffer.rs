@@ -87,9 +87,15 @@ impl Ring {
         self.bytes.len()
     }
 
-    /// A raw pointer to the byte at stream position `at`.
+    /// A raw pointer to the byte at stream position `at`, from which the bytes up to
+    /// the ring's end may be reached. (Taken from the whole slice, not from that one
+    /// byte's cell, so that it may reach the bytes after it.)
     fn at(&self, at: u64) -> *mut u8 {
-        self.bytes[(at % self.cap() as u64) as usize].get()
+        let index = (at % self.cap() as u64) as usize;
+        let base = UnsafeCell::raw_get(self.bytes.as_ptr());
+        // SAFETY: `index` is less than the ring's length, so the result stays within
+        // the allocation.
+        unsafe { base.add(index) }
     }
 
     /// The bytes at `[at, at + len)`, which must not wrap.
