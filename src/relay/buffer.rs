@@ -419,7 +419,13 @@ mod tests {
 
     #[test]
     fn small_reads_fill_the_buffer_to_the_byte() {
-        for limit in [1, 7, 100, 2048, 65536] {
+        // (Under Miri, only the small ones: it checks every byte.)
+        let limits: &[usize] = if cfg!(miri) {
+            &[1, 7, 100]
+        } else {
+            &[1, 7, 100, 2048, 65536]
+        };
+        for &limit in limits {
             let (mut filler, _drainer) = user_space_buffer(limit, false);
             let mut held = 0;
             while filler.free() > 0 {
