@@ -39,7 +39,8 @@ their byte counts are decimal, with k, M or G for thousands, millions, billions.
 
 Order of work: connect to B, wait for one A, relay until both directions are closed.
 With -k: listen for A; for each client, connect to B and relay, until a signal stops it.
-`tiburoncin replay --help` tells how to replay a recorded session."
+`tiburoncin replay --help` tells how to replay a recorded session.
+`tiburoncin demo` shows the relay at work between built-in peers; `tiburoncin demo --list`."
 )]
 pub struct Cli {
     /// Where to listen for A, the client
@@ -138,6 +139,109 @@ pub struct Cli {
 pub enum Command {
     /// Play one side of a recorded TCP connection against a live peer, checking every byte
     Replay(ReplayArgs),
+    /// Watch the relay between built-in peers, on loopback: what TCP really does
+    Demo(DemoArgs),
+}
+
+/// Runs the real relay between a built-in client A and server B on loopback, and
+/// tells what happens, step by step, in lines starting with `#`; the relay's own
+/// output follows each step as it happens.
+// The relay's flags that only change what is shown or saved apply; those that say
+// where A and B are, or how many clients come, are the demo's own business.
+#[derive(Debug, Args)]
+#[command(
+    args_override_self = true,
+    after_help = "\
+  tiburoncin demo                      # hello, the first session
+  tiburoncin demo --list               # every demo, one line each
+  tiburoncin demo slow-receiver -b 512 -z 1024 -w demo.pcapng"
+)]
+pub struct DemoArgs {
+    /// The demo to run (default: hello)
+    #[arg(value_name = "name", value_enum)]
+    pub name: Option<DemoName>,
+
+    /// Name the demos, one line each
+    #[arg(long, conflicts_with = "name")]
+    pub list: bool,
+
+    /// slow: pause between steps, long enough to read (the default on a terminal);
+    /// fast: no pauses (the default otherwise)
+    #[arg(long, value_name = "how", value_enum)]
+    pub pace: Option<Pace>,
+
+    /// The relay's flags that apply to a demo, as the relay takes them
+    #[command(flatten)]
+    pub relay: DemoRelayFlags,
+}
+
+/// The built-in demos, in the order `--list` shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoName {
+    /// A and B exchange a few lines, then both close: the first session
+    Hello,
+    /// B stops reading: the kernel's buffers fill, then tiburoncin's, then A blocks
+    SlowReceiver,
+    /// A shuts down its side with bytes still on the way: they drain, then the FIN
+    HalfClose,
+    /// B closes while A still sends: why the relay reports a broken pipe
+    BrokenPipe,
+    /// -k: a few clients at once, each line labelled with its connection's [N]
+    Many,
+}
+
+/// A demo's pace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pace {
+    Fast,
+    Slow,
+}
+
+/// The relay's flags a demo passes on to the relay (see `Cli` for each).
+#[derive(Debug, Args)]
+pub struct DemoRelayFlags {
+    /// User-space buffer per direction, A->B[:B->A]
+    #[arg(short = 'b', value_name = "bsz", value_parser = SizePair::parse_buffer,
+          allow_negative_numbers = true)]
+    pub buffers: Option<SizePair>,
+
+    /// Kernel socket buffers SO_SNDBUF[:SO_RCVBUF] for the relay's sockets
+    #[arg(short = 'z', value_name = "bsz", value_parser = SizePair::parse_socket,
+          allow_negative_numbers = true)]
+    pub socket_buffers: Option<SizePair>,
+
+    /// Save the bytes of each direction as hex in AtoB.dump and BtoA.dump
+    #[arg(short = 'o', conflicts_with = "prefix")]
+    pub dump: bool,
+
+    /// Like -o, with the files named PREFIXAtoB.dump and PREFIXBtoA.dump
+    #[arg(short = 'f', value_name = "prefix")]
+    pub prefix: Option<PathBuf>,
+
+    /// No colours
+    #[arg(short = 'c')]
+    pub colourless: bool,
+
+    /// No per-chunk output from the relay
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+
+    /// Save the session for Wireshark: pcapng if the name ends in .pcapng, else pcap
+    #[arg(short = 'w', value_name = "capture")]
+    pub capture: Option<PathBuf>,
+
+    /// Start each of the relay's event lines with the time (local, or =relative)
+    #[arg(short = 't', long = "timestamps", value_name = "how", value_enum,
+          num_args = 0..=1, require_equals = true, default_missing_value = "local")]
+    pub timestamps: Option<TimestampKind>,
+
+    /// Show the kernel's queues beside the backlog
+    #[arg(long = "kernel-queues")]
+    pub kernel_queues: bool,
+
+    /// Also write every event as a line of JSON to this file
+    #[arg(long = "events", value_name = "path")]
+    pub events: Option<PathBuf>,
 }
 
 /// Plays A's side of a recorded connection against a live server, or B's side for a
@@ -325,7 +429,7 @@ mod tests {
         let all = ["tiburoncin", "replay"].iter().chain(args).copied();
         match Cli::try_parse_from(all)?.command {
             Some(Command::Replay(args)) => Ok(args),
-            None => panic!("no subcommand"),
+            _ => panic!("not replay"),
         }
     }
 
