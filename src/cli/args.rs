@@ -173,6 +173,45 @@ pub struct DemoArgs {
     /// The relay's flags that apply to a demo, as the relay takes them
     #[command(flatten)]
     pub relay: DemoRelayFlags,
+
+    /// The relay's flags that do not apply, taken only to be refused with a reason
+    #[command(flatten)]
+    pub refused: DemoRefusedFlags,
+}
+
+/// The relay's flags a demo refuses: it makes its own A and B, and its own clients,
+/// and injected faults would change the story it tells. Hidden: they are not the
+/// demo's; `from_args` says why each is refused.
+#[derive(Debug, Args)]
+pub struct DemoRefusedFlags {
+    #[arg(short = 'A', hide = true, value_name = "addr")]
+    pub a: Option<String>,
+    #[arg(short = 'B', hide = true, value_name = "addr")]
+    pub b: Option<String>,
+    #[arg(short = 'k', long = "keep-listening", hide = true)]
+    pub keep_listening: bool,
+    #[arg(long = "max-conns", hide = true, value_name = "N")]
+    pub max_conns: Option<String>,
+    #[arg(long, hide = true, value_name = "v", allow_hyphen_values = true)]
+    pub rate: Option<String>,
+    #[arg(long, hide = true, value_name = "v", allow_hyphen_values = true)]
+    pub delay: Option<String>,
+    #[arg(long, hide = true, value_name = "v", allow_hyphen_values = true)]
+    pub slice: Option<String>,
+    #[arg(
+        long = "reset-after",
+        hide = true,
+        value_name = "v",
+        allow_hyphen_values = true
+    )]
+    pub reset_after: Option<String>,
+    #[arg(
+        long = "stall-after",
+        hide = true,
+        value_name = "v",
+        allow_hyphen_values = true
+    )]
+    pub stall_after: Option<String>,
 }
 
 /// The built-in demos, in the order `--list` shows them.

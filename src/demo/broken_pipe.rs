@@ -7,12 +7,19 @@
 //! peer's FIN records that reset as EPIPE, and the write after it fails with
 //! "Broken pipe". The relay still holds bytes it can never deliver: a failure.
 
+use std::time::Duration;
+
 use crate::demo::peers::{receive, receive_end, send};
 use crate::demo::{Show, Sizes};
 use crate::error::Error;
 
 /// How many lines A tries before giving up on seeing the failure.
 const TRIES: usize = 20;
+
+/// How long A waits for the failure after each line. With its per-chunk lines the
+/// relay shows when it wrote a line to B, and the first try is the one; with `-q`,
+/// A cannot tell, and tries again.
+const TRY_FOR: Duration = Duration::from_millis(300);
 
 pub(crate) fn play(show: &mut Show) -> Result<(), Error> {
     show.step(&["broken-pipe: B closes its connection while A still has things to say."]);
@@ -53,7 +60,7 @@ pub(crate) fn play(show: &mut Show) -> Result<(), Error> {
             break; // the relay already failed and closed A's connection
         }
         let failed = |seen: &[String]| seen.iter().any(|l| l.contains("failed: "));
-        if relay.until("the failure", failed).is_ok() {
+        if relay.until_within(TRY_FOR, "the failure", failed).is_ok() {
             break;
         }
     }

@@ -66,7 +66,17 @@ impl RelayChild {
         what: &str,
         done: impl Fn(&[String]) -> bool,
     ) -> Result<(), Error> {
-        let deadline = Instant::now() + DEADLINE;
+        self.until_within(DEADLINE, what, done)
+    }
+
+    /// As `until`, giving up after `within`.
+    pub(crate) fn until_within(
+        &mut self,
+        within: Duration,
+        what: &str,
+        done: impl Fn(&[String]) -> bool,
+    ) -> Result<(), Error> {
+        let deadline = Instant::now() + within;
         while !done(&self.seen) {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
-use crate::cli::args::{DemoArgs, DemoName, DemoRelayFlags, Pace};
+use crate::cli::args::{DemoArgs, DemoName, DemoRefusedFlags, DemoRelayFlags, Pace};
 use crate::cli::sizes::SizePair;
 use crate::demo::child::RelayChild;
 use crate::error::Error;
@@ -48,6 +48,7 @@ pub struct Demo {
 impl Demo {
     /// Checks the demo's arguments; the error is one line for the usage message.
     pub fn from_args(args: DemoArgs) -> Result<Demo, String> {
+        refuse(&args.refused)?;
         let name = args.name.unwrap_or(DemoName::Hello);
         let flags = args.relay;
         if name == DemoName::SlowReceiver {
@@ -77,6 +78,32 @@ impl Demo {
         });
         Ok(Demo { name, pace, flags })
     }
+}
+
+/// A relay flag that has no place in a demo, with the reason.
+fn refuse(flags: &DemoRefusedFlags) -> Result<(), String> {
+    let places = [(flags.a.is_some(), "-A"), (flags.b.is_some(), "-B")];
+    if let Some((_, flag)) = places.iter().find(|(given, _)| *given) {
+        return Err(format!(
+            "{flag}: a demo makes its own A and B, on loopback; try the relay itself"
+        ));
+    }
+    if flags.keep_listening || flags.max_conns.is_some() {
+        return Err("-k and --max-conns: the demo 'many' is the one with -k".into());
+    }
+    let faults = [
+        (&flags.rate, "--rate"),
+        (&flags.delay, "--delay"),
+        (&flags.slice, "--slice"),
+        (&flags.reset_after, "--reset-after"),
+        (&flags.stall_after, "--stall-after"),
+    ];
+    if let Some((_, flag)) = faults.iter().find(|(value, _)| value.is_some()) {
+        return Err(format!(
+            "{flag}: faults would change what a demo shows; try them on the relay itself"
+        ));
+    }
+    Ok(())
 }
 
 /// The demos, one line each, for `--list`.
