@@ -29,7 +29,7 @@ pub(crate) fn play(show: &mut Show) -> Result<(), Error> {
     show.step(&["A sends a line, and B reads it:"]);
     send("A", a, b"one\n")?;
     receive("B", &stage.b, 4)?;
-    relay.count("B is in sync", 1)?;
+    relay.caught_up("A", "B", 4)?;
 
     show.step(&[
         "B closes its socket. Its kernel sends a FIN; tiburoncin passes the end on",
@@ -46,7 +46,7 @@ pub(crate) fn play(show: &mut Show) -> Result<(), Error> {
         "with a reset (RST).",
     ]);
     send("A", a, b"two\n")?;
-    relay.count("B is in sync", 2)?;
+    relay.caught_up("A", "B", 8)?;
 
     show.step(&[
         "A sends one more line. tiburoncin's socket to B was reset after B's FIN,",

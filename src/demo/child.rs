@@ -113,6 +113,34 @@ impl RelayChild {
         })
     }
 
+    /// Waits until the relay has shown `total` bytes read from `from` and written
+    /// to `to`, every one: its `from -> to sent N bytes` lines add up to `total`, and
+    /// its last word on `to` is `to is in sync`. With `-q` there is nothing to wait
+    /// for.
+    pub(crate) fn caught_up(&mut self, from: &str, to: &str, total: usize) -> Result<(), Error> {
+        if !self.chatty {
+            return Ok(());
+        }
+        let sent = format!("{from} -> {to} sent ");
+        let status = format!("{to} is ");
+        let in_sync = format!("{to} is in sync");
+        self.until(&format!("{total} bytes from {from} in sync"), |seen| {
+            let shown: usize = seen
+                .iter()
+                .filter_map(|line| {
+                    let (_, rest) = line.split_once(&sent)?;
+                    rest.strip_suffix(" bytes")?.parse::<usize>().ok()
+                })
+                .sum();
+            shown == total
+                && seen
+                    .iter()
+                    .rev()
+                    .find(|l| l.contains(&status))
+                    .is_some_and(|l| l.contains(&in_sync))
+        })
+    }
+
     /// The lines printed so far.
     pub(crate) fn seen(&self) -> &[String] {
         &self.seen

@@ -38,13 +38,14 @@ pub(crate) fn play(show: &mut Show) -> Result<(), Error> {
     receive("B", b, sent)?;
     receive_end("B", b)?;
     relay.line("A -> B flow shutdown")?;
+    relay.caught_up("A", "B", sent)?;
 
     show.step(&["The other direction is still open: B talks to A, and A reads."]);
     for _ in 0..2 {
         send("B", b, STILL_HERE)?;
         receive("A", a, STILL_HERE.len())?;
     }
-    relay.count("A is in sync", 2)?;
+    relay.caught_up("B", "A", 2 * STILL_HERE.len())?;
 
     show.step(&["B is done too, and closes. tiburoncin exits 0:"]);
     shutdown("B", b)?;

@@ -23,12 +23,12 @@ pub(crate) fn play(show: &mut Show) -> Result<(), Error> {
     ]);
     send("A", a, QUESTION)?;
     receive("B", b, QUESTION.len())?;
-    relay.count("B is in sync", 1)?;
+    relay.caught_up("A", "B", QUESTION.len())?;
 
     show.step(&["B answers, the other way round:"]);
     send("B", b, ANSWER)?;
     receive("A", a, ANSWER.len())?;
-    relay.count("A is in sync", 1)?;
+    relay.caught_up("B", "A", ANSWER.len())?;
 
     show.step(&[
         "A says goodbye and shuts down its side: after its last bytes, a FIN.",
@@ -39,7 +39,7 @@ pub(crate) fn play(show: &mut Show) -> Result<(), Error> {
     receive("B", b, BYE_A.len())?;
     receive_end("B", b)?;
     relay.count("A -> B flow shutdown", 1)?;
-    relay.count("B is in sync", 3)?;
+    relay.caught_up("A", "B", QUESTION.len() + BYE_A.len())?;
 
     show.step(&["B says goodbye too, and closes:"]);
     send("B", b, BYE_B)?;

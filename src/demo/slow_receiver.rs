@@ -58,12 +58,7 @@ pub(crate) fn play(show: &mut Show) -> Result<(), Error> {
         "turn, and tiburoncin reads from A again:",
     ]);
     receive("B", b, sent)?;
-    relay.until("B in sync at the end", |seen| {
-        seen.iter()
-            .rev()
-            .find(|l| l.contains("B is "))
-            .is_some_and(|l| l.contains("B is in sync"))
-    })?;
+    relay.caught_up("A", "B", sent)?;
     settles("A's send queue", 0, || peers::unacknowledged(a))?;
     show.step(&[
         &format!("B got all {sent} bytes A sent, in order. Nothing waits anywhere now:"),
@@ -160,17 +155,14 @@ fn block_a(show: &mut Show, stage: &Stage) -> Result<usize, Error> {
     }
     a.set_nonblocking(false)
         .map_err(|e| peers::failed("A", "block again", e))?;
+    let unsent = peers::unsent(a);
     show.note(&[
         &format!(
-            "A's write would block now. A sent {sent} bytes more: its own kernel holds {}",
-            peers::unacknowledged(a)
+            "A's write would block now. A sent {sent} bytes more: tiburoncin's kernel holds {},",
+            sent as u64 - unsent
         ),
-        &format!(
-            "of them ({} not even sent: tiburoncin's kernel has no room), and",
-            peers::unsent(a)
-        ),
-        "tiburoncin's kernel the rest, unread from A.",
-        "Nothing moves while B reads nothing: the relay is silent.",
+        &format!("unread; A's kernel the other {unsent}, which it cannot even send: tiburoncin's"),
+        "kernel has no room. Nothing moves while B reads nothing: the relay is silent.",
     ]);
     Ok(sent)
 }
