@@ -152,6 +152,7 @@ pub enum Command {
 #[command(
     args_override_self = true,
     after_help = "\
+Examples:
   tiburoncin demo                      # hello, the first session
   tiburoncin demo --list               # every demo, one line each
   tiburoncin demo slow-receiver -b 512 -z 1024 -w demo.pcapng"
@@ -278,8 +279,9 @@ pub struct DemoRelayFlags {
     #[arg(long = "kernel-queues")]
     pub kernel_queues: bool,
 
-    /// Also write every event as a line of JSON to this file
-    #[arg(long = "events", value_name = "path")]
+    /// Also write every event as a line of JSON to this file, or with - to standard
+    /// output (the relay's text then goes to standard error)
+    #[arg(long = "events", value_name = "path|-")]
     pub events: Option<PathBuf>,
 }
 
@@ -522,6 +524,51 @@ mod tests {
         // The relay's flags and the subcommand do not mix.
         let err = Cli::try_parse_from(["t", "-A", "1", "replay", "x", "--list"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    fn demo(args: &[&str]) -> Result<DemoArgs, clap::Error> {
+        let all = ["tiburoncin", "demo"].iter().chain(args).copied();
+        match Cli::try_parse_from(all)?.command {
+            Some(Command::Demo(args)) => Ok(args),
+            _ => panic!("not demo"),
+        }
+    }
+
+    #[test]
+    fn demo_command_lines() {
+        let d = demo(&[]).unwrap();
+        assert_eq!((d.name, d.list, d.pace), (None, false, None));
+        let d = demo(&[
+            "slow-receiver",
+            "--pace",
+            "fast",
+            "-b",
+            "512",
+            "-z",
+            "1024",
+            "-w",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(d.name, Some(DemoName::SlowReceiver));
+        assert_eq!(d.pace, Some(Pace::Fast));
+        assert_eq!(d.relay.buffers, Some(SizePair(512, 512)));
+        assert_eq!(d.relay.capture, Some(PathBuf::from("x")));
+        // The relay's flags that do not apply are taken, to be refused with a reason.
+        let d = demo(&["-A", "1", "-k", "--rate", "1k"]).unwrap();
+        assert_eq!(d.refused.a.as_deref(), Some("1"));
+        assert!(d.refused.keep_listening);
+        assert_eq!(d.refused.rate.as_deref(), Some("1k"));
+        for bad in [
+            &["nosuch"][..],
+            &["--pace", "medium"],
+            &["--list", "hello"],
+            &["-b", "0"],
+        ] {
+            assert!(demo(bad).is_err(), "{bad:?}");
+        }
+        // The relay's flags and the subcommand do not mix.
+        assert!(Cli::try_parse_from(["t", "-c", "demo"]).is_err());
     }
 
     #[test]

@@ -166,6 +166,7 @@ mod tests {
             &["t", "--help"][..],
             &["t", "--version"],
             &["t", "replay", "-h"],
+            &["t", "demo", "--help"],
         ] {
             let usage = parse(asked).unwrap_err();
             assert!(matches!(usage, Usage::Asked(_)), "{asked:?}");
