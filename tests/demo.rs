@@ -445,6 +445,10 @@ fn flags_that_make_no_sense_for_a_demo_are_usage_errors() {
             "slow-receiver counts on -b 512",
         ),
         (&["slow-receiver", "-z", "4096"], "slow-receiver counts on"),
+        (
+            &["half-close", "-b", "100:100"],
+            "half-close counts on -b 512",
+        ),
         (&["half-close", "-q"], "-q hides"),
         (&["--pace", "medium"], "'medium'"),
         (&["--list", "hello"], "--list"),

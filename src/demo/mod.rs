@@ -51,15 +51,16 @@ impl Demo {
         refuse(&args.refused)?;
         let name = args.name.unwrap_or(DemoName::Hello);
         let flags = args.relay;
-        if name == DemoName::SlowReceiver {
-            // Its steps count on the sizes it sets: which buffer fills when.
+        if matches!(name, DemoName::SlowReceiver | DemoName::HalfClose) {
+            // Their steps count on the sizes they set: which buffer fills when.
             if flags.buffers.is_some_and(|b| b.0 != slow_receiver::RING)
                 || flags
                     .socket_buffers
                     .is_some_and(|z| z.0 != slow_receiver::SEND_BUFFER)
             {
                 return Err(format!(
-                    "slow-receiver counts on -b {} and -z {}[:n], the sizes it knows how to fill",
+                    "{} counts on -b {} and -z {}[:n], the sizes it knows how to fill",
+                    name_of(name),
                     slow_receiver::RING,
                     slow_receiver::SEND_BUFFER
                 ));
