@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::demo::peers::{receive, receive_end, send};
+use crate::demo::peers::{expect, receive_end, send};
 use crate::demo::{Show, Sizes};
 use crate::error::Error;
 
@@ -28,7 +28,7 @@ pub(crate) fn play(show: &mut Show) -> Result<(), Error> {
 
     show.step(&["A sends a line, and B reads it:"]);
     send("A", a, b"one\n")?;
-    receive("B", &stage.b, 4)?;
+    expect("B", &stage.b, b"one\n")?;
     relay.caught_up("A", "B", 4)?;
 
     show.step(&[

@@ -5,7 +5,7 @@
 //! The stage is the slow receiver's (same sizes, same filling): B reads nothing
 //! until every buffer towards it is full, so that A's FIN has bytes to wait behind.
 
-use crate::demo::peers::{receive, receive_end, send, shutdown};
+use crate::demo::peers::{expect, receive, receive_end, send, shutdown};
 use crate::demo::{Show, slow_receiver};
 use crate::error::Error;
 
@@ -35,7 +35,9 @@ pub(crate) fn play(show: &mut Show) -> Result<(), Error> {
         "B reads. The bytes drain into B, and only then does tiburoncin read the end",
         "of A's stream and pass it on (A -> B flow shutdown):",
     ]);
-    receive("B", b, sent)?;
+    if receive("B", b, sent)? != slow_receiver::filling() {
+        return Err(Error::Demo("B got other bytes than A sent".into()));
+    }
     receive_end("B", b)?;
     relay.line("A -> B flow shutdown")?;
     relay.caught_up("A", "B", sent)?;
@@ -43,7 +45,7 @@ pub(crate) fn play(show: &mut Show) -> Result<(), Error> {
     show.step(&["The other direction is still open: B talks to A, and A reads."]);
     for _ in 0..2 {
         send("B", b, STILL_HERE)?;
-        receive("A", a, STILL_HERE.len())?;
+        expect("A", a, STILL_HERE)?;
     }
     relay.caught_up("B", "A", 2 * STILL_HERE.len())?;
 

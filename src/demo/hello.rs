@@ -1,6 +1,6 @@
 //! `hello`: A and B exchange a few lines through the relay, then both close.
 
-use crate::demo::peers::{receive, receive_end, send, shutdown};
+use crate::demo::peers::{expect, receive_end, send, shutdown};
 use crate::demo::{Show, Sizes};
 use crate::error::Error;
 
@@ -22,12 +22,12 @@ pub(crate) fn play(show: &mut Show) -> Result<(), Error> {
         "then writes it to B (B is in sync: B's kernel has every byte):",
     ]);
     send("A", a, QUESTION)?;
-    receive("B", b, QUESTION.len())?;
+    expect("B", b, QUESTION)?;
     relay.caught_up("A", "B", QUESTION.len())?;
 
     show.step(&["B answers, the other way round:"]);
     send("B", b, ANSWER)?;
-    receive("A", a, ANSWER.len())?;
+    expect("A", a, ANSWER)?;
     relay.caught_up("B", "A", ANSWER.len())?;
 
     show.step(&[
@@ -36,7 +36,7 @@ pub(crate) fn play(show: &mut Show) -> Result<(), Error> {
     ]);
     send("A", a, BYE_A)?;
     shutdown("A", a)?;
-    receive("B", b, BYE_A.len())?;
+    expect("B", b, BYE_A)?;
     receive_end("B", b)?;
     relay.count("A -> B flow shutdown", 1)?;
     relay.caught_up("A", "B", QUESTION.len() + BYE_A.len())?;
@@ -44,7 +44,7 @@ pub(crate) fn play(show: &mut Show) -> Result<(), Error> {
     show.step(&["B says goodbye too, and closes:"]);
     send("B", b, BYE_B)?;
     shutdown("B", b)?;
-    receive("A", a, BYE_B.len())?;
+    expect("A", a, BYE_B)?;
     receive_end("A", a)?;
     relay.ends_with(0)?;
     show.note(&["Both directions are closed: tiburoncin is done (exit status 0)."]);

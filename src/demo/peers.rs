@@ -104,6 +104,15 @@ pub(crate) fn receive(who: &str, mut stream: &TcpStream, n: usize) -> Result<Vec
     Ok(bytes)
 }
 
+/// `who` reads exactly `bytes`: what its peer sent, relayed unchanged.
+pub(crate) fn expect(who: &str, stream: &TcpStream, bytes: &[u8]) -> Result<(), Error> {
+    if receive(who, stream, bytes.len())? == bytes {
+        Ok(())
+    } else {
+        Err(Error::Demo(format!("{who} got other bytes than were sent")))
+    }
+}
+
 /// `who` reads the end of the stream: nothing more comes.
 pub(crate) fn receive_end(who: &str, mut stream: &TcpStream) -> Result<(), Error> {
     let mut rest = [0; 1];

@@ -49,15 +49,18 @@ pub(crate) fn play(show: &mut Show) -> Result<(), Error> {
         "-b bytes at a time (512 here), and shows the kernel's queues (--kernel-queues).",
     ]);
     let mut stage = show.set_up(Some(B_RECEIVE_BUFFER), Some(A_SEND_BUFFER), sizes())?;
-    let mut sent = fill(show, &mut stage)?;
-    sent += block_a(show, &stage)?;
+    let filled = fill(show, &mut stage)?;
+    let sent = filled + block_a(show, &stage)?;
     let Stage { relay, a, b } = &mut stage;
 
     show.step(&[
         "B catches up: it reads everything. As B makes room, every queue drains in",
         "turn, and tiburoncin reads from A again:",
     ]);
-    receive("B", b, sent)?;
+    let got = receive("B", b, sent)?;
+    if got[..filled] != filling()[..] || got[filled..].iter().any(|&c| c != b'1') {
+        return Err(Error::Demo("B got other bytes than A sent".into()));
+    }
     relay.caught_up("A", "B", sent)?;
     settles("A's send queue", 0, || peers::unacknowledged(a))?;
     show.step(&[
@@ -108,6 +111,14 @@ pub(crate) fn fill(show: &mut Show, stage: &mut Stage) -> Result<usize, Error> {
     chunks = chunk(relay, a, b'Z', chunks)?;
     relay.count("B is 512 bytes behind", chunks)?;
     Ok(chunks * RING)
+}
+
+/// The bytes `fill` sends, in order.
+pub(crate) fn filling() -> Vec<u8> {
+    let mut bytes = vec![b'X'; CHUNKS_IN_B * RING];
+    bytes.resize(bytes.len() + CHUNKS_QUEUED_TO_B * RING, b'Y');
+    bytes.resize(bytes.len() + RING, b'Z');
+    bytes
 }
 
 /// A sends one more chunk of `fill`; gives the chunks sent so far.
