@@ -50,6 +50,11 @@ pub enum Error {
     #[error("Replay differs from the recording: {} -> {} at stream offset {offset}", .dir.from(), .dir.to())]
     Differs { dir: Direction, offset: u64 },
 
+    /// `tiburoncin demo`: the relay or a built-in peer did not do what the demo
+    /// expected.
+    #[error("The demo did not go as planned: {0}")]
+    Demo(String),
+
     #[error("User cancelled.")]
     Cancelled { signal: i32 },
 }

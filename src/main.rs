@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use tiburoncin::Outcome;
-use tiburoncin::cli::args::{Command, ReplayArgs};
+use tiburoncin::cli::args::{Command, DemoArgs, ReplayArgs};
 use tiburoncin::cli::config::{Config, ReplayConfig};
 use tiburoncin::cli::usage::{self, Usage};
 use tiburoncin::error::Error;
@@ -14,8 +14,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(asked_or_mistake) => return exit_usage(asked_or_mistake),
     };
-    if let Some(Command::Replay(args)) = cli.command.take() {
-        return replay(args);
+    match cli.command.take() {
+        Some(Command::Replay(args)) => return replay(args),
+        Some(Command::Demo(args)) => return demo(args),
+        None => {}
     }
     let config = match Config::from_cli(cli) {
         Ok(config) => config,
@@ -40,6 +42,21 @@ fn replay(args: ReplayArgs) -> ExitCode {
         Err(error @ Error::ChooseStream { .. }) => {
             exit_usage(usage::invalid_replay(&error.to_string()))
         }
+        Err(error) => report(error),
+    }
+}
+
+fn demo(args: DemoArgs) -> ExitCode {
+    if args.list {
+        print!("{}", tiburoncin::demo::list());
+        return ExitCode::SUCCESS;
+    }
+    let demo = match tiburoncin::demo::Demo::from_args(args) {
+        Ok(demo) => demo,
+        Err(reason) => return exit_usage(usage::invalid_demo(&reason)),
+    };
+    match tiburoncin::demo::run(demo) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => report(error),
     }
 }

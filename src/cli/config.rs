@@ -305,7 +305,7 @@ mod tests {
         let cli = Cli::try_parse_from(all).map_err(|e| e.to_string())?;
         match cli.command {
             Some(crate::cli::args::Command::Replay(args)) => ReplayConfig::from_args(args),
-            None => Err("no subcommand".into()),
+            _ => Err("not replay".into()),
         }
     }
 

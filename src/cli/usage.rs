@@ -49,17 +49,19 @@ pub fn parse_args() -> Result<Cli, Usage> {
 
 /// What a failed parse shows.
 pub fn of_clap(error: clap::Error) -> Usage {
-    // A mistake in `tiburoncin replay ...` shows the replay usage. The subcommand is
-    // the first argument (the relay's flags and `replay` do not mix); clap's own text
-    // names it only for some errors.
-    let replaying = std::env::args_os().nth(1).is_some_and(|a| a == "replay");
+    // A mistake in `tiburoncin replay ...` or `tiburoncin demo ...` shows that
+    // subcommand's usage. The subcommand is the first argument (the relay's flags and
+    // the subcommands do not mix); clap's own text names it only for some errors.
+    let first = std::env::args_os().nth(1);
     let mut command = Cli::command();
     command.build();
-    let usage = match command.find_subcommand_mut("replay") {
-        Some(replay) if replaying || error.to_string().contains("tiburoncin replay") => {
-            replay.render_usage()
-        }
-        _ => command.render_usage(),
+    let named = ["replay", "demo"].into_iter().find(|name| {
+        first.as_deref().is_some_and(|a| a == *name)
+            || error.to_string().contains(&format!("tiburoncin {name}"))
+    });
+    let usage = match named.and_then(|name| command.find_subcommand_mut(name)) {
+        Some(sub) => sub.render_usage(),
+        None => command.render_usage(),
     };
     with_usage(error, usage.to_string())
 }
@@ -76,13 +78,22 @@ pub fn invalid(reason: &str) -> Usage {
 
 /// The same for `tiburoncin replay`, with the replay usage.
 pub fn invalid_replay(reason: &str) -> Usage {
+    invalid_in("replay", reason)
+}
+
+/// The same for `tiburoncin demo`, with the demo usage.
+pub fn invalid_demo(reason: &str) -> Usage {
+    invalid_in("demo", reason)
+}
+
+fn invalid_in(subcommand: &str, reason: &str) -> Usage {
     let mut command = Cli::command();
     command.build();
-    match command.find_subcommand_mut("replay") {
-        Some(replay) => {
-            let usage = replay.render_usage().to_string();
+    match command.find_subcommand_mut(subcommand) {
+        Some(sub) => {
+            let usage = sub.render_usage().to_string();
             with_usage(
-                replay.error(ErrorKind::ValueValidation, visible(reason)),
+                sub.error(ErrorKind::ValueValidation, visible(reason)),
                 usage,
             )
         }
@@ -155,6 +166,7 @@ mod tests {
             &["t", "--help"][..],
             &["t", "--version"],
             &["t", "replay", "-h"],
+            &["t", "demo", "--help"],
         ] {
             let usage = parse(asked).unwrap_err();
             assert!(matches!(usage, Usage::Asked(_)), "{asked:?}");
