@@ -50,6 +50,10 @@ pub enum Error {
     #[error("Replay differs from the recording: {} -> {} at stream offset {offset}", .dir.from(), .dir.to())]
     Differs { dir: Direction, offset: u64 },
 
+    /// A TLS certificate, key or setting that cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
+
     #[error("User cancelled.")]
     Cancelled { signal: i32 },
 }

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::capture::Format;
-use crate::cli::addr::Endpoint;
-use crate::cli::args::{Cli, ReplayArgs, Side, Timing};
+use crate::cli::addr::{Address, Endpoint};
+use crate::cli::args::{Cli, ReplayArgs, Side, Timing, TlsFlags};
 use crate::cli::sizes::SizePair;
 use crate::output::dump::DumpPaths;
 use crate::output::timestamps::TimestampKind;
@@ -38,13 +38,28 @@ pub struct CaptureFile {
     pub format: Format,
 }
 
+/// The TLS flags, each checked against a TLS side that uses it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// `--tls-ca`: B's certificate is verified against this CA, not the system's.
+    pub ca: Option<PathBuf>,
+    /// `--tls-insecure`: B's certificate is not verified.
+    pub insecure: bool,
+    /// `--tls-cert` and `--tls-key`: what A is shown, instead of a certificate made
+    /// and signed by the local CA.
+    pub cert_and_key: Option<(PathBuf, PathBuf)>,
+}
+
 /// Everything the relay needs, checked and resolved.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub a: Endpoint,
+    pub a: Address,
+    /// A's TCP addresses; none for a UNIX socket.
     pub a_addrs: Vec<SocketAddr>,
-    pub b: Endpoint,
+    pub b: Address,
+    /// B's TCP addresses; none for a UNIX socket.
     pub b_addrs: Vec<SocketAddr>,
+    pub tls: TlsOptions,
     /// User-space buffer for A->B and B->A.
     pub buffers: (usize, usize),
     /// SO_SNDBUF and SO_RCVBUF for both sockets; `None` leaves the kernel's default.
@@ -74,11 +89,12 @@ impl Config {
         let (Some(a), Some(b)) = (cli.a, cli.b) else {
             return Err("the relay needs both -A and -B".to_string());
         };
-        if b.numeric_port() == Some(0) {
+        if b.endpoint().and_then(Endpoint::numeric_port) == Some(0) {
             return Err(format!("-B {b}: B needs a real port, not 0"));
         }
-        let a_addrs = a.resolve().map_err(|e| format!("-A: {e}"))?;
-        let b_addrs = b.resolve().map_err(|e| format!("-B: {e}"))?;
+        let tls = tls_options(&cli.tls, &a, &b)?;
+        let a_addrs = resolve(&a).map_err(|e| format!("-A: {e}"))?;
+        let b_addrs = resolve(&b).map_err(|e| format!("-B: {e}"))?;
         let dumps = dump_paths(cli.dump, cli.prefix);
         let capture = capture_file(cli.capture, dumps.as_ref())?;
         let events = events_to(cli.events, dumps.as_ref(), capture.as_ref())?;
@@ -90,6 +106,7 @@ impl Config {
             a_addrs,
             b,
             b_addrs,
+            tls,
             buffers: (buffers.0, buffers.1),
             socket_buffers: cli.socket_buffers.map(|s| (s.0, s.1)),
             dumps,
@@ -105,6 +122,33 @@ impl Config {
                 .then(|| cli.max_conns.map_or(DEFAULT_MAX_CONNS, |n| n as usize)),
         })
     }
+}
+
+/// A TCP side's addresses; none for a UNIX socket.
+fn resolve(address: &Address) -> Result<Vec<SocketAddr>, String> {
+    address.endpoint().map_or(Ok(Vec::new()), Endpoint::resolve)
+}
+
+/// The TLS flags, each refused unless the side it is for speaks TLS.
+fn tls_options(flags: &TlsFlags, a: &Address, b: &Address) -> Result<TlsOptions, String> {
+    if !b.is_tls() {
+        for (given, flag) in [
+            (flags.ca.is_some(), "--tls-ca"),
+            (flags.insecure, "--tls-insecure"),
+        ] {
+            if given {
+                return Err(format!("{flag} is for a TLS B: write -B tls:HOST:PORT"));
+            }
+        }
+    }
+    if !a.is_tls() && flags.cert.is_some() {
+        return Err("--tls-cert is for a TLS A: write -A tls:[HOST]:PORT".to_string());
+    }
+    Ok(TlsOptions {
+        ca: flags.ca.clone(),
+        insecure: flags.insecure,
+        cert_and_key: flags.cert.clone().zip(flags.key.clone()),
+    })
 }
 
 /// `-o` (the default names) or `-f PREFIX`.
