@@ -208,16 +208,16 @@ fn local_ca(dir: &Path) -> Result<(rcgen::Certificate, KeyPair), Error> {
             crate::error::os_text(&e)
         ))
     };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| failed(dir, e))?;
     let key = match fs::read_to_string(&key_path) {
         Ok(pem) => KeyPair::from_pem(&pem)
             .map_err(|e| Error::Tls(format!("local CA {}: {e}", key_path.display())))?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let key = KeyPair::generate().map_err(|e| Error::Tls(e.to_string()))?;
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| failed(dir, e))?;
             write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)
                 .map_err(|e| failed(&key_path, e))?;
             key
