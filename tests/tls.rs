@@ -383,3 +383,128 @@ fn bad_certificates_keys_and_places_are_clear_errors() {
             .contains("--tls-insecure is for a TLS B")
     );
 }
+
+/// A TLS client of our own (rustls), trusting `ca`: its connection to `port`,
+/// handshake done.
+fn rustls_client(ca: &Path, port: u16) -> (rustls::ClientConnection, TcpStream) {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = "localhost".try_into().unwrap();
+    let mut tls = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp).unwrap();
+    }
+    (tls, tcp)
+}
+
+#[test]
+fn a_corrupt_record_from_a_is_a_tls_failure_of_the_passthrough() {
+    let dir = scratch_dir("tls-corrupt");
+    let b_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let b_port = b_listener.local_addr().unwrap().port();
+    let mut process = Process::spawn_with(
+        &strings(&[
+            "-c",
+            "-A",
+            "tls:localhost:0",
+            "-B",
+            &format!("127.0.0.1:{b_port}"),
+        ]),
+        &with_data_home(&dir),
+    );
+    let ca = printed_ca(&process.stdout);
+    let mut b = accept_in_time(&b_listener);
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A ")
+    });
+    let (mut tls, mut tcp) = rustls_client(&ca, waiting_port(&waiting));
+    tls.writer().write_all(b"first\n").unwrap();
+    tls.complete_io(&mut tcp).unwrap();
+    let mut got = [0; 6];
+    b.set_read_timeout(Some(DEADLINE)).unwrap();
+    b.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"first\n");
+    // An application-data record that no key sealed.
+    tcp.write_all(&[0x17, 0x03, 0x03, 0x00, 0x20]).unwrap();
+    tcp.write_all(&[0x42; 0x20]).unwrap();
+    assert_eq!(process.wait().code(), Some(1));
+    assert_eq!(
+        process.stderr.text(),
+        "Passthrough from A to B failed: TLS: cannot decrypt peer's message\n"
+    );
+}
+
+#[test]
+fn a_b_that_does_not_speak_tls_fails_the_connection() {
+    let b_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let b_port = b_listener.local_addr().unwrap().port();
+    let answer = std::thread::spawn(move || {
+        let mut b = accept_in_time(&b_listener);
+        b.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\n").unwrap();
+    });
+    let mut process = Process::spawn(&strings(&[
+        "-A",
+        "127.0.0.1:0",
+        "-B",
+        &format!("tls:127.0.0.1:{b_port}"),
+        "--tls-insecure",
+    ]));
+    assert_eq!(process.wait().code(), Some(1));
+    answer.join().unwrap();
+    let err = process.stderr.text();
+    assert!(
+        err.ends_with("Establish a connection to the destination failed: TLS: received corrupt message of type InvalidContentType\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_signal_ends_a_handshake_that_a_silent_client_holds_up() {
+    let dir = scratch_dir("tls-silent");
+    let b_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let b_port = b_listener.local_addr().unwrap().port();
+    let mut process = Process::spawn_with(
+        &strings(&[
+            "-c",
+            "-A",
+            "tls:localhost:0",
+            "-B",
+            &format!("127.0.0.1:{b_port}"),
+        ]),
+        &with_data_home(&dir),
+    );
+    let _b = accept_in_time(&b_listener);
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A ")
+    });
+    let port = waiting_port(&waiting);
+    let _silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // The single relay closes its listener once it has accepted A: then the
+    // handshake is under way.
+    wait_for(
+        "the listener to close",
+        || {
+            TcpStream::connect(("127.0.0.1", port))
+                .is_err()
+                .then_some(())
+        },
+        String::new,
+    );
+    let start = std::time::Instant::now();
+    process.signal(libc::SIGINT);
+    assert_eq!(process.wait().code(), Some(130));
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(process.stderr.text(), "User cancelled.\n");
+}

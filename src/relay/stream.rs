@@ -56,17 +56,14 @@ struct Inbox {
 }
 
 impl Stream {
-    pub fn plain(socket: Socket) -> Stream {
-        Stream {
-            socket: Arc::new(socket),
-            tls: None,
-        }
+    pub fn plain(socket: Arc<Socket>) -> Stream {
+        Stream { socket, tls: None }
     }
 
     /// A TLS connection whose handshake is done (see `handshake`).
-    pub fn tls(socket: Socket, state: rustls::Connection) -> Stream {
+    pub fn tls(socket: Arc<Socket>, state: rustls::Connection) -> Stream {
         Stream {
-            socket: Arc::new(socket),
+            socket,
             tls: Some(Tls {
                 state: Mutex::new(state),
                 inbox: Mutex::new(Inbox::default()),

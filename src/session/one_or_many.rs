@@ -177,7 +177,7 @@ impl Clients {
     pub(crate) fn not_relayed(
         self,
         id: ConnId,
-        a: Socket,
+        a: &Socket,
         error: Error,
         notes: &Sender<Note>,
     ) -> Option<Error> {
@@ -226,6 +226,8 @@ impl Clients {
 
 /// Closes a client's connection with a reset: like the refusal a client gets from a
 /// server that is not there, rather than an empty answer it might take for a reply.
-fn turn_away(a: Socket) {
+/// (The reset goes when the last holder of the socket, the connection's stopper
+/// too, lets go of it.)
+fn turn_away(a: &Socket) {
     let _ = a.set_linger(Some(Duration::ZERO));
 }

@@ -297,6 +297,10 @@ impl<'env> Server<'env> {
         };
         // A's side is ready once B's is: its TLS handshake is not begun for a client
         // that cannot be relayed.
+        // Shut down with the connection's stopper, so that a signal ends a handshake
+        // that a silent client holds up.
+        let a = Arc::new(a);
+        stopper.start_relay(std::slice::from_ref(&a));
         let ready = b.and_then(|b| match self.a_side(&a) {
             Ok(tls) => {
                 net::prepare_relay_socket(b.socket()).map_err(Error::Accept)?;
@@ -325,7 +329,7 @@ impl<'env> Server<'env> {
                 relay::connection(link, &self.settings, notes, &stopper);
             }
             Err(error) => {
-                if let Some(failure) = self.clients.not_relayed(id, a, error, notes) {
+                if let Some(failure) = self.clients.not_relayed(id, &a, error, notes) {
                     let _ = self.failure.set(failure);
                 }
             }

@@ -74,6 +74,7 @@ impl TlsSetup {
 
     /// B's side, connected: with TLS, once the handshake is done.
     pub(crate) fn b_side(&self, socket: Socket) -> io::Result<Stream> {
+        let socket = Arc::new(socket);
         let Some((config, name)) = &self.client else {
             return Ok(Stream::plain(socket));
         };
@@ -95,7 +96,7 @@ impl TlsSetup {
     }
 }
 
-fn handshake(socket: Socket, mut state: rustls::Connection) -> io::Result<Stream> {
+fn handshake(socket: Arc<Socket>, mut state: rustls::Connection) -> io::Result<Stream> {
     Stream::handshake(&socket, &mut state, HANDSHAKE_STEP)?;
     Ok(Stream::tls(socket, state))
 }
