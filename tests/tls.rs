@@ -100,9 +100,12 @@ fn https_from_curl_through_tls_to_tls_to_openssl_s_server() {
     let (cert, key) = server_certificate(&dir, "b");
     let (_server, b_port) = s_server(&cert, &key);
     let capture = dir.join("s.pcap");
+    let keylog = dir.join("keys.log");
     let mut process = Process::spawn_with(
         &strings(&[
             "-c",
+            "--tls-keylog",
+            &keylog.display().to_string(),
             "-A",
             "tls:127.0.0.1:0",
             "-B",
@@ -158,6 +161,7 @@ fn https_from_curl_through_tls_to_tls_to_openssl_s_server() {
     let shown = text_of_hexdump(&text, "A -> B");
     assert!(shown.starts_with(&request), "{shown:?}");
     assert!(text_of_hexdump(&text, "B -> A").starts_with("HTTP/1.0 200 ok\r\n"));
+    assert_key_log(&keylog);
 
     if !have_tshark() {
         return;
@@ -182,6 +186,37 @@ fn https_from_curl_through_tls_to_tls_to_openssl_s_server() {
         found.lines().collect::<Vec<_>>(),
         ["GET\t", "\t200"],
         "{found}"
+    );
+}
+
+/// Both sessions' TLS 1.3 secrets, in SSLKEYLOGFILE format, readable by the owner only.
+fn assert_key_log(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut randoms = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields.len(), 3, "{line}");
+        assert!(
+            fields[0].ends_with("_SECRET") || fields[0].ends_with("_SECRET_0"),
+            "{line}"
+        );
+        assert_eq!(fields[1].len(), 64, "{line}");
+        assert!(
+            fields[1..]
+                .iter()
+                .all(|f| f.bytes().all(|b| b.is_ascii_hexdigit()))
+        );
+        randoms.insert(fields[1].to_string());
+    }
+    let traffic = text
+        .lines()
+        .filter(|l| l.starts_with("CLIENT_TRAFFIC_SECRET_0 "))
+        .count();
+    assert_eq!((randoms.len(), traffic), (2, 2), "{text}");
+    let mode = std::fs::metadata(path).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
     );
 }
 

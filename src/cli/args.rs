@@ -161,6 +161,11 @@ pub struct TlsFlags {
     /// With --tls-cert: its private key (PEM)
     #[arg(long = "tls-key", value_name = "FILE", requires = "cert", help_heading = TLS)]
     pub key: Option<PathBuf>,
+
+    /// Append every TLS session's secrets to this file, in SSLKEYLOGFILE format (for
+    /// Wireshark reading a capture of the encrypted wire)
+    #[arg(long = "tls-keylog", value_name = "FILE", help_heading = TLS)]
+    pub keylog: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -48,6 +48,8 @@ pub struct TlsOptions {
     /// `--tls-cert` and `--tls-key`: what A is shown, instead of a certificate made
     /// and signed by the local CA.
     pub cert_and_key: Option<(PathBuf, PathBuf)>,
+    /// `--tls-keylog`: where the sessions' secrets go.
+    pub keylog: Option<PathBuf>,
 }
 
 /// Everything the relay needs, checked and resolved.
@@ -144,10 +146,14 @@ fn tls_options(flags: &TlsFlags, a: &Address, b: &Address) -> Result<TlsOptions,
     if !a.is_tls() && flags.cert.is_some() {
         return Err("--tls-cert is for a TLS A: write -A tls:[HOST]:PORT".to_string());
     }
+    if !a.is_tls() && !b.is_tls() && flags.keylog.is_some() {
+        return Err("--tls-keylog is for a TLS side: write tls: in -A or -B".to_string());
+    }
     Ok(TlsOptions {
         ca: flags.ca.clone(),
         insecure: flags.insecure,
         cert_and_key: flags.cert.clone().zip(flags.key.clone()),
+        keylog: flags.keylog.clone(),
     })
 }
 

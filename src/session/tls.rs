@@ -47,11 +47,18 @@ impl TlsSetup {
     /// local CA is when A is shown a certificate it signed.
     pub(crate) fn prepare(config: &Config, say: Say) -> Result<TlsSetup, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key_log: Option<Arc<dyn rustls::KeyLog>> = match &config.tls.keylog {
+            Some(path) => Some(Arc::new(KeyLogFile::open(path)?)),
+            None => None,
+        };
         let mut setup = TlsSetup::default();
         if let Address::Tls(b) = &config.b {
             let name = ServerName::try_from(b.host.clone())
                 .map_err(|e| Error::Tls(format!("-B {}: {e}", config.b)))?;
-            let client = client_config(&config.tls, provider.clone())?;
+            let mut client = client_config(&config.tls, provider.clone())?;
+            if let Some(key_log) = &key_log {
+                client.key_log = key_log.clone();
+            }
             setup.client = Some((Arc::new(client), name));
         }
         if let Address::Tls(a) = &config.a {
@@ -63,10 +70,13 @@ impl TlsSetup {
                     made_certificate(&names, say)?
                 }
             };
-            let server = ServerConfig::builder_with_provider(provider)
+            let mut server = ServerConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
                 .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
                 .map_err(|e| Error::Tls(format!("the certificate for A: {e}")))?;
+            if let Some(key_log) = key_log {
+                server.key_log = key_log;
+            }
             setup.server = Some(Arc::new(server));
         }
         Ok(setup)
@@ -247,6 +257,47 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         .mode(mode)
         .open(path)?;
     file.write_all(bytes)
+}
+
+/// `--tls-keylog`: each secret as a line of NSS's key log format (what
+/// SSLKEYLOGFILE files hold), written at once, so a run that is killed has logged
+/// every session it opened. Readable by its owner only: these keys open the traffic.
+#[derive(Debug)]
+struct KeyLogFile {
+    file: std::sync::Mutex<fs::File>,
+}
+
+impl KeyLogFile {
+    fn open(path: &Path) -> Result<KeyLogFile, Error> {
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| {
+                Error::Tls(format!(
+                    "--tls-keylog {}: {}",
+                    path.display(),
+                    crate::error::os_text(&e)
+                ))
+            })?;
+        Ok(KeyLogFile {
+            file: std::sync::Mutex::new(file),
+        })
+    }
+}
+
+impl rustls::KeyLog for KeyLogFile {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let line = format!("{label} {} {}\n", hex(client_random), hex(secret));
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A key log that cannot be written costs the key log, not the relay.
+        let _ = file.write_all(line.as_bytes());
+    }
 }
 
 /// `--tls-insecure`: a verifier that accepts any certificate. The signatures of the
