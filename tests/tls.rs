@@ -543,3 +543,61 @@ fn a_signal_ends_a_handshake_that_a_silent_client_holds_up() {
     assert!(start.elapsed() < std::time::Duration::from_secs(5));
     assert_eq!(process.stderr.text(), "User cancelled.\n");
 }
+
+#[test]
+fn keep_listening_serves_tls_clients_each_with_its_own_b() {
+    let dir = scratch_dir("tls-many");
+    let b_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let b_port = b_listener.local_addr().unwrap().port();
+    let mut process = Process::spawn_with(
+        &strings(&[
+            "-c",
+            "-k",
+            "-A",
+            "tls:localhost:0",
+            "-B",
+            &format!("127.0.0.1:{b_port}"),
+        ]),
+        &with_data_home(&dir),
+    );
+    let ca = printed_ca(&process.stdout);
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for connections from A ")
+    });
+    let port = waiting_port(&waiting);
+    let mut clients = Vec::new();
+    for n in 1..=2u8 {
+        let (mut tls, mut tcp) = rustls_client(&ca, port);
+        let mut b = accept_in_time(&b_listener);
+        tls.writer().write_all(&[b'0' + n; 3]).unwrap();
+        tls.complete_io(&mut tcp).unwrap();
+        let mut got = [0; 3];
+        b.set_read_timeout(Some(DEADLINE)).unwrap();
+        b.read_exact(&mut got).unwrap();
+        assert_eq!(got, [b'0' + n; 3]);
+        b.write_all(b"back").unwrap();
+        b.shutdown(Shutdown::Write).unwrap();
+        clients.push((tls, tcp, b));
+    }
+    for (mut tls, mut tcp, mut b) in clients {
+        let mut got = Vec::new();
+        loop {
+            tls.complete_io(&mut tcp).unwrap();
+            match tls.reader().read_to_end(&mut got) {
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, b"back");
+        // The client's close_notify is the end of its stream for B.
+        tls.send_close_notify();
+        tls.complete_io(&mut tcp).unwrap();
+        assert_eq!(read_to_end(&mut b).unwrap(), b"");
+    }
+    process
+        .stdout
+        .wait_count("both summaries", 2, |l| l.contains("] Relayed A -> B"));
+    process.signal(libc::SIGINT);
+    assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
+}

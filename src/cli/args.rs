@@ -210,12 +210,12 @@ pub struct ReplayArgs {
     pub side: Option<Side>,
 
     /// With --as b: where to listen for A
-    #[arg(short = 'A', value_name = "addr", value_parser = Endpoint::parse,
+    #[arg(short = 'A', value_name = "addr", value_parser = Address::parse_tcp,
           required_if_eq("side", "b"))]
     pub a: Option<Endpoint>,
 
     /// With --as a: where B listens
-    #[arg(short = 'B', value_name = "addr", value_parser = Endpoint::parse,
+    #[arg(short = 'B', value_name = "addr", value_parser = Address::parse_tcp,
           required_if_eq("side", "a"))]
     pub b: Option<Endpoint>,
 
