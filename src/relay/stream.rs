@@ -106,7 +106,12 @@ impl Stream {
                 state.send_close_notify();
                 drain(&mut state, &mut sealed)?;
             }
-            self.send_all(&sealed)?;
+            // A peer already gone cannot be told: as for a plain socket, whose
+            // shutdown then says "not connected" (see the writer's shutdown).
+            self.send_all(&sealed).map_err(|e| match e.raw_os_error() {
+                Some(libc::EPIPE | libc::ECONNRESET) => io::ErrorKind::NotConnected.into(),
+                _ => e,
+            })?;
         }
         self.socket.shutdown(Shutdown::Write)
     }
@@ -272,5 +277,111 @@ impl io::Write for SocketIo<'_> {
 impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.recv(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::mpsc;
+    use std::thread;
+
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    /// A TLS connection over loopback: (client side, server side), handshakes done.
+    fn tls_pair() -> (Stream, Stream) {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(made.key_pair.serialize_der()).unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![made.cert.der().clone()], key)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(made.cert.der().clone()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let server_side = thread::spawn(move || {
+            let socket = Socket::from(accepted);
+            let mut state = rustls::ServerConnection::new(Arc::new(server))
+                .unwrap()
+                .into();
+            Stream::handshake(&socket, &mut state, LIMIT).unwrap();
+            Stream::tls(Arc::new(socket), state)
+        });
+        let socket = Socket::from(tcp);
+        let name = "localhost".try_into().unwrap();
+        let mut state = rustls::ClientConnection::new(Arc::new(client), name)
+            .unwrap()
+            .into();
+        Stream::handshake(&socket, &mut state, LIMIT).unwrap();
+        (
+            Stream::tls(Arc::new(socket), state),
+            server_side.join().unwrap(),
+        )
+    }
+
+    fn read_some(stream: &Stream) -> Vec<u8> {
+        let mut buf = [0; 100];
+        let n = (&*stream).read(&mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    #[test]
+    fn a_blocked_read_does_not_hold_up_a_write_on_the_same_connection() {
+        let (a, b) = tls_pair();
+        let (a, b) = (Arc::new(a), Arc::new(b));
+        let (got, reads) = mpsc::channel();
+        let reader = {
+            let a = a.clone();
+            // Blocks in `recv`: b sends nothing yet.
+            thread::spawn(move || got.send(read_some(&a)).unwrap())
+        };
+        // Meanwhile a's other half writes, and b reads it.
+        assert_eq!(a.send(b"ping", true).unwrap(), 4);
+        assert_eq!(read_some(&b), b"ping");
+        assert!(
+            reads.try_recv().is_err(),
+            "the reader saw bytes nobody sent"
+        );
+        assert_eq!(b.send(b"pong", true).unwrap(), 4);
+        assert_eq!(reads.recv_timeout(LIMIT).unwrap(), b"pong");
+        reader.join().unwrap();
+    }
+
+    #[test]
+    fn close_notify_is_a_half_close() {
+        let (a, b) = tls_pair();
+        a.shutdown_write().unwrap();
+        assert_eq!(read_some(&b), b"");
+        // The other way still flows.
+        let big = vec![7u8; 100_000];
+        let sender = thread::spawn(move || {
+            let mut done = 0;
+            while done < big.len() {
+                done += b.send(&big[done..], true).unwrap();
+            }
+            b.shutdown_write().unwrap();
+        });
+        let mut all = Vec::new();
+        let mut buf = [0; 4096];
+        loop {
+            match (&a).read(&mut buf).unwrap() {
+                0 => break,
+                n => all.extend_from_slice(&buf[..n]),
+            }
+        }
+        sender.join().unwrap();
+        assert_eq!(all, vec![7u8; 100_000]);
     }
 }
