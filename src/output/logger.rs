@@ -243,7 +243,8 @@ impl<W: Write> Logger<W> {
             Note::Accepted { conn, a, at } => {
                 self.print.connection_at(at);
                 let b = self.many.as_deref().unwrap_or("B");
-                let a = a.map_or_else(|| "?".to_string(), |a| a.to_string());
+                // Only a UNIX socket's client has no address to show.
+                let a = a.map_or_else(|| "(UNIX socket)".to_string(), |a| a.to_string());
                 self.print.line(
                     None,
                     &label(conn),
