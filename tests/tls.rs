@@ -45,13 +45,16 @@ fn server_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
-/// `openssl s_server -www` on a free loopback port: the server and its port.
+/// `openssl s_server -www` on a free loopback port, speaking HTTP/1.1 by ALPN if
+/// asked: the server and its port.
 fn s_server(cert: &Path, key: &Path) -> (Helper, u16) {
     let server = Helper::spawn(
         "openssl",
         &[
             "s_server",
             "-www",
+            "-alpn",
+            "http/1.1",
             "-accept",
             "127.0.0.1:0",
             "-cert",
@@ -112,6 +115,8 @@ fn https_from_curl_through_tls_to_tls_to_openssl_s_server() {
             &format!("tls:127.0.0.1:{b_port}"),
             "--tls-ca",
             &cert.display().to_string(),
+            "--tls-alpn",
+            "h2,http/1.1",
             "-w",
             &capture.display().to_string(),
         ]),
@@ -128,15 +133,16 @@ fn https_from_curl_through_tls_to_tls_to_openssl_s_server() {
         std::os::unix::fs::PermissionsExt::mode(&key_mode.permissions()) & 0o777,
         0o600
     );
-    process
-        .stdout
-        .wait_line("B's TLS", |l| l.starts_with("TLS with B: TLSv1_3, TLS13_"));
+    process.stdout.wait_line("B's TLS", |l| {
+        l.starts_with("TLS with B: TLSv1_3, TLS13_") && l.ends_with(", ALPN http/1.1")
+    });
     let waiting = process.stdout.wait_line("the waiting line", |l| {
         l.starts_with("Waiting for a connection from A tls:127.0.0.1:")
     });
     let url = format!("https://127.0.0.1:{}/", waiting_port(&waiting));
     let curl = Command::new("curl")
-        .args(["-sS", "--max-time", "20", "--http1.1", "--cacert"])
+        // curl offers h2 and http/1.1; B chose http/1.1, so A is offered only that.
+        .args(["-sS", "--max-time", "20", "--cacert"])
         .arg(&ca)
         .arg(&url)
         .output()
@@ -152,7 +158,13 @@ fn https_from_curl_through_tls_to_tls_to_openssl_s_server() {
     assert_eq!(status.code(), Some(0), "{}", process.stderr.text());
 
     let text = process.stdout.text();
-    assert!(text.contains("TLS with A: TLSv1_3, TLS13_"), "{text}");
+    let a_tls = text
+        .lines()
+        .find(|l| l.starts_with("TLS with A: TLSv1_3, TLS13_"));
+    assert!(
+        a_tls.is_some_and(|l| l.ends_with(", ALPN http/1.1")),
+        "{text}"
+    );
     // The hexdump shows the plaintext request, byte for byte.
     let request = format!(
         "GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n",

@@ -162,6 +162,11 @@ pub struct TlsFlags {
     #[arg(long = "tls-key", value_name = "FILE", requires = "cert", help_heading = TLS)]
     pub key: Option<PathBuf>,
 
+    /// The protocols (ALPN) to offer B, as h2,http/1.1; A is then offered the one
+    /// B chose (with a plain B, this list)
+    #[arg(long = "tls-alpn", value_name = "LIST", help_heading = TLS)]
+    pub alpn: Option<String>,
+
     /// Append every TLS session's secrets to this file, in SSLKEYLOGFILE format (for
     /// Wireshark reading a capture of the encrypted wire)
     #[arg(long = "tls-keylog", value_name = "FILE", help_heading = TLS)]

@@ -50,6 +50,8 @@ pub struct TlsOptions {
     pub cert_and_key: Option<(PathBuf, PathBuf)>,
     /// `--tls-keylog`: where the sessions' secrets go.
     pub keylog: Option<PathBuf>,
+    /// `--tls-alpn`: the protocols to offer B (or a TLS A, when B is plain).
+    pub alpn: Vec<Vec<u8>>,
 }
 
 /// Everything the relay needs, checked and resolved.
@@ -146,14 +148,30 @@ fn tls_options(flags: &TlsFlags, a: &Address, b: &Address) -> Result<TlsOptions,
     if !a.is_tls() && flags.cert.is_some() {
         return Err("--tls-cert is for a TLS A: write -A tls:[HOST]:PORT".to_string());
     }
-    if !a.is_tls() && !b.is_tls() && flags.keylog.is_some() {
-        return Err("--tls-keylog is for a TLS side: write tls: in -A or -B".to_string());
+    for (given, flag) in [
+        (flags.keylog.is_some(), "--tls-keylog"),
+        (flags.alpn.is_some(), "--tls-alpn"),
+    ] {
+        if given && !a.is_tls() && !b.is_tls() {
+            return Err(format!("{flag} is for a TLS side: write tls: in -A or -B"));
+        }
+    }
+    let alpn: Vec<Vec<u8>> = match &flags.alpn {
+        Some(list) => list.split(',').map(|p| p.as_bytes().to_vec()).collect(),
+        None => Vec::new(),
+    };
+    if alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
+        return Err(format!(
+            "--tls-alpn {}: each protocol is 1 to 255 bytes, separated by commas",
+            flags.alpn.as_deref().unwrap_or("")
+        ));
     }
     Ok(TlsOptions {
         ca: flags.ca.clone(),
         insecure: flags.insecure,
         cert_and_key: flags.cert.clone().zip(flags.key.clone()),
         keylog: flags.keylog.clone(),
+        alpn,
     })
 }
 

@@ -185,6 +185,13 @@ impl Stream {
         socket.set_write_timeout(None)
     }
 
+    /// The protocol ALPN chose, if any.
+    pub fn alpn(&self) -> Option<Vec<u8>> {
+        lock(&self.tls.as_ref()?.state)
+            .alpn_protocol()
+            .map(<[u8]>::to_vec)
+    }
+
     /// The negotiated version and cipher suite, for the start-up line.
     pub fn tls_summary(&self) -> Option<String> {
         tls_summary(&lock(&self.tls.as_ref()?.state))
@@ -195,7 +202,11 @@ impl Stream {
 pub fn tls_summary(state: &rustls::Connection) -> Option<String> {
     let version = state.protocol_version()?;
     let suite = state.negotiated_cipher_suite()?;
-    Some(format!("{version:?}, {:?}", suite.suite()))
+    let mut summary = format!("{version:?}, {:?}", suite.suite());
+    if let Some(protocol) = state.alpn_protocol() {
+        summary += &format!(", ALPN {}", String::from_utf8_lossy(protocol));
+    }
+    Some(summary)
 }
 
 /// Feeds what waits in the inbox to rustls and takes plaintext out, until there is

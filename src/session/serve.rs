@@ -301,7 +301,7 @@ impl<'env> Server<'env> {
         // that a silent client holds up.
         let a = Arc::new(a);
         stopper.start_relay(std::slice::from_ref(&a));
-        let ready = b.and_then(|b| match self.a_side(&a) {
+        let ready = b.and_then(|b| match self.a_side(&a, &b) {
             Ok(tls) => {
                 net::prepare_relay_socket(b.socket()).map_err(Error::Accept)?;
                 Ok((tls, b))
@@ -338,9 +338,9 @@ impl<'env> Server<'env> {
 
     /// Prepares A's socket, and with `-A tls:` does the handshake; says which
     /// version and suite the single relay's A got.
-    fn a_side(&self, a: &Socket) -> Result<Option<rustls::Connection>, Error> {
+    fn a_side(&self, a: &Socket, b: &Stream) -> Result<Option<rustls::Connection>, Error> {
         net::prepare_relay_socket(a).map_err(Error::Accept)?;
-        let state = self.tls.a_handshake(a).map_err(Error::Accept)?;
+        let state = self.tls.a_handshake(a, b).map_err(Error::Accept)?;
         if let (Some(state), Clients::One) = (&state, self.clients) {
             if let Some(summary) = tls_summary(state) {
                 self.say.line(format_args!("TLS with A: {summary}"));

@@ -56,6 +56,7 @@ impl TlsSetup {
             let name = ServerName::try_from(b.host.clone())
                 .map_err(|e| Error::Tls(format!("-B {}: {e}", config.b)))?;
             let mut client = client_config(&config.tls, provider.clone())?;
+            client.alpn_protocols = config.tls.alpn.clone();
             if let Some(key_log) = &key_log {
                 client.key_log = key_log.clone();
             }
@@ -77,6 +78,7 @@ impl TlsSetup {
             if let Some(key_log) = key_log {
                 server.key_log = key_log;
             }
+            server.alpn_protocols = config.tls.alpn.clone();
             setup.server = Some(Arc::new(server));
         }
         Ok(setup)
@@ -93,12 +95,26 @@ impl TlsSetup {
         handshake(socket, state.into())
     }
 
-    /// With `-A tls:`, the handshake with A, on its accepted socket.
-    pub(crate) fn a_handshake(&self, socket: &Socket) -> io::Result<Option<rustls::Connection>> {
+    /// With `-A tls:`, the handshake with A, on its accepted socket. When B speaks
+    /// TLS, A is offered the one protocol (ALPN) B chose, or none: what A and B
+    /// speak must be the same.
+    pub(crate) fn a_handshake(
+        &self,
+        socket: &Socket,
+        b: &Stream,
+    ) -> io::Result<Option<rustls::Connection>> {
         let Some(config) = &self.server else {
             return Ok(None);
         };
-        let mut state = rustls::ServerConnection::new(config.clone())
+        let config = match (&self.client, b.alpn()) {
+            (None, _) => config.clone(),
+            (Some(_), chosen) => {
+                let mut config = ServerConfig::clone(config);
+                config.alpn_protocols = chosen.into_iter().collect();
+                Arc::new(config)
+            }
+        };
+        let mut state = rustls::ServerConnection::new(config)
             .map_err(|e| tls_error(io::Error::other(e)))?
             .into();
         Stream::handshake(socket, &mut state, HANDSHAKE_STEP)?;
