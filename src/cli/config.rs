@@ -529,6 +529,35 @@ mod tests {
     }
 
     #[test]
+    fn tls_flags_need_their_tls_side() {
+        let c = config(&["-A", "tls::1", "-B", "unix:/x", "--tls-alpn", "h2,http/1.1"]).unwrap();
+        assert_eq!(c.tls.alpn, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert!(c.b_addrs.is_empty());
+        let c = config(&["-A", "1", "-B", "tls:127.0.0.1:2", "--tls-insecure"]).unwrap();
+        assert!(c.tls.insecure && c.b.is_tls());
+        for bad in [
+            &["-A", "1", "-B", "2", "--tls-insecure"][..],
+            &["-A", "tls::1", "-B", "2", "--tls-ca", "ca.pem"],
+            &[
+                "-A",
+                "1",
+                "-B",
+                "tls::2",
+                "--tls-cert",
+                "c",
+                "--tls-key",
+                "k",
+            ],
+            &["-A", "1", "-B", "2", "--tls-keylog", "k"],
+            &["-A", "tls::1", "-B", "2", "--tls-alpn", "h2,,x"],
+            &["-A", "1", "-B", "tls::2", "--tls-ca", "c", "--tls-insecure"],
+            &["-A", "1", "-B", "tls::0"],
+        ] {
+            assert!(config(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
     fn b_needs_a_port_and_names_must_resolve() {
         assert!(
             config(&["-A", "1", "-B", "127.0.0.1:0"])
