@@ -613,3 +613,47 @@ fn keep_listening_serves_tls_clients_each_with_its_own_b() {
     process.signal(libc::SIGINT);
     assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
 }
+
+#[test]
+fn tls_a_to_a_unix_b() {
+    use std::os::unix::net::UnixListener;
+    let dir = scratch_dir("tls-unix");
+    let b_path = dir.join("b.sock");
+    let b_listener = UnixListener::bind(&b_path).unwrap();
+    let mut process = Process::spawn_with(
+        &strings(&[
+            "-c",
+            "-A",
+            "tls:localhost:0",
+            "-B",
+            &format!("unix:{}", b_path.display()),
+        ]),
+        &with_data_home(&dir),
+    );
+    let ca = printed_ca(&process.stdout);
+    let (mut b, _) = b_listener.accept().unwrap();
+    b.set_read_timeout(Some(DEADLINE)).unwrap();
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A tls:localhost:")
+    });
+    let (mut tls, mut tcp) = rustls_client(&ca, waiting_port(&waiting));
+    tls.writer().write_all(b"over tls to unix\n").unwrap();
+    tls.send_close_notify();
+    tls.complete_io(&mut tcp).unwrap();
+    let mut got = Vec::new();
+    b.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"over tls to unix\n");
+    b.write_all(b"and back\n").unwrap();
+    b.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    loop {
+        tls.complete_io(&mut tcp).unwrap();
+        match tls.reader().read_to_end(&mut back) {
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(back, b"and back\n");
+    assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
+}
