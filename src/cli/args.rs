@@ -33,6 +33,8 @@ use crate::relay::faults::{self, Delay};
     after_help = "\
 <addr> is host:serv, :serv or serv; host defaults to localhost and may be a name, an IP,
 or an IPv6 address in brackets ([::1]:8080); serv is a port number or a service name.
+With a scheme: tls:host:serv (TLS, shown in plaintext), unix:PATH or unix:@name (a UNIX
+stream socket; @ for the abstract namespace).
 <bsz> is n (both) or n:m, in bytes, decimal or 0x-hex.
 Faults are for A->B and B->A alike (v), for each (v:w), or for one only (v: or :w);
 their byte counts are decimal, with k, M or G for thousands, millions, billions.
