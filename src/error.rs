@@ -55,6 +55,10 @@ pub enum Error {
     #[error("The demo did not go as planned: {0}")]
     Demo(String),
 
+    /// A TLS certificate, key or setting that cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
+
     #[error("User cancelled.")]
     Cancelled { signal: i32 },
 }

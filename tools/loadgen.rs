@@ -11,6 +11,9 @@
 //! loadgen source HOST:PORT BYTES    prints "sent N bytes in S s"
 //! loadgen echo HOST:PORT            echoes one connection until EOF
 //! loadgen ping HOST:PORT COUNT SIZE prints "p50 X us p99 Y us"
+//! loadgen tls-sink HOST:PORT CERT   as sink, over TLS with a certificate for
+//!                                   127.0.0.1 that it makes and writes to CERT
+//! loadgen tls-source HOST:PORT BYTES CA   as source, over TLS, trusting CA
 //! ```
 
 use std::io::{self, Read, Write};
@@ -68,6 +71,14 @@ fn sink(addr: &str) -> io::Result<()> {
     io::stdout().flush()?;
     let (mut conn, _) = listener.accept()?;
     conn.set_read_timeout(Some(DEADLINE))?;
+    let total = verify_all(&mut conn)?;
+    conn.shutdown(Shutdown::Write)?;
+    println!("received {total} bytes, verified");
+    Ok(())
+}
+
+/// Reads to the end, checking every byte against the pattern; how many there were.
+fn verify_all(conn: &mut impl Read) -> io::Result<u64> {
     let pattern = Pattern::new();
     let mut buf = vec![0u8; BLOCK];
     let mut expected = vec![0u8; BLOCK];
@@ -89,17 +100,13 @@ fn sink(addr: &str) -> io::Result<()> {
         }
         total += n as u64;
     }
-    conn.shutdown(Shutdown::Write)?;
-    println!("received {total} bytes, verified");
-    Ok(())
+    Ok(total)
 }
 
-fn source(addr: &str, bytes: u64) -> io::Result<()> {
+/// Writes `bytes` bytes of the pattern.
+fn send_pattern(conn: &mut impl Write, bytes: u64) -> io::Result<u64> {
     let pattern = Pattern::new();
     let mut buf = vec![0u8; BLOCK];
-    let start = Instant::now();
-    let mut conn = TcpStream::connect(addr)?;
-    conn.set_read_timeout(Some(DEADLINE))?;
     let mut sent: u64 = 0;
     while sent < bytes {
         let n = (bytes - sent).min(BLOCK as u64) as usize;
@@ -107,6 +114,14 @@ fn source(addr: &str, bytes: u64) -> io::Result<()> {
         conn.write_all(&buf[..n])?;
         sent += n as u64;
     }
+    Ok(sent)
+}
+
+fn source(addr: &str, bytes: u64) -> io::Result<()> {
+    let start = Instant::now();
+    let mut conn = TcpStream::connect(addr)?;
+    conn.set_read_timeout(Some(DEADLINE))?;
+    let sent = send_pattern(&mut conn, bytes)?;
     conn.shutdown(Shutdown::Write)?;
     // The transfer is over when the sink, having read everything, closes back.
     let mut rest = Vec::new();
@@ -156,6 +171,80 @@ fn ping(addr: &str, count: usize, size: usize) -> io::Result<()> {
     Ok(())
 }
 
+fn tls_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// `sink` over TLS: a certificate for 127.0.0.1 made here, written to `cert_path`
+/// before listening, so that the relay can trust it.
+fn tls_sink(addr: &str, cert_path: &str) -> io::Result<()> {
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+        .map_err(io::Error::other)?;
+    std::fs::write(cert_path, made.cert.pem())?;
+    let key = rustls::pki_types::PrivateKeyDer::try_from(made.key_pair.serialize_der())
+        .map_err(io::Error::other)?;
+    let config = rustls::ServerConfig::builder_with_provider(tls_provider())
+        .with_safe_default_protocol_versions()
+        .and_then(|b| {
+            b.with_no_client_auth()
+                .with_single_cert(vec![made.cert.der().clone()], key)
+        })
+        .map_err(io::Error::other)?;
+    let listener = TcpListener::bind(addr)?;
+    println!("listening {}", listener.local_addr()?.port());
+    io::stdout().flush()?;
+    let (tcp, _) = listener.accept()?;
+    tcp.set_read_timeout(Some(DEADLINE))?;
+    let state =
+        rustls::ServerConnection::new(std::sync::Arc::new(config)).map_err(io::Error::other)?;
+    let mut conn = rustls::StreamOwned::new(state, tcp);
+    let total = verify_all(&mut conn)?;
+    conn.conn.send_close_notify();
+    conn.flush()?;
+    conn.sock.shutdown(Shutdown::Write)?;
+    println!("received {total} bytes, verified");
+    Ok(())
+}
+
+/// `source` over TLS, trusting the CA in `ca_path` for 127.0.0.1.
+fn tls_source(addr: &str, bytes: u64, ca_path: &str) -> io::Result<()> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        rustls::pki_types::CertificateDer::pem_file_iter(ca_path).map_err(io::Error::other)?
+    {
+        roots
+            .add(cert.map_err(io::Error::other)?)
+            .map_err(io::Error::other)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(tls_provider())
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").map_err(io::Error::other)?;
+    let state = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+        .map_err(io::Error::other)?;
+    let start = Instant::now();
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(DEADLINE))?;
+    let mut conn = rustls::StreamOwned::new(state, tcp);
+    let sent = send_pattern(&mut conn, bytes)?;
+    conn.conn.send_close_notify();
+    conn.flush()?;
+    conn.sock.shutdown(Shutdown::Write)?;
+    // The transfer is over when the sink, having read everything, closes back.
+    let mut rest = Vec::new();
+    match conn.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {}
+        Err(e) => return Err(e),
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    println!("sent {sent} bytes in {seconds:.6} s");
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
@@ -168,6 +257,8 @@ fn main() -> ExitCode {
         "sink" => sink(arg(1)),
         "source" => number(2).and_then(|n| source(arg(1), n)),
         "echo" => echo(arg(1)),
+        "tls-sink" => tls_sink(arg(1), arg(2)),
+        "tls-source" => number(2).and_then(|n| tls_source(arg(1), n, arg(3))),
         "ping" => {
             number(2).and_then(|c| number(3).and_then(|s| ping(arg(1), c as usize, s as usize)))
         }

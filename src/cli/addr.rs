@@ -5,11 +5,17 @@
 //! the system's services database (`http`), so resolution goes through
 //! `getaddrinfo(3)` like the original rather than through `ToSocketAddrs`, which
 //! knows no service names.
+//!
+//! `-A` and `-B` also take a scheme, as socat's addresses do: `tls:host:port` for a
+//! TLS side, `unix:PATH` or `unix:@name` (the abstract namespace) for a UNIX stream
+//! socket, and `tcp:` for the plain form spelled out (see `Address`).
 
 use std::fmt;
 use std::net::SocketAddr;
 
 use dns_lookup::AddrInfoHints;
+
+pub use crate::relay::unix::UnixPath;
 
 const DEFAULT_HOST: &str = "localhost";
 
@@ -100,6 +106,68 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// What `-A` or `-B` names: a TCP endpoint, plain or with TLS, or a UNIX socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    Tcp(Endpoint),
+    Tls(Endpoint),
+    Unix(UnixPath),
+}
+
+impl Address {
+    /// `unix:PATH`, `unix:@name`, `tls:host:serv`, or `[tcp:]host:serv`.
+    pub fn parse(text: &str) -> Result<Address, String> {
+        if let Some(name) = text.strip_prefix("unix:") {
+            return UnixPath::parse(name).map(Address::Unix);
+        }
+        if let Some(rest) = text.strip_prefix("tls:") {
+            return Endpoint::parse(rest).map(Address::Tls);
+        }
+        Endpoint::parse(text.strip_prefix("tcp:").unwrap_or(text)).map(Address::Tcp)
+    }
+
+    /// A plain TCP address, for what takes no other (`replay`): a scheme that names
+    /// another transport is refused by name rather than looked up as a host.
+    pub fn parse_tcp(text: &str) -> Result<Endpoint, String> {
+        match Address::parse(text)? {
+            Address::Tcp(endpoint) => Ok(endpoint),
+            _ => Err(format!("'{text}': replay takes plain TCP addresses only")),
+        }
+    }
+
+    /// The TCP endpoint, for a TCP or TLS side.
+    pub fn endpoint(&self) -> Option<&Endpoint> {
+        match self {
+            Address::Tcp(endpoint) | Address::Tls(endpoint) => Some(endpoint),
+            Address::Unix(_) => None,
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Address::Tls(_))
+    }
+
+    /// As `Endpoint::as_listening`, keeping the scheme.
+    pub fn as_listening(&self, listener: Option<&socket2::Socket>) -> Address {
+        match self {
+            Address::Tcp(endpoint) => Address::Tcp(endpoint.as_listening(listener)),
+            Address::Tls(endpoint) => Address::Tls(endpoint.as_listening(listener)),
+            Address::Unix(_) => self.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    /// The plain form as the original prints it; the others with their scheme.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Tcp(endpoint) => endpoint.fmt(f),
+            Address::Tls(endpoint) => write!(f, "tls:{endpoint}"),
+            Address::Unix(path) => path.fmt(f),
+        }
+    }
+}
+
 impl Endpoint {
     /// As typed, but with the port the listener really got when it was 0; as typed
     /// when there is no listener (listening failed).
@@ -175,6 +243,37 @@ mod tests {
         assert_eq!(addrs[0].port(), 80);
         let addrs = ep("::1", "8080").resolve().unwrap();
         assert_eq!(addrs, vec!["[::1]:8080".parse().unwrap()]);
+    }
+
+    #[test]
+    fn schemes() {
+        assert_eq!(
+            Address::parse("tls::8443"),
+            Ok(Address::Tls(ep("localhost", "8443")))
+        );
+        assert_eq!(
+            Address::parse("tcp:127.0.0.1:80"),
+            Ok(Address::Tcp(ep("127.0.0.1", "80")))
+        );
+        assert_eq!(
+            Address::parse("unix:/tmp/s"),
+            Ok(Address::Unix(UnixPath::File("/tmp/s".into())))
+        );
+        assert_eq!(
+            Address::parse("unix:@bus").unwrap().to_string(),
+            "unix:@bus"
+        );
+        assert_eq!(
+            Address::parse("tls:[::1]:443").unwrap().to_string(),
+            "tls:[::1]:443"
+        );
+        assert_eq!(
+            Address::parse("8080").unwrap().to_string(),
+            "localhost:8080"
+        );
+        let long = format!("unix:/{}", "x".repeat(107));
+        assert!(Address::parse(&long).unwrap_err().contains("at most 107"));
+        assert!(Address::parse("tls:").is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
-use crate::cli::addr::Endpoint;
+use crate::cli::addr::{Address, Endpoint};
 use crate::cli::sizes::SizePair;
 use crate::output::timestamps::TimestampKind;
 use crate::relay::faults::{self, Delay};
@@ -33,6 +33,8 @@ use crate::relay::faults::{self, Delay};
     after_help = "\
 <addr> is host:serv, :serv or serv; host defaults to localhost and may be a name, an IP,
 or an IPv6 address in brackets ([::1]:8080); serv is a port number or a service name.
+With a scheme: tls:host:serv (TLS, shown in plaintext), unix:PATH or unix:@name (a UNIX
+stream socket; @ for the abstract namespace).
 <bsz> is n (both) or n:m, in bytes, decimal or 0x-hex.
 Faults are for A->B and B->A alike (v), for each (v:w), or for one only (v: or :w);
 their byte counts are decimal, with k, M or G for thousands, millions, billions.
@@ -43,14 +45,16 @@ With -k: listen for A; for each client, connect to B and relay, until a signal s
 `tiburoncin demo` shows the relay at work between built-in peers; `tiburoncin demo --list`."
 )]
 pub struct Cli {
-    /// Where to listen for A, the client
+    /// Where to listen for A, the client: [tcp:]host:port, tls:[host]:port,
+    /// unix:PATH or unix:@name
     // Optional only so that `replay` can go without it; the relay requires it.
-    #[arg(short = 'A', value_name = "addr", value_parser = Endpoint::parse, required = true)]
-    pub a: Option<Endpoint>,
+    #[arg(short = 'A', value_name = "addr", value_parser = Address::parse, required = true)]
+    pub a: Option<Address>,
 
-    /// Where B, the server, listens
-    #[arg(short = 'B', value_name = "addr", value_parser = Endpoint::parse, required = true)]
-    pub b: Option<Endpoint>,
+    /// Where B, the server, listens: [tcp:]host:port, tls:host:port, unix:PATH or
+    /// unix:@name
+    #[arg(short = 'B', value_name = "addr", value_parser = Address::parse, required = true)]
+    pub b: Option<Address>,
 
     /// User-space buffer per direction, A->B[:B->A] (default 2048)
     #[arg(short = 'b', value_name = "bsz", value_parser = SizePair::parse_buffer,
@@ -131,8 +135,45 @@ pub struct Cli {
     #[arg(long = "events", value_name = "path|-")]
     pub events: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub tls: TlsFlags,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+const TLS: &str = "TLS";
+
+/// The TLS flags, as given.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsFlags {
+    /// With -B tls: verify B's certificate against this CA (PEM) instead of the
+    /// system's roots
+    #[arg(long = "tls-ca", value_name = "FILE", help_heading = TLS)]
+    pub ca: Option<PathBuf>,
+
+    /// With -B tls: accept any certificate from B (a warning says so)
+    #[arg(long = "tls-insecure", conflicts_with = "ca", help_heading = TLS)]
+    pub insecure: bool,
+
+    /// With -A tls: the certificate chain (PEM) to show A, instead of one signed by
+    /// the local CA
+    #[arg(long = "tls-cert", value_name = "FILE", requires = "key", help_heading = TLS)]
+    pub cert: Option<PathBuf>,
+
+    /// With --tls-cert: its private key (PEM)
+    #[arg(long = "tls-key", value_name = "FILE", requires = "cert", help_heading = TLS)]
+    pub key: Option<PathBuf>,
+
+    /// The protocols (ALPN) to offer B, as h2,http/1.1; A is then offered the one
+    /// B chose (with a plain B, this list)
+    #[arg(long = "tls-alpn", value_name = "LIST", help_heading = TLS)]
+    pub alpn: Option<String>,
+
+    /// Append every TLS session's secrets to this file, in SSLKEYLOGFILE format (for
+    /// Wireshark reading a capture of the encrypted wire)
+    #[arg(long = "tls-keylog", value_name = "FILE", help_heading = TLS)]
+    pub keylog: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -321,12 +362,12 @@ pub struct ReplayArgs {
     pub side: Option<Side>,
 
     /// With --as b: where to listen for A
-    #[arg(short = 'A', value_name = "addr", value_parser = Endpoint::parse,
+    #[arg(short = 'A', value_name = "addr", value_parser = Address::parse_tcp,
           required_if_eq("side", "b"))]
     pub a: Option<Endpoint>,
 
     /// With --as a: where B listens
-    #[arg(short = 'B', value_name = "addr", value_parser = Endpoint::parse,
+    #[arg(short = 'B', value_name = "addr", value_parser = Address::parse_tcp,
           required_if_eq("side", "a"))]
     pub b: Option<Endpoint>,
 
@@ -612,7 +653,7 @@ mod tests {
     fn a_repeated_flag_is_taken_the_last_time() {
         let typed = "t -A 1 -A 2 -B 3 -b 10 -b 20 -c -c -q -q -f x -f y -t --timestamps=relative";
         let cli = Cli::try_parse_from(typed.split(' ')).unwrap();
-        assert_eq!(cli.a.unwrap().serv, "2");
+        assert_eq!(cli.a.unwrap().to_string(), "localhost:2");
         assert_eq!(cli.buffers, Some(SizePair(20, 20)));
         assert!(cli.colourless && cli.quiet);
         assert_eq!(cli.prefix, Some(PathBuf::from("y")));

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::capture::Format;
-use crate::cli::addr::Endpoint;
-use crate::cli::args::{Cli, ReplayArgs, Side, Timing};
+use crate::cli::addr::{Address, Endpoint};
+use crate::cli::args::{Cli, ReplayArgs, Side, Timing, TlsFlags};
 use crate::cli::sizes::SizePair;
 use crate::output::dump::DumpPaths;
 use crate::output::timestamps::TimestampKind;
@@ -38,13 +38,32 @@ pub struct CaptureFile {
     pub format: Format,
 }
 
+/// The TLS flags, each checked against a TLS side that uses it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// `--tls-ca`: B's certificate is verified against this CA, not the system's.
+    pub ca: Option<PathBuf>,
+    /// `--tls-insecure`: B's certificate is not verified.
+    pub insecure: bool,
+    /// `--tls-cert` and `--tls-key`: what A is shown, instead of a certificate made
+    /// and signed by the local CA.
+    pub cert_and_key: Option<(PathBuf, PathBuf)>,
+    /// `--tls-keylog`: where the sessions' secrets go.
+    pub keylog: Option<PathBuf>,
+    /// `--tls-alpn`: the protocols to offer B (or a TLS A, when B is plain).
+    pub alpn: Vec<Vec<u8>>,
+}
+
 /// Everything the relay needs, checked and resolved.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub a: Endpoint,
+    pub a: Address,
+    /// A's TCP addresses; none for a UNIX socket.
     pub a_addrs: Vec<SocketAddr>,
-    pub b: Endpoint,
+    pub b: Address,
+    /// B's TCP addresses; none for a UNIX socket.
     pub b_addrs: Vec<SocketAddr>,
+    pub tls: TlsOptions,
     /// User-space buffer for A->B and B->A.
     pub buffers: (usize, usize),
     /// SO_SNDBUF and SO_RCVBUF for both sockets; `None` leaves the kernel's default.
@@ -74,11 +93,12 @@ impl Config {
         let (Some(a), Some(b)) = (cli.a, cli.b) else {
             return Err("the relay needs both -A and -B".to_string());
         };
-        if b.numeric_port() == Some(0) {
+        if b.endpoint().and_then(Endpoint::numeric_port) == Some(0) {
             return Err(format!("-B {b}: B needs a real port, not 0"));
         }
-        let a_addrs = a.resolve().map_err(|e| format!("-A: {e}"))?;
-        let b_addrs = b.resolve().map_err(|e| format!("-B: {e}"))?;
+        let tls = tls_options(&cli.tls, &a, &b)?;
+        let a_addrs = resolve(&a).map_err(|e| format!("-A: {e}"))?;
+        let b_addrs = resolve(&b).map_err(|e| format!("-B: {e}"))?;
         let dumps = dump_paths(cli.dump, cli.prefix);
         let capture = capture_file(cli.capture, dumps.as_ref())?;
         let events = events_to(cli.events, dumps.as_ref(), capture.as_ref())?;
@@ -90,6 +110,7 @@ impl Config {
             a_addrs,
             b,
             b_addrs,
+            tls,
             buffers: (buffers.0, buffers.1),
             socket_buffers: cli.socket_buffers.map(|s| (s.0, s.1)),
             dumps,
@@ -105,6 +126,53 @@ impl Config {
                 .then(|| cli.max_conns.map_or(DEFAULT_MAX_CONNS, |n| n as usize)),
         })
     }
+}
+
+/// A TCP side's addresses; none for a UNIX socket.
+fn resolve(address: &Address) -> Result<Vec<SocketAddr>, String> {
+    address.endpoint().map_or(Ok(Vec::new()), Endpoint::resolve)
+}
+
+/// The TLS flags, each refused unless the side it is for speaks TLS.
+fn tls_options(flags: &TlsFlags, a: &Address, b: &Address) -> Result<TlsOptions, String> {
+    if !b.is_tls() {
+        for (given, flag) in [
+            (flags.ca.is_some(), "--tls-ca"),
+            (flags.insecure, "--tls-insecure"),
+        ] {
+            if given {
+                return Err(format!("{flag} is for a TLS B: write -B tls:HOST:PORT"));
+            }
+        }
+    }
+    if !a.is_tls() && flags.cert.is_some() {
+        return Err("--tls-cert is for a TLS A: write -A tls:[HOST]:PORT".to_string());
+    }
+    for (given, flag) in [
+        (flags.keylog.is_some(), "--tls-keylog"),
+        (flags.alpn.is_some(), "--tls-alpn"),
+    ] {
+        if given && !a.is_tls() && !b.is_tls() {
+            return Err(format!("{flag} is for a TLS side: write tls: in -A or -B"));
+        }
+    }
+    let alpn: Vec<Vec<u8>> = match &flags.alpn {
+        Some(list) => list.split(',').map(|p| p.as_bytes().to_vec()).collect(),
+        None => Vec::new(),
+    };
+    if alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
+        return Err(format!(
+            "--tls-alpn {}: each protocol is 1 to 255 bytes, separated by commas",
+            flags.alpn.as_deref().unwrap_or("")
+        ));
+    }
+    Ok(TlsOptions {
+        ca: flags.ca.clone(),
+        insecure: flags.insecure,
+        cert_and_key: flags.cert.clone().zip(flags.key.clone()),
+        keylog: flags.keylog.clone(),
+        alpn,
+    })
 }
 
 /// `-o` (the default names) or `-f PREFIX`.
@@ -458,6 +526,35 @@ mod tests {
         assert!(err.contains("also a dump file"), "{err}");
         let err = config(&["-A", "1", "-B", "2", "-f", "x-", "-w", "x-BtoA.dump"]).unwrap_err();
         assert!(err.contains("also a dump file"), "{err}");
+    }
+
+    #[test]
+    fn tls_flags_need_their_tls_side() {
+        let c = config(&["-A", "tls::1", "-B", "unix:/x", "--tls-alpn", "h2,http/1.1"]).unwrap();
+        assert_eq!(c.tls.alpn, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert!(c.b_addrs.is_empty());
+        let c = config(&["-A", "1", "-B", "tls:127.0.0.1:2", "--tls-insecure"]).unwrap();
+        assert!(c.tls.insecure && c.b.is_tls());
+        for bad in [
+            &["-A", "1", "-B", "2", "--tls-insecure"][..],
+            &["-A", "tls::1", "-B", "2", "--tls-ca", "ca.pem"],
+            &[
+                "-A",
+                "1",
+                "-B",
+                "tls::2",
+                "--tls-cert",
+                "c",
+                "--tls-key",
+                "k",
+            ],
+            &["-A", "1", "-B", "2", "--tls-keylog", "k"],
+            &["-A", "tls::1", "-B", "2", "--tls-alpn", "h2,,x"],
+            &["-A", "1", "-B", "tls::2", "--tls-ca", "c", "--tls-insecure"],
+            &["-A", "1", "-B", "tls::0"],
+        ] {
+            assert!(config(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

@@ -243,7 +243,8 @@ impl<W: Write> Logger<W> {
             Note::Accepted { conn, a, at } => {
                 self.print.connection_at(at);
                 let b = self.many.as_deref().unwrap_or("B");
-                let a = a.map_or_else(|| "?".to_string(), |a| a.to_string());
+                // Only a UNIX socket's client has no address to show.
+                let a = a.map_or_else(|| "(UNIX socket)".to_string(), |a| a.to_string());
                 self.print.line(
                     None,
                     &label(conn),
@@ -321,7 +322,7 @@ impl<W: Write> Logger<W> {
                 }
             })
             .collect();
-        let capture = self.start_stream(at, a, b);
+        let capture = self.start_stream(at, stand_ins(id, a, b));
         let conn = Conn {
             label,
             flows: [Flow::default(); 2],
@@ -337,8 +338,7 @@ impl<W: Write> Logger<W> {
     fn start_stream(
         &mut self,
         at: SystemTime,
-        a: Option<SocketAddr>,
-        b: Option<SocketAddr>,
+        (a, b): (SocketAddr, SocketAddr),
     ) -> Option<Sink<Capture<CaptureOut>>> {
         let capture = self.capture.as_mut().filter(|c| !c.broken)?;
         let out = if self.many.is_some() {
@@ -349,9 +349,7 @@ impl<W: Write> Logger<W> {
         } else {
             CaptureOut::Own(capture.file.take()?)
         };
-        // The OS names both ends of every TCP connection; the fallback is never used.
-        let unknown = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
-        let connection = Connection::new(a.unwrap_or(unknown), b.unwrap_or(unknown), at);
+        let connection = Connection::new(a, b, at);
         let started = if capture.started {
             Capture::continuing(out, capture.format, connection)
         } else {
@@ -586,6 +584,23 @@ impl<W: Write> Logger<W> {
             json.apply(failures, |j| j.flush());
         }
     }
+}
+
+/// The addresses the capture shows for A and B. A UNIX socket has none, so a UNIX
+/// side gets a made-up loopback one (the README lists them): A at 127.0.0.2, port
+/// 49152 + the connection's number (so each connection is a stream of its own), B
+/// at 127.0.0.3 port 1; with an IPv6 peer, both at ::1 with those ports.
+fn stand_ins(id: ConnId, a: Option<SocketAddr>, b: Option<SocketAddr>) -> (SocketAddr, SocketAddr) {
+    let a_port = 49152 + (id % 16384) as u16;
+    let ipv6 = a.or(b).is_some_and(|known| known.is_ipv6());
+    let made_up = |v4: Ipv4Addr, port: u16| match ipv6 {
+        true => SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), port),
+        false => SocketAddr::new(IpAddr::V4(v4), port),
+    };
+    (
+        a.unwrap_or_else(|| made_up(Ipv4Addr::new(127, 0, 0, 2), a_port)),
+        b.unwrap_or_else(|| made_up(Ipv4Addr::new(127, 0, 0, 3), 1)),
+    )
 }
 
 #[cfg(test)]

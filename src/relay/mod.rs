@@ -50,6 +50,8 @@ pub mod net;
 pub(crate) mod outlet;
 mod reader;
 pub mod stop;
+pub mod stream;
+pub mod unix;
 mod writer;
 
 use std::fs::File;
@@ -61,6 +63,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{RecvTimeoutError, Sender, bounded, select};
 use socket2::Socket;
+
+use crate::relay::stream::Stream;
 
 use crate::relay::buffer::user_space_buffer;
 use crate::relay::event::{Closing, ConnId, Direction, Ending, Note, Opening};
@@ -92,8 +96,8 @@ pub struct Settings {
 /// One connection, ready to relay.
 pub struct Link {
     pub id: ConnId,
-    pub a: Socket,
-    pub b: Socket,
+    pub a: Stream,
+    pub b: Stream,
     /// When A was accepted: by the wall clock (for the outputs), and by the monotonic
     /// one (for how long the connection lasted).
     pub accepted: (SystemTime, Instant),
@@ -118,11 +122,11 @@ pub fn connection(
         dumps,
     } = link;
     let (a, b) = (Arc::new(a), Arc::new(b));
-    stopper.start_relay(&[a.clone(), b.clone()]);
+    stopper.start_relay(&[a.socket().clone(), b.socket().clone()]);
     let opening = Opening {
         at: accepted.0,
-        a: peer(&a),
-        b: peer(&b),
+        a: peer(a.socket()),
+        b: peer(b.socket()),
         buffers: settings.buffers,
         dumps,
     };
@@ -166,7 +170,7 @@ struct Shared<'a> {
 
 impl<'a> Shared<'a> {
     /// Runs the four threads until they end, or until a stop has cut them short.
-    fn relay(&'a self, a: &'a Socket, b: &'a Socket) {
+    fn relay(&'a self, a: &'a Stream, b: &'a Stream) {
         thread::scope(|scope| {
             // Never sent on: it disconnects when the last relay thread ends.
             let (alive, all_done) = bounded::<()>(0);
@@ -198,8 +202,8 @@ impl<'a> Shared<'a> {
     fn direction(
         &'a self,
         dir: Direction,
-        producer: &'a Socket,
-        consumer: &'a Socket,
+        producer: &'a Stream,
+        consumer: &'a Stream,
     ) -> (Reader<'a>, Writer<'a>) {
         let settings = self.settings;
         let faults = settings.faults[dir.index()];
@@ -231,7 +235,8 @@ impl<'a> Shared<'a> {
             ring: filler,
             outlet: outlet(),
             total: &self.totals[dir.index()],
-            cut_through: !faults.any(),
+            // A TLS consumer is written by its writer only (see `stream`).
+            cut_through: !faults.any() && !consumer.is_tls(),
             marks,
         };
         // A different seed each way, so the two directions' jitters differ.

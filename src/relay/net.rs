@@ -156,8 +156,14 @@ pub fn local_port(socket: &Socket) -> Option<u16> {
 /// another socket under them). `connect` with the address family AF_UNSPEC
 /// disconnects a TCP socket instead: Linux resets an established connection and
 /// leaves the descriptor valid, so the other threads just see it reset.
+///
+/// A UNIX socket has no reset: it is shut down both ways instead, which its peer
+/// sees as the end of the stream.
 pub fn reset(socket: &Socket) -> io::Result<()> {
     use std::os::fd::AsRawFd;
+    if crate::relay::unix::is_unix(socket) {
+        return socket.shutdown(std::net::Shutdown::Both);
+    }
     // SAFETY: an all-zero sockaddr is a valid AF_UNSPEC address (AF_UNSPEC is 0);
     // the pointer and length describe it for the duration of the call.
     let unspecified: libc::sockaddr = unsafe { std::mem::zeroed() };
@@ -171,9 +177,12 @@ pub fn reset(socket: &Socket) -> io::Result<()> {
 
 /// Options for a relayed connection: every chunk goes out as soon as it is written
 /// (Nagle would hold small chunks back and distort what each side sees), and blocking
-/// I/O, which is what the relay threads do.
+/// I/O, which is what the relay threads do. A UNIX socket has no Nagle to turn off.
 pub fn prepare_relay_socket(socket: &Socket) -> io::Result<()> {
     socket.set_nonblocking(false)?;
+    if crate::relay::unix::is_unix(socket) {
+        return Ok(());
+    }
     socket.set_tcp_nodelay(true)
 }
 

@@ -13,13 +13,13 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Sender;
-use socket2::Socket;
 
 use crate::relay::event::{ConnId, Direction, End, Event, Note};
 use crate::relay::faults::{Allow, Injected, Shaper};
 use crate::relay::kernel_queues::{self, Queues};
 use crate::relay::net;
 use crate::relay::stop::Stopper;
+use crate::relay::stream::Stream;
 
 /// Before an injected reset, how long the consumer may take to acknowledge the bytes
 /// already written to it (a reset discards what it has not acknowledged).
@@ -30,8 +30,8 @@ const RESET_ACK_WAIT: Duration = Duration::from_secs(1);
 pub(crate) struct Outlet<'a> {
     pub(crate) conn: ConnId,
     pub(crate) dir: Direction,
-    pub(crate) producer: &'a Socket,
-    pub(crate) consumer: &'a Socket,
+    pub(crate) producer: &'a Stream,
+    pub(crate) consumer: &'a Stream,
     /// `--kernel-queues`: measure them for every event.
     pub(crate) kernel_queues: bool,
     pub(crate) notes: Sender<Note>,
@@ -50,7 +50,7 @@ impl Outlet<'_> {
         // Measured right after the event's system call, so that the status line
         // pairs the user-space backlog with the kernel's queues of the same moment.
         let kernel = if self.kernel_queues {
-            Queues::of(self.producer, self.consumer)
+            Queues::of(self.producer.socket(), self.consumer.socket())
         } else {
             None
         };
@@ -77,10 +77,9 @@ impl Outlet<'_> {
     /// the kernel cannot take at once. How many bytes were written; `None` if
     /// writing failed (already reported) or the relay is stopping.
     pub(crate) fn deliver(&self, bytes: &[u8], wait: bool) -> Option<usize> {
-        let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
         let mut done = 0;
         while done < bytes.len() {
-            let n = match self.consumer.send_with_flags(&bytes[done..], flags) {
+            let n = match self.consumer.send(&bytes[done..], wait) {
                 Ok(0) => return self.failed(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -131,12 +130,12 @@ impl Outlet<'_> {
         // A reset throws away what the consumer has not acknowledged; wait (a
         // little) for it, so that it really gets the bytes before the reset.
         let deadline = Instant::now() + RESET_ACK_WAIT;
-        while kernel_queues::unacknowledged(self.consumer).is_ok_and(|n| n > 0)
+        while kernel_queues::unacknowledged(self.consumer.socket()).is_ok_and(|n| n > 0)
             && Instant::now() < deadline
         {
             thread::sleep(Duration::from_millis(1));
         }
-        let _ = net::reset(self.consumer);
+        let _ = net::reset(self.consumer.socket());
         self.tell(Event::Injected {
             dir: self.dir,
             fault: Injected::Reset(after),

@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
 use crossbeam_channel::Sender;
-use socket2::Socket;
 
 use crate::relay::buffer::Filler;
 use crate::relay::event::{End, Event};
 use crate::relay::outlet::Outlet;
+use crate::relay::stream::Stream;
 use crate::relay::writer::Mark;
 
 /// Reads from the producer into the ring, as far as its free space allows.
@@ -21,7 +21,7 @@ use crate::relay::writer::Mark;
 /// as a plain relay. Whatever the consumer cannot take at once is left to the writer,
 /// which blocks on it as usual; the events are the same either way.
 pub(crate) struct Reader<'a> {
-    pub(crate) producer: &'a Socket,
+    pub(crate) producer: &'a Stream,
     pub(crate) ring: Filler,
     pub(crate) outlet: Outlet<'a>,
     /// Bytes read so far, for the logger's summary.

@@ -2,7 +2,6 @@
 //! shutdown that passes the producer's end of stream on.
 
 use std::io;
-use std::net::Shutdown;
 use std::time::{Instant, SystemTime};
 
 use crossbeam_channel::Receiver;
@@ -113,7 +112,7 @@ impl Writer<'_> {
     /// Passes the producer's end of stream on: shuts down the consumer's write side.
     fn shut_down(&self) {
         let Outlet { dir, consumer, .. } = self.outlet;
-        let result = consumer.shutdown(Shutdown::Write);
+        let result = consumer.shutdown_write();
         let at = SystemTime::now();
         match result {
             Ok(()) => self.outlet.tell(Event::Closed { dir, at }),

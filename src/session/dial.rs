@@ -11,27 +11,39 @@ use std::io;
 use std::thread;
 
 use crossbeam_channel::{bounded, select};
-use socket2::Socket;
 
+use crate::cli::addr::Address;
 use crate::cli::config::Config;
 use crate::relay::net;
 use crate::relay::stop::Stopper;
+use crate::relay::stream::Stream;
+use crate::session::tls::TlsSetup;
 
-/// Connects to B (see `net::connect`). Once `stopper` stops, gives up with
-/// `Interrupted`: the caller then sees the stop.
-pub(crate) fn dial_b(config: &Config, stopper: &Stopper) -> io::Result<Socket> {
+/// Connects to B (see `net::connect`; a UNIX socket gets one try), and with
+/// `tls:` does the handshake. Once `stopper` stops, gives up with `Interrupted`: the
+/// caller then sees the stop.
+pub(crate) fn dial_b(config: &Config, tls: &TlsSetup, stopper: &Stopper) -> io::Result<Stream> {
     let addrs = config.b_addrs.clone();
+    let unix = match &config.b {
+        Address::Unix(path) => Some(path.clone()),
+        _ => None,
+    };
     let buffers = config.socket_buffers;
     let stop = stopper.channel().clone();
+    let tls = tls.clone();
     let (done, dialled) = bounded(1);
     thread::Builder::new()
         .name("dial B".into())
         .spawn(move || {
-            let _ = done.send(net::connect(&addrs, buffers, &stop));
+            let socket = match unix {
+                Some(path) => path.connect(buffers),
+                None => net::connect(&addrs, buffers, &stop).map(|(b, _)| b),
+            };
+            let _ = done.send(socket.and_then(|b| tls.b_side(b)));
         })?;
     select! {
         recv(dialled) -> result => match result {
-            Ok(result) => result.map(|(b, _)| b),
+            Ok(result) => result,
             // Only a panic ends the thread without an answer.
             Err(_) => Err(io::Error::other("dialling B ended without an answer")),
         },

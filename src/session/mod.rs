@@ -13,6 +13,7 @@ mod one_or_many;
 mod outputs;
 mod serve;
 pub mod signals;
+mod tls;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use crate::relay::stop::Stopper;
 use crate::session::one_or_many::Clients;
 use crate::session::outputs::{Outputs, open_dumps};
 use crate::session::serve::{Ahead, serve};
+use crate::session::tls::TlsSetup;
 
 /// How a run ended.
 #[derive(Debug)]
@@ -70,6 +72,14 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
         None => None,
     };
     let outputs = Outputs::open(&config)?;
-    let b = clients.dial_ahead(&config, outputs.say, &stopper)?;
-    serve(&config, clients, outputs, Ahead { dumps, b }, &stopper)
+    let tls = TlsSetup::prepare(&config, outputs.say)?;
+    let b = clients.dial_ahead(&config, &tls, outputs.say, &stopper)?;
+    serve(
+        &config,
+        clients,
+        outputs,
+        Ahead { dumps, b },
+        &tls,
+        &stopper,
+    )
 }

@@ -27,16 +27,18 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::Sender;
 use socket2::Socket;
 
-use crate::cli::addr::Endpoint;
+use crate::cli::addr::Address;
 use crate::cli::config::Config;
 use crate::error::Error;
 use crate::output::dump::DumpPaths;
 use crate::output::logger::{Logger, Report, Tally};
 use crate::relay::event::{Closing, ConnId, Ending, Note};
 use crate::relay::stop::Stopper;
+use crate::relay::stream::Stream;
 use crate::session::Outcome;
 use crate::session::dial::dial_b;
 use crate::session::outputs::{Outputs, Say, Terminal};
+use crate::session::tls::TlsSetup;
 
 /// With `-k`: clients the kernel may hold, handshake done, while every slot is taken.
 const BACKLOG: i32 = 1024;
@@ -72,15 +74,21 @@ impl Clients {
     pub(crate) fn dial_ahead(
         self,
         config: &Config,
+        tls: &TlsSetup,
         say: Say,
         stopper: &Stopper,
-    ) -> Result<Option<Socket>, Error> {
+    ) -> Result<Option<Stream>, Error> {
         if let Clients::Many { .. } = self {
             return Ok(None);
         }
         say.line(format_args!("Connecting to B {}...", config.b));
-        match dial_b(config, stopper) {
-            Ok(b) => Ok(Some(b)),
+        match dial_b(config, tls, stopper) {
+            Ok(b) => {
+                if let Some(summary) = b.tls_summary() {
+                    say.line(format_args!("TLS with B: {summary}"));
+                }
+                Ok(Some(b))
+            }
             Err(error) => Err(match stopper.cancelled_by() {
                 Some(signal) => Error::Cancelled { signal },
                 None => Error::Connect(error),
@@ -97,7 +105,7 @@ impl Clients {
     }
 
     /// Says where clients are awaited.
-    pub(crate) fn say_waiting(self, say: Say, shown_a: &Endpoint) {
+    pub(crate) fn say_waiting(self, say: Say, shown_a: &Address) {
         match self {
             Clients::One => say.line(format_args!("Waiting for a connection from A {shown_a}...")),
             Clients::Many { .. } => {
@@ -169,7 +177,7 @@ impl Clients {
     pub(crate) fn not_relayed(
         self,
         id: ConnId,
-        a: Socket,
+        a: &Socket,
         error: Error,
         notes: &Sender<Note>,
     ) -> Option<Error> {
@@ -218,6 +226,8 @@ impl Clients {
 
 /// Closes a client's connection with a reset: like the refusal a client gets from a
 /// server that is not there, rather than an empty answer it might take for a reply.
-fn turn_away(a: Socket) {
+/// (The reset goes when the last holder of the socket, the connection's stopper
+/// too, lets go of it.)
+fn turn_away(a: &Socket) {
     let _ = a.set_linger(Some(Duration::ZERO));
 }

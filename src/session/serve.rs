@@ -23,15 +23,19 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 use socket2::Socket;
 
+use crate::cli::addr::Address;
 use crate::cli::config::Config;
 use crate::error::Error;
 use crate::relay::event::{ConnId, Note};
 use crate::relay::stop::Stopper;
+use crate::relay::stream::{Stream, tls_summary};
+use crate::relay::unix::SocketFile;
 use crate::relay::{self, Link, NOTE_QUEUE, Settings, net, peer};
 use crate::session::Outcome;
 use crate::session::dial::dial_b;
 use crate::session::one_or_many::Clients;
 use crate::session::outputs::{DumpFiles, Outputs, Say};
+use crate::session::tls::TlsSetup;
 
 /// How long to wait before accepting again after running out of file descriptors
 /// or memory: long enough for a connection to end, short enough not to be noticed.
@@ -41,7 +45,7 @@ const RESOURCE_PAUSE: Duration = Duration::from_millis(100);
 /// dump files and its B, dialled in advance as the original does.
 pub(crate) struct Ahead {
     pub(crate) dumps: Option<DumpFiles>,
-    pub(crate) b: Option<Socket>,
+    pub(crate) b: Option<Stream>,
 }
 
 /// Listens on `-A` and relays clients to B, as many as `clients` says, until they
@@ -51,9 +55,11 @@ pub(crate) fn serve(
     clients: Clients,
     outputs: Outputs,
     ahead: Ahead,
+    tls: &TlsSetup,
     stopper: &Stopper,
 ) -> Result<Outcome, Error> {
-    let listener = Listener::open(config, clients, outputs.say, stopper)?;
+    let say = outputs.say;
+    let listener = Listener::open(config, clients, say, stopper)?;
     let logger = clients.logger(config, outputs);
     let server = Server {
         config,
@@ -65,6 +71,8 @@ pub(crate) fn serve(
             kernel_queues: config.kernel_queues,
         },
         stopper,
+        tls,
+        say,
         failure: OnceLock::new(),
     };
     let (notes, queue) = bounded(NOTE_QUEUE);
@@ -85,6 +93,8 @@ struct Listener {
     socket: Arc<Socket>,
     /// Holds the socket too, and only this listener holds it: the two go together.
     _stopper: Arc<Stopper>,
+    /// A UNIX listener's socket file, removed when the listener closes.
+    _file: Option<SocketFile>,
 }
 
 impl Listener {
@@ -95,16 +105,22 @@ impl Listener {
         say: Say,
         stopper: &Stopper,
     ) -> Result<Listener, Error> {
-        let listening =
-            net::listen_with_backlog(&config.a_addrs, config.socket_buffers, clients.backlog());
-        let shown_a = config.a.as_listening(listening.as_ref().ok());
-        let listener = listening.map(|socket| {
+        let (buffers, backlog) = (config.socket_buffers, clients.backlog());
+        let listening = match &config.a {
+            Address::Unix(path) => path.listen(buffers, backlog).map(|(s, f)| (s, Some(f))),
+            _ => net::listen_with_backlog(&config.a_addrs, buffers, backlog).map(|s| (s, None)),
+        };
+        let shown_a = config
+            .a
+            .as_listening(listening.as_ref().ok().map(|(socket, _)| socket));
+        let listener = listening.map(|(socket, file)| {
             let socket = Arc::new(socket);
             let own = stopper.child();
             own.start_relay(std::slice::from_ref(&socket));
             Listener {
                 socket,
                 _stopper: own,
+                _file: file.flatten(),
             }
         });
         // A signal that came before the listener was in its stopper could not shut
@@ -126,7 +142,7 @@ struct Client {
     /// When A was accepted, by the wall clock and by the monotonic one.
     accepted: (SystemTime, Instant),
     /// B, if it was dialled in advance; else it is dialled for this client.
-    b: Option<Socket>,
+    b: Option<Stream>,
     dumps: Option<DumpFiles>,
 }
 
@@ -163,6 +179,8 @@ struct Server<'a> {
     clients: Clients,
     settings: Settings,
     stopper: &'a Stopper,
+    tls: &'a TlsSetup,
+    say: Say,
     /// The error that ends the run once every connection has ended: the listener
     /// broke, or the single relay's client could not be relayed.
     failure: OnceLock<Error>,
@@ -275,21 +293,32 @@ impl<'env> Server<'env> {
         } = client;
         let b = match b {
             Some(b) => Ok(b),
-            None => dial_b(self.config, &stopper).map_err(Error::Connect),
-        }
-        .and_then(|b| {
-            for socket in [&a, &b] {
-                net::prepare_relay_socket(socket).map_err(Error::Accept)?;
+            None => dial_b(self.config, self.tls, &stopper).map_err(Error::Connect),
+        };
+        // A's side is ready once B's is: its TLS handshake is not begun for a client
+        // that cannot be relayed.
+        // Shut down with the connection's stopper, so that a signal ends a handshake
+        // that a silent client holds up.
+        let a = Arc::new(a);
+        stopper.start_relay(std::slice::from_ref(&a));
+        let ready = b.and_then(|b| match self.a_side(&a, &b) {
+            Ok(tls) => {
+                net::prepare_relay_socket(b.socket()).map_err(Error::Accept)?;
+                Ok((tls, b))
             }
-            Ok(b)
+            Err(error) => Err(error),
         });
         if stopper.stopping() {
             self.clients
                 .stopped_before_relay(id, accepted.1, notes, &stopper);
             return;
         }
-        match b {
-            Ok(b) => {
+        match ready {
+            Ok((tls, b)) => {
+                let a = match tls {
+                    Some(state) => Stream::tls(a, state),
+                    None => Stream::plain(a),
+                };
                 let link = Link {
                     id,
                     a,
@@ -300,11 +329,24 @@ impl<'env> Server<'env> {
                 relay::connection(link, &self.settings, notes, &stopper);
             }
             Err(error) => {
-                if let Some(failure) = self.clients.not_relayed(id, a, error, notes) {
+                if let Some(failure) = self.clients.not_relayed(id, &a, error, notes) {
                     let _ = self.failure.set(failure);
                 }
             }
         }
+    }
+
+    /// Prepares A's socket, and with `-A tls:` does the handshake; says which
+    /// version and suite the single relay's A got.
+    fn a_side(&self, a: &Socket, b: &Stream) -> Result<Option<rustls::Connection>, Error> {
+        net::prepare_relay_socket(a).map_err(Error::Accept)?;
+        let state = self.tls.a_handshake(a, b).map_err(Error::Accept)?;
+        if let (Some(state), Clients::One) = (&state, self.clients) {
+            if let Some(summary) = tls_summary(state) {
+                self.say.line(format_args!("TLS with A: {summary}"));
+            }
+        }
+        Ok(state)
     }
 }
 

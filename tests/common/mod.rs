@@ -618,6 +618,59 @@ pub fn have_tshark() -> bool {
     found
 }
 
+/// Whether `program` runs (`program version_arg` succeeds). Under CI its absence is
+/// a failure; elsewhere the calling test is skipped, loudly.
+pub fn have_program(program: &str, version_arg: &str, package: &str) -> bool {
+    let found = Command::new(program)
+        .arg(version_arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{program} not found, and CI must run these tests: apt-get install -y {package}"
+        );
+        eprintln!("SKIPPED: {program} not found (apt-get install -y {package})");
+    }
+    found
+}
+
+/// A child process that is not tiburoncin (a real server, a real client), its
+/// output collected as tiburoncin's is; killed when dropped.
+pub struct Helper {
+    pub child: Child,
+    pub stdout: Captured,
+    pub stderr: Captured,
+}
+
+impl Helper {
+    pub fn spawn(program: &str, args: &[&str], stdin: Stdio) -> Helper {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+        let stdout = Captured::collect(child.stdout.take().unwrap(), false);
+        let stderr = Captured::collect(child.stderr.take().unwrap(), false);
+        Helper {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The original tool's broken pipe (docs/slow-receiver.md): A is gone, and B keeps sending to it from a thread of its
 /// own until tiburoncin's writes to the vanished A fail.
 pub fn keep_sending_to_a_gone(b: &TcpStream) {
