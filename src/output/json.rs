@@ -10,13 +10,19 @@
 //! The objects are flat and their values are numbers, fixed words and hex, so they
 //! are written by hand into one reusable buffer: no serializer, no allocation per
 //! event. The one free text, an OS error message, is escaped as JSON requires.
+//!
+//! `JsonLines` is the logger's output that turns each note into its record.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::direction::Direction;
+use crate::error::Error;
 use crate::output::hexdump::HEX;
+use crate::output::logger::{JsonOut, passthrough};
+use crate::output::sink::{Conn, Failures, Output, Sink};
+use crate::relay::event::{Closing, Event, Opening};
 use crate::relay::kernel_queues::Queues;
 
 /// What a per-direction record reports.
@@ -215,6 +221,101 @@ impl<W: Write> JsonEvents<W> {
     fn finish(&mut self) -> io::Result<()> {
         self.line.extend_from_slice(b"}\n");
         self.out.write_all(&self.line)
+    }
+}
+
+/// `--events`: the logger's output that writes every note as a JSON line.
+pub(crate) struct JsonLines {
+    events: Sink<JsonEvents<JsonOut>>,
+}
+
+impl JsonLines {
+    /// Into `out`, named `what` in messages.
+    pub(crate) fn new(what: impl Into<String>, out: JsonOut) -> Self {
+        JsonLines {
+            events: Sink::new(what, JsonEvents::new(out)),
+        }
+    }
+}
+
+impl Output for JsonLines {
+    fn watches_chunks(&self) -> bool {
+        true
+    }
+
+    fn open(&mut self, conn: &Conn, opening: &mut Opening, failures: &mut Failures) {
+        let Opening { at, a, b, .. } = *opening;
+        self.events.apply(failures, |j| j.open(at, conn.id, a, b));
+    }
+
+    fn event(
+        &mut self,
+        conn: &Conn,
+        event: &Event,
+        kernel: Option<Queues>,
+        failures: &mut Failures,
+    ) {
+        let message;
+        let mut record = record_of(conn, event, kernel);
+        if let Event::Failed { dir, ref error, .. } = *event {
+            message = passthrough(dir, error).to_string();
+            record.error = Some(&message);
+        }
+        self.events.apply(failures, |j| j.record(&record));
+    }
+
+    fn close(&mut self, conn: &Conn, closing: &Closing, failures: &mut Failures) {
+        let Closing {
+            ending, bytes, at, ..
+        } = *closing;
+        self.events
+            .apply(failures, |j| j.end(at, conn.id, ending.word(), bytes, None));
+    }
+
+    fn not_relayed(&mut self, conn: &Conn, why: &Error, at: SystemTime, failures: &mut Failures) {
+        let message = why.to_string();
+        self.events.apply(failures, |j| {
+            j.end(at, conn.id, "failed", [0, 0], Some(&message))
+        });
+    }
+
+    fn flush(&mut self, failures: &mut Failures) {
+        self.events.apply(failures, |j| j.flush());
+    }
+}
+
+/// The record of an event, from the connection's counts after it (a failure's
+/// message aside).
+fn record_of<'a>(conn: &Conn, event: &'a Event, kernel: Option<Queues>) -> Record<'a> {
+    let flow = |dir: Direction| conn.flows[dir.index()];
+    let record =
+        |at, dir, kind, offset| Record::new(at, conn.id, dir, kind, offset, flow(dir).backlog());
+    match *event {
+        // A read's or a write's offset is where it started, before it was counted.
+        Event::Read { dir, ref chunk, at } => {
+            let length = chunk.len() as u64;
+            Record {
+                length,
+                bytes: Some(chunk),
+                kernel,
+                ..record(at, dir, Kind::Read, flow(dir).read - length)
+            }
+        }
+        Event::Wrote { dir, n, at } => Record {
+            length: n as u64,
+            kernel,
+            ..record(at, dir, Kind::Wrote, flow(dir).written - n as u64)
+        },
+        Event::Eof { dir, at } => Record {
+            kernel,
+            ..record(at, dir, Kind::Eof, flow(dir).read)
+        },
+        Event::Closed { dir, at } => record(at, dir, Kind::Closed, flow(dir).written),
+        Event::Injected { dir, fault, at } => Record {
+            fault: Some(fault.word()),
+            ..record(at, dir, Kind::Fault, fault.after())
+        },
+        Event::Failed { dir, at, .. } => record(at, dir, Kind::Failed, flow(dir).written),
     }
 }
 
