@@ -8,7 +8,6 @@
 //! garbage to a reader, so no stream writes to it any more, and the failure is
 //! reported once, not once a connection.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -16,8 +15,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::capture::Format;
 use crate::output::capture::{Capture, Connection};
-use crate::output::sink::{Conn, Failures, Output, output_failed};
-use crate::relay::event::{Closing, ConnId, Event, Opening};
+use crate::output::sink::{Conn, ConnMap, Failures, Output, output_failed};
+use crate::relay::event::{Closing, Event, Opening};
 use crate::relay::kernel_queues::Queues;
 
 pub(crate) struct CaptureStreams {
@@ -34,7 +33,7 @@ pub(crate) struct CaptureStreams {
     /// Writing it failed once: no stream writes to it any more.
     broken: bool,
     /// Each open connection's stream.
-    streams: HashMap<ConnId, Capture<CaptureOut>>,
+    streams: ConnMap<Capture<CaptureOut>>,
 }
 
 impl CaptureStreams {
@@ -48,7 +47,7 @@ impl CaptureStreams {
             shared_file: None,
             started: false,
             broken: false,
-            streams: HashMap::new(),
+            streams: ConnMap::default(),
         }
     }
 

@@ -9,15 +9,14 @@
 //! file that cannot be made or written costs that file, not the relay nor the other
 //! files.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use crate::error::Error;
 use crate::output::hexdump::HEX;
-use crate::output::sink::{Conn, Failures, Output, Sink};
-use crate::relay::event::{Closing, ConnId, Event, Opening};
+use crate::output::sink::{Conn, ConnMap, Failures, Output, Sink};
+use crate::relay::event::{Closing, Event, Opening};
 use crate::relay::kernel_queues::Queues;
 
 /// Where the dump files go, if anywhere.
@@ -102,7 +101,7 @@ pub(crate) struct DumpFiles {
     /// number (see `DumpPaths::for_connection`).
     pub(crate) per_connection: Option<DumpPaths>,
     /// Each open connection's files, A->B and B->A.
-    open: HashMap<ConnId, [DumpFile; 2]>,
+    open: ConnMap<[DumpFile; 2]>,
 }
 
 impl Output for DumpFiles {

@@ -21,7 +21,6 @@
 //! left alone: the relay goes on, because losing relayed bytes would be worse than
 //! losing the view of them. The run then ends with a failure status.
 
-use std::collections::HashMap;
 use std::fmt::Display;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -35,7 +34,7 @@ use crate::output::capture_streams::CaptureStreams;
 use crate::output::dump::{DumpFiles, DumpPaths};
 use crate::output::json::JsonLines;
 use crate::output::printer::{Flow, label};
-use crate::output::sink::{Conn, Failures, Output};
+use crate::output::sink::{Conn, ConnMap, Failures, Output};
 use crate::output::terminal::Terminal;
 use crate::output::timestamps::TimestampKind;
 use crate::relay::event::{Closing, ConnId, Ending, Event, Note};
@@ -183,7 +182,7 @@ impl<W: Write> Logger<W> {
         Running {
             outputs,
             many,
-            conns: HashMap::new(),
+            conns: ConnMap::default(),
             report: Report::default(),
         }
         .run(notes)
@@ -195,7 +194,7 @@ struct Running<'a> {
     outputs: Vec<&'a mut dyn Output>,
     many: bool,
     /// The open connections.
-    conns: HashMap<ConnId, Conn>,
+    conns: ConnMap<Conn>,
     report: Report,
 }
 

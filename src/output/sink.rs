@@ -9,6 +9,8 @@
 //! reports its first failure once, on stderr, and is left alone afterwards, while
 //! the logger goes on feeding the others.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::SocketAddr;
 use std::time::SystemTime;
@@ -30,6 +32,34 @@ pub(crate) struct Conn {
     pub(crate) label: String,
     /// What each direction has read and written, the event being told included.
     pub(crate) flows: [Flow; 2],
+}
+
+/// What the logger and its outputs keep for each open connection.
+///
+/// The connection numbers are the session's own count, not anything a peer chooses,
+/// so they need no hash that resists crafted keys: SipHash would cost more than the
+/// rest of handling a note. A multiplication spreads them over the table instead.
+pub(crate) type ConnMap<V> = HashMap<ConnId, V, BuildHasherDefault<ConnIdHasher>>;
+
+/// Hashes a connection number by Fibonacci hashing (see `ConnMap`).
+#[derive(Default)]
+pub(crate) struct ConnIdHasher(u64);
+
+impl Hasher for ConnIdHasher {
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    /// Never used by `ConnMap`, whose keys are `u64`; any bytes still hash (FNV-1a).
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// One of the logger's outputs, told every note the relay sends.
