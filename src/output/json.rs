@@ -468,13 +468,9 @@ mod tests {
         );
     }
 
-    /// Every kind of line, read back by a real JSON parser: what the hand-written
-    /// writer says is what serde_json reads, awkward error text and extreme numbers
-    /// included.
-    #[test]
-    fn every_kind_of_line_reads_back_with_serde_json() {
-        let error = "quote \" backslash \\ newline \n tab \t nul \0 bell \x07 del \x7f é ✓ 🦈";
-        let bytes: Vec<u8> = (0..=255).collect();
+    /// One line of each kind, with `error` as the failures' text and `bytes` as
+    /// the read's, as serde_json reads them.
+    fn one_line_of_each_kind(error: &str, bytes: &[u8]) -> Vec<serde_json::Value> {
         let a = "127.0.0.1:40000".parse().ok();
         let text = lines(|json| {
             json.open(at(1_714_599_667_000_042), 1, a, None).unwrap();
@@ -483,8 +479,8 @@ mod tests {
                 from_producer: 7,
             });
             let read = Record {
-                length: 256,
-                bytes: Some(&bytes),
+                length: bytes.len() as u64,
+                bytes: Some(bytes),
                 backlog: u64::MAX,
                 kernel,
                 ..record(Kind::Read)
@@ -511,10 +507,19 @@ mod tests {
             json.end(at(0), 2, "failed", [u64::MAX, 0], Some(error))
                 .unwrap();
         });
-        let values: Vec<serde_json::Value> = text
-            .lines()
+        text.lines()
             .map(|line| serde_json::from_str(line).expect(line))
-            .collect();
+            .collect()
+    }
+
+    /// Every kind of line, read back by a real JSON parser: what the hand-written
+    /// writer says is what serde_json reads, awkward error text and extreme numbers
+    /// included.
+    #[test]
+    fn every_kind_of_line_reads_back_with_serde_json() {
+        let error = "quote \" backslash \\ newline \n tab \t nul \0 bell \x07 del \x7f é ✓ 🦈";
+        let bytes: Vec<u8> = (0..=255).collect();
+        let values = one_line_of_each_kind(error, &bytes);
         let keys = |v: &serde_json::Value| -> Vec<String> {
             let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
             keys.sort();
