@@ -94,7 +94,7 @@ impl Connection {
 
 /// One side of the connection, A or B, as the capture has shown it so far.
 #[derive(Debug)]
-struct Side {
+struct Peer {
     addr: SocketAddr,
     isn: u32,
     /// Data bytes this side has sent in the capture: what the relay read from it,
@@ -113,9 +113,9 @@ struct Side {
     past_syn: bool,
 }
 
-impl Side {
-    fn new(addr: SocketAddr, isn: u32) -> Side {
-        Side {
+impl Peer {
+    fn new(addr: SocketAddr, isn: u32) -> Peer {
+        Peer {
             addr,
             isn,
             sent: 0,
@@ -157,7 +157,7 @@ struct Held {
 }
 
 /// What a packet's pcapng comment says.
-enum Note<'a> {
+enum Comment<'a> {
     None,
     /// `B is N bytes behind` / `B is in sync`, for the flow towards `to`.
     Status {
@@ -181,7 +181,7 @@ enum Note<'a> {
 pub struct Capture<W: Write> {
     file: PacketFile<W>,
     /// A and B, indexed by `Direction::index` of the flow each produces.
-    sides: [Side; 2],
+    peers: [Peer; 2],
     /// The largest TCP payload per packet for these addresses.
     mss: usize,
     held: Option<Held>,
@@ -210,9 +210,9 @@ impl<W: Write> Capture<W> {
         let mss = packet::max_payload(a.ip());
         let mut capture = Capture {
             file,
-            sides: [
-                Side::new(a, connection.isns[0]),
-                Side::new(b, connection.isns[1]),
+            peers: [
+                Peer::new(a, connection.isns[0]),
+                Peer::new(b, connection.isns[1]),
             ],
             mss,
             held: None,
@@ -232,25 +232,16 @@ impl<W: Write> Capture<W> {
         let at = event.at();
         match *event {
             Event::Read { dir, ref chunk, .. } => self.read(dir, chunk, at)?,
-            Event::Wrote { dir, n, .. } => {
-                let to = 1 - dir.index();
-                self.sides[to].got += n as u64;
-                self.ack_if_new(to, at, Note::Status { dir })?;
-            }
-            Event::Closed { dir, at } => {
-                let to = 1 - dir.index();
-                // The FIN normally went out at the producer's `Eof`; a replay, which
-                // has no `Eof`, shows it here. Either way it is due now, and nothing
-                // is held any more: everything was written.
-                self.sides[dir.index()].fin_due = true;
-                self.release(at, true)?;
+            Event::Wrote { dir, n, .. } => self.wrote(dir, n as u64, at)?,
+            Event::Closed { dir, .. } => self.closed(dir, at)?,
+            // The producer's FIN shows when the relay reads it, as its data does: it
+            // comes after all the data read, and the peers' later packets may answer
+            // it. (A FIN shown only once the relay had passed it on could come after
+            // the other side's answer to it.) The consumer acknowledges it at
+            // `Closed`, when it gets it.
+            Event::Eof { dir, .. } => {
+                self.peers[dir.index()].fin_due = true;
                 self.fin_if_due(dir, at)?;
-                if !self.sides[to].fin_got {
-                    // The relay's shutdown passed the FIN on to the consumer, whose
-                    // kernel acknowledges it at once.
-                    self.sides[to].fin_got = true;
-                    self.ack(to, at, Note::None)?;
-                }
             }
             Event::Failed {
                 dir,
@@ -258,31 +249,11 @@ impl<W: Write> Capture<W> {
                 ref error,
                 ..
             } => {
-                self.release(at, true)?;
                 let who = match end {
                     End::Producer => dir.index(),
                     End::Consumer => 1 - dir.index(),
                 };
-                let seq = self.sides[who].next_seq();
-                self.segment(
-                    who,
-                    seq,
-                    Flags::RST_ACK,
-                    &[],
-                    at,
-                    Note::Failed { dir, error },
-                )?;
-                self.reset = true;
-                return Ok(());
-            }
-            // The producer's FIN shows when the relay reads it, as its data does: it
-            // comes after all the data read, and the peers' later packets may answer
-            // it. (A FIN shown only once the relay had passed it on could come after
-            // the other side's answer to it.) The consumer acknowledges it at
-            // `Closed`, when it gets it.
-            Event::Eof { dir, at } => {
-                self.sides[dir.index()].fin_due = true;
-                self.fin_if_due(dir, at)?;
+                return self.reset_by(who, at, Comment::Failed { dir, error });
             }
             // An injected reset (`--reset-after`): the consumer got an RST, which in
             // the one connection the capture shows comes from the producer.
@@ -290,20 +261,46 @@ impl<W: Write> Capture<W> {
                 dir,
                 fault: Injected::Reset(after),
                 ..
-            } => {
-                self.release(at, true)?;
-                let who = dir.index();
-                let seq = self.sides[who].next_seq();
-                let note = Note::Injected { dir, after };
-                self.segment(who, seq, Flags::RST_ACK, &[], at, note)?;
-                self.reset = true;
-                return Ok(());
-            }
+            } => return self.reset_by(dir.index(), at, Comment::Injected { dir, after }),
             // An injected stall: nothing happens, which the capture shows as the
             // consumer's acknowledgements stopping.
             Event::Injected { .. } => {}
         }
         self.release(at, false)
+    }
+
+    /// The consumer of `dir` got `n` more bytes, and acknowledges them.
+    fn wrote(&mut self, dir: Direction, n: u64, at: SystemTime) -> io::Result<()> {
+        let to = 1 - dir.index();
+        self.peers[to].got += n;
+        self.ack_if_new(to, at, Comment::Status { dir })
+    }
+
+    /// Everything of `dir` was written and the consumer's write side shut down.
+    fn closed(&mut self, dir: Direction, at: SystemTime) -> io::Result<()> {
+        let to = 1 - dir.index();
+        // The FIN normally went out at the producer's `Eof`; a replay, which has no
+        // `Eof`, shows it here. Either way it is due now, and nothing is held any
+        // more: everything was written.
+        self.peers[dir.index()].fin_due = true;
+        self.release(at, true)?;
+        self.fin_if_due(dir, at)?;
+        if !self.peers[to].fin_got {
+            // The relay's shutdown passed the FIN on to the consumer, whose kernel
+            // acknowledges it at once.
+            self.peers[to].fin_got = true;
+            self.ack(to, at, Comment::None)?;
+        }
+        Ok(())
+    }
+
+    /// An RST from `who`, after every byte held back; nothing is shown after it.
+    fn reset_by(&mut self, who: usize, at: SystemTime, comment: Comment) -> io::Result<()> {
+        self.release(at, true)?;
+        let seq = self.peers[who].next_seq();
+        self.segment(who, seq, Flags::RST_ACK, &[], at, comment)?;
+        self.reset = true;
+        Ok(())
     }
 
     /// Shows `bytes` going from one side to the other and the receiver acknowledging
@@ -315,9 +312,7 @@ impl<W: Write> Capture<W> {
             return Ok(());
         }
         self.read(dir, bytes, at)?;
-        let to = 1 - dir.index();
-        self.sides[to].got += bytes.len() as u64;
-        self.ack_if_new(to, at, Note::Status { dir })?;
+        self.wrote(dir, bytes.len() as u64, at)?;
         self.release(at, false)
     }
 
@@ -350,7 +345,7 @@ impl<W: Write> Capture<W> {
         while !rest.is_empty() {
             // Split so that no packet exceeds the IP length limit.
             let mut len = rest.len().min(self.mss);
-            let in_flight = self.sides[from].sent + len as u64 - self.sides[to].acked;
+            let in_flight = self.peers[from].sent + len as u64 - self.peers[to].acked;
             if in_flight == self.window(to) {
                 if len == rest.len() {
                     // The read ends at the window's edge: its last byte waits.
@@ -377,12 +372,19 @@ impl<W: Write> Capture<W> {
     fn fin_if_due(&mut self, dir: Direction, at: SystemTime) -> io::Result<()> {
         let from = dir.index();
         let held = self.held.is_some_and(|held| held.dir == dir);
-        if !self.sides[from].fin_due || self.sides[from].fin_sent || held {
+        if !self.peers[from].fin_due || self.peers[from].fin_sent || held {
             return Ok(());
         }
-        let seq = self.sides[from].next_seq();
-        self.sides[from].fin_sent = true;
-        self.segment(from, seq, Flags::FIN_ACK, &[], at, Note::Shutdown { dir })
+        let seq = self.peers[from].next_seq();
+        self.peers[from].fin_sent = true;
+        self.segment(
+            from,
+            seq,
+            Flags::FIN_ACK,
+            &[],
+            at,
+            Comment::Shutdown { dir },
+        )
     }
 
     /// Shows the held byte once its segment would no longer end at the edge of the
@@ -393,13 +395,13 @@ impl<W: Write> Capture<W> {
             return Ok(());
         };
         let (from, to) = (held.dir.index(), 1 - held.dir.index());
-        let in_flight = self.sides[from].sent + 1 - self.sides[to].acked;
+        let in_flight = self.peers[from].sent + 1 - self.peers[to].acked;
         if !force && in_flight == self.window(to) {
             return Ok(());
         }
         self.held = None;
         self.data(held.dir, &[held.byte], true, at)?;
-        self.ack_if_new(to, at, Note::Status { dir: held.dir })?;
+        self.ack_if_new(to, at, Comment::Status { dir: held.dir })?;
         // A FIN that waited for the held byte follows it.
         self.fin_if_due(held.dir, at)
     }
@@ -418,9 +420,9 @@ impl<W: Write> Capture<W> {
         let flags = if last { Flags::PSH_ACK } else { Flags::ACK };
         // Counted before the comment is written: it tells the backlog this segment
         // makes.
-        let seq = self.sides[from].next_seq();
-        self.sides[from].sent += payload.len() as u64;
-        self.segment(from, seq, flags, payload, at, Note::Status { dir })
+        let seq = self.peers[from].next_seq();
+        self.peers[from].sent += payload.len() as u64;
+        self.segment(from, seq, flags, payload, at, Comment::Status { dir })
     }
 
     /// SYN, SYN-ACK, ACK, all at the moment A was accepted (the relay saw nothing
@@ -433,16 +435,16 @@ impl<W: Write> Capture<W> {
             window_shift: WINDOW_SHIFT,
         });
         for (from, flags) in [(0, Flags::SYN), (1, Flags::SYN_ACK)] {
-            let (seq, ack) = (self.sides[from].isn, self.sides[1 - from].isn);
+            let (seq, ack) = (self.peers[from].isn, self.peers[1 - from].isn);
             self.write_segment(from, seq, ack.wrapping_add(1), flags, options, &[])?;
-            self.write_record(at, Note::None)?;
+            self.write_record(at, Comment::None)?;
         }
-        self.ack(0, at, Note::None)
+        self.ack(0, at, Comment::None)
     }
 
     /// The window of `side` in bytes, as Wireshark reckons it (see `past_syn`).
     fn window(&self, side: usize) -> u64 {
-        if self.sides[side].past_syn {
+        if self.peers[side].past_syn {
             u64::from(WINDOW) << WINDOW_SHIFT
         } else {
             u64::from(WINDOW)
@@ -452,22 +454,22 @@ impl<W: Write> Capture<W> {
     /// The data bytes `side` can acknowledge: what it got, but never a byte the
     /// capture has not shown yet.
     fn acknowledgeable(&self, side: usize) -> u64 {
-        self.sides[side].got.min(self.sides[1 - side].sent)
+        self.peers[side].got.min(self.peers[1 - side].sent)
     }
 
     /// A pure ACK from `from`, if it has something new to acknowledge: an ACK that
     /// repeats the last one is a "duplicate ACK" to Wireshark.
-    fn ack_if_new(&mut self, from: usize, at: SystemTime, note: Note) -> io::Result<()> {
-        if self.acknowledgeable(from) > self.sides[from].acked {
-            self.ack(from, at, note)?;
+    fn ack_if_new(&mut self, from: usize, at: SystemTime, comment: Comment) -> io::Result<()> {
+        if self.acknowledgeable(from) > self.peers[from].acked {
+            self.ack(from, at, comment)?;
         }
         Ok(())
     }
 
     /// A pure ACK from `from`, acknowledging what it has received so far.
-    fn ack(&mut self, from: usize, at: SystemTime, note: Note) -> io::Result<()> {
-        let seq = self.sides[from].next_seq();
-        self.segment(from, seq, Flags::ACK, &[], at, note)
+    fn ack(&mut self, from: usize, at: SystemTime, comment: Comment) -> io::Result<()> {
+        let seq = self.peers[from].next_seq();
+        self.segment(from, seq, Flags::ACK, &[], at, comment)
     }
 
     /// One segment from `from` with sequence number `seq`, acknowledging what `from`
@@ -479,19 +481,19 @@ impl<W: Write> Capture<W> {
         flags: Flags,
         payload: &[u8],
         at: SystemTime,
-        note: Note,
+        comment: Comment,
     ) -> io::Result<()> {
         let acked = self.acknowledgeable(from);
-        let ack = self.sides[1 - from]
+        let ack = self.peers[1 - from]
             .isn
             .wrapping_add(1)
             .wrapping_add(acked as u32)
-            .wrapping_add(u32::from(self.sides[from].fin_got));
+            .wrapping_add(u32::from(self.peers[from].fin_got));
         self.write_segment(from, seq, ack, flags, None, payload)?;
-        let side = &mut self.sides[from];
+        let side = &mut self.peers[from];
         side.acked = acked;
         side.past_syn = true;
-        self.write_record(at, note)
+        self.write_record(at, comment)
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
@@ -514,8 +516,8 @@ impl<W: Write> Capture<W> {
         payload: &[u8],
     ) -> io::Result<()> {
         let segment = Segment {
-            src: self.sides[from].addr,
-            dst: self.sides[1 - from].addr,
+            src: self.peers[from].addr,
+            dst: self.peers[1 - from].addr,
             seq,
             ack,
             flags,
@@ -526,23 +528,23 @@ impl<W: Write> Capture<W> {
         packet::write(&mut self.packet, &segment).map_err(io::Error::other)
     }
 
-    /// Appends the packet in the buffer to the file, stamped `at`, with `note` as
-    /// its comment where the format has room for one.
-    fn write_record(&mut self, at: SystemTime, note: Note) -> io::Result<()> {
-        let (sides, held) = (&self.sides, self.held);
+    /// Appends the packet in the buffer to the file, stamped `at`, with `comment`
+    /// where the format has room for one.
+    fn write_record(&mut self, at: SystemTime, comment: Comment) -> io::Result<()> {
+        let (peers, held) = (&self.peers, self.held);
         self.file.write(at, &mut self.packet, |text| {
-            write_note(text, &note, sides, held)
+            write_comment(text, &comment, peers, held)
         })
     }
 }
 
 /// The relay's view for a pcapng comment, worded as the terminal words it.
-fn write_note(out: &mut String, note: &Note, sides: &[Side; 2], held: Option<Held>) {
+fn write_comment(out: &mut String, comment: &Comment, peers: &[Peer; 2], held: Option<Held>) {
     // Writing into a String cannot fail.
-    let _ = match *note {
-        Note::None => Ok(()),
-        Note::Status { dir } => {
-            let (from, to) = (&sides[dir.index()], &sides[1 - dir.index()]);
+    let _ = match *comment {
+        Comment::None => Ok(()),
+        Comment::Status { dir } => {
+            let (from, to) = (&peers[dir.index()], &peers[1 - dir.index()]);
             // What the relay read, the held byte included, less what it wrote.
             let read = from.sent + u64::from(held.is_some_and(|h| h.dir == dir));
             match read.saturating_sub(to.got) {
@@ -550,15 +552,15 @@ fn write_note(out: &mut String, note: &Note, sides: &[Side; 2], held: Option<Hel
                 behind => write!(out, "{} is {behind} bytes behind", dir.to()),
             }
         }
-        Note::Shutdown { dir } => write!(out, "{} -> {} flow shutdown", dir.from(), dir.to()),
-        Note::Failed { dir, error } => write!(
+        Comment::Shutdown { dir } => write!(out, "{} -> {} flow shutdown", dir.from(), dir.to()),
+        Comment::Failed { dir, error } => write!(
             out,
             "Passthrough from {} to {} failed: {}",
             dir.from(),
             dir.to(),
             os_text(error)
         ),
-        Note::Injected { dir, after } => write!(
+        Comment::Injected { dir, after } => write!(
             out,
             "{} -> {} reset after {after} bytes (injected)",
             dir.from(),

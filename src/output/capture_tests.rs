@@ -23,7 +23,7 @@ const B: &str = "198.51.100.2:8080";
 
 /// One packet as read back from the file.
 #[derive(Debug, Clone, PartialEq)]
-struct Packet {
+struct CapturedPacket {
     at: Duration,
     src: SocketAddr,
     dst: SocketAddr,
@@ -107,7 +107,7 @@ impl Events {
     }
 }
 
-fn capture(format: Format, isns: [u32; 2], events: Events, finish: bool) -> Vec<Packet> {
+fn capture(format: Format, isns: [u32; 2], events: Events, finish: bool) -> Vec<CapturedPacket> {
     let mut capture = Capture::new(Vec::new(), format, connection(isns)).unwrap();
     for event in &events.list {
         capture.record(event).unwrap();
@@ -118,7 +118,7 @@ fn capture(format: Format, isns: [u32; 2], events: Events, finish: bool) -> Vec<
     parse(&capture.into_inner(), format, isns)
 }
 
-fn parse(file: &[u8], format: Format, isns: [u32; 2]) -> Vec<Packet> {
+fn parse(file: &[u8], format: Format, isns: [u32; 2]) -> Vec<CapturedPacket> {
     let mut packets = Vec::new();
     match format {
         Format::Pcap => {
@@ -155,7 +155,7 @@ fn parse(file: &[u8], format: Format, isns: [u32; 2]) -> Vec<Packet> {
     packets
 }
 
-fn decode(at: Duration, data: &[u8], comment: Option<String>, isns: [u32; 2]) -> Packet {
+fn decode(at: Duration, data: &[u8], comment: Option<String>, isns: [u32; 2]) -> CapturedPacket {
     let sliced = SlicedPacket::from_ip(data).unwrap();
     let (src, dst) = match sliced.net.unwrap() {
         etherparse::NetSlice::Ipv4(ip) => (
@@ -188,7 +188,7 @@ fn decode(at: Duration, data: &[u8], comment: Option<String>, isns: [u32; 2]) ->
         other => panic!("unexpected flags {other:?}"),
     };
     assert_eq!(tcp.window_size(), WINDOW);
-    Packet {
+    CapturedPacket {
         at,
         src,
         dst: SocketAddr::new(dst, tcp.destination_port()),
@@ -205,7 +205,7 @@ fn decode(at: Duration, data: &[u8], comment: Option<String>, isns: [u32; 2]) ->
 }
 
 /// (from A?, flags, seq, ack, payload length), the way one reads a capture.
-fn summary(packets: &[Packet]) -> Vec<(char, &'static str, u32, u32, usize)> {
+fn summary(packets: &[CapturedPacket]) -> Vec<(char, &'static str, u32, u32, usize)> {
     packets
         .iter()
         .map(|p| {
@@ -217,7 +217,7 @@ fn summary(packets: &[Packet]) -> Vec<(char, &'static str, u32, u32, usize)> {
 
 /// What Wireshark's analysis checks, for each side: data contiguous, no ACK of
 /// bytes not shown, and no pure ACK repeating the side's previous segment.
-fn assert_clean(packets: &[Packet]) {
+fn assert_clean(packets: &[CapturedPacket]) {
     let mut next = [1u32, 1u32]; // the SYN takes sequence number 0
     let mut last_ack: [Option<u32>; 2] = [None, None];
     for (p, line) in packets.iter().zip(summary(packets)).skip(2) {
@@ -232,7 +232,7 @@ fn assert_clean(packets: &[Packet]) {
     }
 }
 
-fn stream(packets: &[Packet], from_a: bool) -> Vec<u8> {
+fn stream(packets: &[CapturedPacket], from_a: bool) -> Vec<u8> {
     packets
         .iter()
         .filter(|p| (p.src.port() == 40000) == from_a)
@@ -285,10 +285,10 @@ fn a_session_is_one_connection_with_derived_numbers() {
 fn pcapng_has_the_same_packets_and_the_relay_view() {
     let pcap = capture(Format::Pcap, [7, 9], hello_session(), false);
     let pcapng = capture(Format::PcapNg, [7, 9], hello_session(), false);
-    let without_comments: Vec<Packet> = pcapng
+    let without_comments: Vec<CapturedPacket> = pcapng
         .iter()
         .cloned()
-        .map(|p| Packet { comment: None, ..p })
+        .map(|p| CapturedPacket { comment: None, ..p })
         .collect();
     assert_eq!(without_comments, pcap);
     let comments: Vec<Option<&str>> = pcapng.iter().map(|p| p.comment.as_deref()).collect();

@@ -4,11 +4,20 @@
 //! separators, and a newline after every 16th byte *of the stream* (not of the
 //! chunk), so the file is the same however the traffic was split into reads. A
 //! partial last line has no newline, exactly as the original tool leaves it.
+//!
+//! `DumpFiles` is the logger's output that keeps each connection's pair of files: a
+//! file that cannot be made or written costs that file, not the relay nor the other
+//! files.
 
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
+use crate::error::Error;
 use crate::output::hexdump::HEX;
+use crate::output::sink::{Conn, ConnMap, Failures, Output, Sink};
+use crate::relay::event::{Closing, Event, Opening};
+use crate::relay::kernel_queues::Queues;
 
 /// Where the dump files go, if anywhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +85,75 @@ impl<W: Write> DumpWriter<W> {
 
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// A dump file being written.
+type DumpFile = Sink<DumpWriter<BufWriter<File>>>;
+
+/// `-o`, `-f`: the output that writes every connection's dump files.
+#[derive(Default)]
+pub(crate) struct DumpFiles {
+    /// The connections bring their files, made before they connected (see
+    /// `Opening::dumps`).
+    pub(crate) brought: bool,
+    /// `-k`: the files are made here as each connection opens, named after its
+    /// number (see `DumpPaths::for_connection`).
+    pub(crate) per_connection: Option<DumpPaths>,
+    /// Each open connection's files, A->B and B->A.
+    open: ConnMap<[DumpFile; 2]>,
+}
+
+impl Output for DumpFiles {
+    fn watches_chunks(&self) -> bool {
+        self.brought || self.per_connection.is_some()
+    }
+
+    fn open(&mut self, conn: &Conn, opening: &mut Opening, failures: &mut Failures) {
+        let made = match (opening.dumps.take(), &self.per_connection) {
+            (Some(files), _) => files.map(Ok),
+            (None, Some(paths)) => {
+                let paths = paths.for_connection(conn.id);
+                [paths.a_to_b, paths.b_to_a].map(|path| match File::create(&path) {
+                    Ok(file) => Ok((path.display().to_string(), file)),
+                    Err(source) => Err(Error::CreateOutput { path, source }),
+                })
+            }
+            (None, None) => return,
+        };
+        let files = made.map(|made| match made {
+            Ok((name, file)) => Sink::new(
+                name,
+                DumpWriter::new(BufWriter::with_capacity(64 * 1024, file)),
+            ),
+            // A file that cannot be created costs that file, not the relay.
+            Err(error) => {
+                eprintln!("{}{error}", conn.label);
+                failures.push(error);
+                Sink::failed()
+            }
+        });
+        self.open.insert(conn.id, files);
+    }
+
+    fn event(&mut self, conn: &Conn, event: &Event, _: Option<Queues>, failures: &mut Failures) {
+        if let Event::Read { dir, chunk, .. } = event {
+            if let Some(files) = self.open.get_mut(&conn.id) {
+                files[dir.index()].apply(failures, |d| d.write(chunk));
+            }
+        }
+    }
+
+    fn close(&mut self, conn: &Conn, _: &Closing, failures: &mut Failures) {
+        for file in self.open.remove(&conn.id).iter_mut().flatten() {
+            file.apply(failures, |d| d.flush());
+        }
+    }
+
+    fn flush(&mut self, failures: &mut Failures) {
+        for file in self.open.values_mut().flatten() {
+            file.apply(failures, |d| d.flush());
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 use super::*;
 use crate::direction::Direction;
 use crate::relay::buffer::Chunk;
-use std::time::Duration;
+use crate::relay::event::Opening;
+use std::time::{Duration, SystemTime};
 
 /// A time for events whose time is not shown.
 const T: SystemTime = SystemTime::UNIX_EPOCH;
@@ -351,4 +352,46 @@ fn json_events_follow_the_stream() {
         ]
     );
     assert!(text.starts_with(r#"{"time":0.000000,"connection":1,"#));
+}
+
+#[test]
+fn a_broken_capture_is_reported_once_and_stops_every_stream() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let logger = Logger::new(io::sink(), false)
+        .quiet(true)
+        .many("B")
+        .with_capture("to the capture", BufWriter::new(full), Format::Pcap);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for id in [1, 2] {
+        let opening = Opening {
+            at: T,
+            a: None,
+            b: None,
+            buffers: (2048, 2048),
+            dumps: None,
+        };
+        tx.send(Note::Open(id, Box::new(opening))).unwrap();
+    }
+    for id in [1, 2] {
+        let read = Event::Read {
+            dir: Direction::AtoB,
+            chunk: chunk(&[b'x'; 100_000]),
+            at: T,
+        };
+        tx.send(Note::Event(id, read, None)).unwrap();
+    }
+    drop(tx);
+    let report = logger.run(rx);
+    let failures: Vec<String> = report
+        .output_failures
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(
+        failures,
+        ["Writing to the capture failed: No space left on device"]
+    );
 }

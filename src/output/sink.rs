@@ -1,15 +1,121 @@
-//! The logger's outputs, each of which may fail on its own.
+//! The logger's outputs: what each is told, and how each fails on its own.
+//!
+//! Every output (the terminal, the dump files, the JSON events, the capture) is an
+//! `Output`: the logger counts each note into its bookkeeping, then tells every
+//! output in turn, with what it counted. So an output is one type in a file of its
+//! own, and adding one is adding a file, not a case to every match of the logger.
 //!
 //! A terminal that went away or a full disk must not stop the relay: a `Sink`
 //! reports its first failure once, on stderr, and is left alone afterwards, while
-//! the logger goes on feeding the others. The capture file is a sink too, owned by
-//! the one connection there is, or shared by every connection's stream with `-k`.
+//! the logger goes on feeding the others.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io;
+use std::net::SocketAddr;
+use std::time::SystemTime;
 
 use crate::error::Error;
+use crate::output::logger::Tally;
+use crate::output::printer::Flow;
+use crate::relay::event::{Closing, ConnId, Event, Opening};
+use crate::relay::kernel_queues::Queues;
+
+/// The failures of outputs so far, for the run's report.
+pub(crate) type Failures = Vec<Error>;
+
+/// What the logger knows of a connection when it tells an output about it.
+pub(crate) struct Conn {
+    pub(crate) id: ConnId,
+    /// `[N] ` with `-k`, empty otherwise: what every line of the connection starts
+    /// with.
+    pub(crate) label: String,
+    /// What each direction has read and written, the event being told included.
+    pub(crate) flows: [Flow; 2],
+}
+
+/// What the logger and its outputs keep for each open connection.
+///
+/// The connection numbers are the session's own count, not anything a peer chooses,
+/// so they need no hash that resists crafted keys: SipHash would cost more than the
+/// rest of handling a note. A multiplication spreads them over the table instead.
+pub(crate) type ConnMap<V> = HashMap<ConnId, V, BuildHasherDefault<ConnIdHasher>>;
+
+/// Hashes a connection number by Fibonacci hashing (see `ConnMap`).
+#[derive(Default)]
+pub(crate) struct ConnIdHasher(u64);
+
+impl Hasher for ConnIdHasher {
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    /// Never used by `ConnMap`, whose keys are `u64`; any bytes still hash (FNV-1a).
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// One of the logger's outputs, told every note the relay sends.
+///
+/// Each call reports its output's failures into `failures` (through a `Sink`) and
+/// returns nothing: the logger goes on with the others whatever happens.
+pub(crate) trait Output {
+    /// Whether it shows the bytes of each chunk. When no output does, the relay
+    /// sends no per-chunk events at all.
+    fn watches_chunks(&self) -> bool;
+
+    /// `-k`: a client A was accepted from `a`; B is being dialled.
+    fn accepted(
+        &mut self,
+        _conn: &Conn,
+        _a: Option<SocketAddr>,
+        _at: SystemTime,
+        _failures: &mut Failures,
+    ) {
+    }
+
+    /// The connection starts relaying. The dump files, if the relay made them,
+    /// come in `opening`, for the output that writes them to take.
+    fn open(&mut self, conn: &Conn, opening: &mut Opening, failures: &mut Failures);
+
+    /// Something happened in one of the connection's directions; with
+    /// `--kernel-queues`, the direction's kernel queues right after it.
+    fn event(
+        &mut self,
+        conn: &Conn,
+        event: &Event,
+        kernel: Option<Queues>,
+        failures: &mut Failures,
+    );
+
+    /// The connection's last note. (A connection stopped while B was being dialled
+    /// closes without having opened.)
+    fn close(&mut self, conn: &Conn, closing: &Closing, failures: &mut Failures);
+
+    /// `-k`: a client was turned away without a relay, for `why` (already on
+    /// stderr).
+    fn not_relayed(
+        &mut self,
+        _conn: &Conn,
+        _why: &Error,
+        _at: SystemTime,
+        _failures: &mut Failures,
+    ) {
+    }
+
+    /// Every sender has hung up: the run is over, and this is how it went.
+    fn finish(&mut self, _tally: Tally, _failures: &mut Failures) {}
+
+    /// Writes out whatever is buffered: the note queue is momentarily empty.
+    fn flush(&mut self, failures: &mut Failures);
+}
 
 /// An output that may fail; after the first failure it is dropped.
 pub(crate) struct Sink<T> {
@@ -25,9 +131,17 @@ impl<T> Sink<T> {
         }
     }
 
+    /// A sink that failed before it could start (its failure is reported already).
+    pub(crate) fn failed() -> Self {
+        Sink {
+            what: String::new(),
+            out: None,
+        }
+    }
+
     pub(crate) fn apply(
         &mut self,
-        failures: &mut Vec<Error>,
+        failures: &mut Failures,
         op: impl FnOnce(&mut T) -> io::Result<()>,
     ) {
         if let Some(out) = self.out.as_mut() {
@@ -40,67 +154,8 @@ impl<T> Sink<T> {
 }
 
 /// Reports an output that failed, once, on stderr, and keeps it for the report.
-pub(crate) fn output_failed(what: String, source: io::Error, failures: &mut Vec<Error>) {
+pub(crate) fn output_failed(what: String, source: io::Error, failures: &mut Failures) {
     let error = Error::Output { what, source };
     eprintln!("{error}");
     failures.push(error);
-}
-
-/// Where a connection's capture stream writes.
-pub(crate) enum CaptureOut {
-    /// Without `-k` there is one connection, which owns the file: no lock per write.
-    Own(BufWriter<File>),
-    /// With `-k` the connections share it.
-    Shared(SharedFile),
-}
-
-impl Write for CaptureOut {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        match self {
-            CaptureOut::Own(out) => out.write(bytes),
-            CaptureOut::Shared(out) => out.write(bytes),
-        }
-    }
-
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match self {
-            CaptureOut::Own(out) => out.write_all(bytes),
-            CaptureOut::Shared(out) => out.write_all(bytes),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            CaptureOut::Own(out) => out.flush(),
-            CaptureOut::Shared(out) => out.flush(),
-        }
-    }
-}
-
-/// One buffered file written by several owners, all on the logger's thread: the
-/// lock is never contended, it only makes the sharing safe to hand over to it.
-#[derive(Clone)]
-pub(crate) struct SharedFile(pub(crate) Arc<Mutex<BufWriter<File>>>);
-
-impl Write for SharedFile {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .write(bytes)
-    }
-
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .write_all(bytes)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .flush()
-    }
 }

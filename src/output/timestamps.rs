@@ -5,14 +5,17 @@
 //! bulk transfer the logger may be hundreds of events behind, and a timestamp is only
 //! useful if it says when the bytes moved.
 //!
-//! Local time needs the time zone, which only the C library knows as `date` does (the
-//! `TZ` variable, `/etc/localtime`, summer time). Asking it is a `localtime_r(3)` call,
-//! so the hours, minutes and seconds are cached and asked again only when the second
-//! changes: a burst of events within one second costs one call, and a change of
-//! summer time still shows at the very next second.
+//! Local time needs the time zone as `date` knows it (the `TZ` variable,
+//! `/etc/localtime`, summer time), which `chrono`'s `Local` reads. Converting an
+//! instant to it costs a time zone look-up, so the hours, minutes and seconds are
+//! cached and converted again only when the second changes: a burst of events within
+//! one second costs one conversion, and a change of summer time still shows at the
+//! very next second.
 
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Local, Timelike};
 
 /// What `-t` / `--timestamps=...` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -81,19 +84,22 @@ impl Timestamps {
 
 /// `HH:MM:SS` of the local time at `second` since the epoch.
 fn local_hms(second: u64) -> [u8; 8] {
-    let time = libc::time_t::try_from(second).unwrap_or(libc::time_t::MAX);
-    // SAFETY: `tm` is plain data that localtime_r fills in; both pointers are valid for
-    // the duration of the call, and localtime_r (unlike localtime) keeps no shared
-    // state that another thread could overwrite.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let filled = unsafe { libc::localtime_r(&time, &mut tm) };
-    if filled.is_null() {
-        // Only for years the C library cannot represent; fall back to UTC arithmetic.
-        let of_day = second % 86_400;
-        return hms(of_day / 3600, of_day / 60 % 60, of_day % 60);
+    let local = i64::try_from(second)
+        .ok()
+        .and_then(|second| DateTime::from_timestamp(second, 0))
+        .map(|utc| utc.with_timezone(&Local));
+    match local {
+        Some(time) => hms(
+            u64::from(time.hour()),
+            u64::from(time.minute()),
+            u64::from(time.second()),
+        ),
+        // Only for years `chrono` cannot represent; fall back to UTC arithmetic.
+        None => {
+            let of_day = second % 86_400;
+            hms(of_day / 3600, of_day / 60 % 60, of_day % 60)
+        }
     }
-    // A leap second shows as :60, which is what it is.
-    hms(tm.tm_hour as u64, tm.tm_min as u64, tm.tm_sec as u64)
 }
 
 fn hms(hour: u64, minute: u64, second: u64) -> [u8; 8] {
@@ -165,5 +171,37 @@ mod tests {
     fn hms_pads_with_zeros() {
         assert_eq!(&hms(7, 5, 9), b"07:05:09");
         assert_eq!(&hms(23, 59, 60), b"23:59:60");
+    }
+
+    /// 10M local timestamps, 1 µs apart (a burst: many events in each second),
+    /// through the per-second cache and converting every one. Run with
+    /// `cargo test --release --lib timestamps -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a benchmark, not a test"]
+    fn local_time_cache_benchmark() {
+        const N: u64 = 10_000_000;
+        let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut out = Vec::with_capacity(64);
+        let mut stamps = Timestamps::new(TimestampKind::Local);
+        let timer = std::time::Instant::now();
+        for i in 0..N {
+            out.clear();
+            stamps.write(&mut out, start + Duration::from_micros(i));
+        }
+        let cached = timer.elapsed();
+        let timer = std::time::Instant::now();
+        for i in 0..N {
+            out.clear();
+            let since = Duration::from_secs(1_700_000_000) + Duration::from_micros(i);
+            out.extend_from_slice(&local_hms(since.as_secs()));
+            let _ = write!(out, ".{:06} ", since.subsec_micros());
+        }
+        let uncached = timer.elapsed();
+        let per = |d: Duration| d.as_nanos() as f64 / N as f64;
+        println!(
+            "{N} local timestamps: {:.1} ns each through the cache, {:.1} ns converting each",
+            per(cached),
+            per(uncached)
+        );
     }
 }
