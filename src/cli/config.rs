@@ -231,6 +231,8 @@ pub struct ReplayConfig {
     pub quiet: bool,
     /// `-w`: the replayed session, as the relay's capture shows a relayed one.
     pub record: Option<CaptureFile>,
+    /// `--client`: the endpoint that is A, whatever the capture suggests.
+    pub client: Option<SocketAddr>,
 }
 
 impl ReplayConfig {
@@ -290,6 +292,7 @@ impl ReplayConfig {
             timeout: args.timeout,
             colour: !args.colourless,
             quiet: args.quiet,
+            client: args.client,
         })
     }
 }
