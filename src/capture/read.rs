@@ -514,6 +514,36 @@ mod tests {
     }
 
     #[test]
+    fn packets_on_unknown_link_types_are_counted() {
+        let mut writer = PcapNgWriter::new(Vec::new()).unwrap();
+        for linktype in [DataLink::RAW, DataLink::Unknown(147)] {
+            let idb = InterfaceDescriptionBlock {
+                linktype,
+                snaplen: 0,
+                options: vec![],
+            };
+            writer.write_block(&idb.into_block()).unwrap();
+        }
+        let data = raw_ip(b"hi", 7);
+        for interface_id in [0u32, 1, 1] {
+            let epb = EnhancedPacketBlock {
+                interface_id,
+                timestamp: Duration::ZERO,
+                original_len: data.len() as u32,
+                data: Cow::Borrowed(&data),
+                options: vec![],
+            };
+            writer.write_block(&epb.into_block()).unwrap();
+        }
+        let file = TempFile::with(&writer.into_inner());
+        let mut reader = CaptureReader::open(&file.0).unwrap();
+        assert_eq!(reader.next_segment().unwrap().unwrap().payload, b"hi");
+        assert_eq!(reader.next_segment().unwrap(), None);
+        let skipped = reader.skipped();
+        assert_eq!(skipped.to_string(), "2 unknown link types (LINKTYPE 147)");
+    }
+
+    #[test]
     fn unsupported_link_types_are_named() {
         let header = PcapHeader {
             datalink: DataLink::IEEE802_11,

@@ -373,6 +373,15 @@ mod tests {
     }
 
     #[test]
+    fn replay_client() {
+        let c = replay_config(&["f", "--list", "--client", "[::1]:51234"]).unwrap();
+        assert_eq!(c.client, Some("[::1]:51234".parse().unwrap()));
+        assert_eq!(replay_config(&["f", "--list"]).unwrap().client, None);
+        let err = replay_config(&["f", "--list", "--client", "localhost:1"]).unwrap_err();
+        assert!(err.contains("is not an IP address and port"), "{err}");
+    }
+
+    #[test]
     fn replay_modes() {
         let c = replay_config(&["f", "--as", "b", "-A", "127.0.0.1:0"]).unwrap();
         assert!(matches!(c.mode, ReplayMode::Play { side: Side::B, .. }));
