@@ -194,6 +194,11 @@ impl CaptureReader {
         }
     }
 
+    /// The packets read so far, of any kind.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
     /// The packets not used so far, by reason: all of them once `next_segment` has
     /// returned `None`.
     pub fn skipped(&self) -> Skipped {
