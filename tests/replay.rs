@@ -677,6 +677,21 @@ fn list_says_what_it_skipped() {
         let (_, skipped) = list_with(&fixture(name), &[]);
         assert_eq!(skipped.as_deref(), said, "{name}");
     }
+    // A capture with nothing but those two packets says why it has no connection.
+    let whole = std::fs::read(fixture("pppoe-qinq.pcap")).unwrap();
+    let mut end = 24;
+    for _ in 0..2 {
+        let length: [u8; 4] = whole[end + 8..end + 12].try_into().unwrap();
+        end += 16 + u32::from_le_bytes(length) as usize;
+    }
+    let file = TempFile::with("pppoe-chatter.pcap", &whole[..end]);
+    let path = file.0.to_str().unwrap();
+    let (code, _, stderr) = run(&["replay", path, "--as", "b", "-A", "127.0.0.1:0"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!("Cannot read {path}: it holds no TCP connection (skipped: 2 non-TCP)")
+    );
 }
 
 #[test]

@@ -265,7 +265,7 @@ fn chosen(how: Chosen) -> Option<&'static str> {
         Chosen::Handshake => None,
         Chosen::Port => Some("no handshake: A chosen by port"),
         Chosen::FirstPayload => Some("no handshake: A sent first"),
-        Chosen::FirstPacket => Some("no handshake, no data: A sent the first packet"),
+        Chosen::FirstPacket => Some("no handshake: A sent the first packet"),
         Chosen::Given => Some("A given by --client"),
     }
 }
