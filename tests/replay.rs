@@ -18,7 +18,7 @@ use tiburoncin::direction::Direction;
 use tiburoncin::replay::reassembly::{StreamEnd, StreamEvent};
 use tiburoncin::replay::recording::Recording;
 
-const FIXTURES: [&str; 8] = [
+const FIXTURES: [&str; 19] = [
     "http.pcap",
     "lines.pcap",
     "lines-ipv6.pcap",
@@ -27,6 +27,33 @@ const FIXTURES: [&str; 8] = [
     "lines.pcapng",
     "reuse.pcap",
     "disorder.pcap",
+    "fragmented.pcap",
+    "fragments-disorder.pcap",
+    "pppoe-qinq.pcap",
+    "mpls.pcap",
+    "gre.pcap",
+    "gre-bridged.pcap",
+    "vxlan.pcap",
+    "6in4.pcap",
+    "4in6.pcap",
+    "nested.pcap",
+    "midstream.pcap",
+];
+
+/// The fixtures in tunnels, in fragments, or without a handshake: each is played
+/// back as well as read.
+const LAYERED: [&str; 11] = [
+    "fragmented.pcap",
+    "fragments-disorder.pcap",
+    "pppoe-qinq.pcap",
+    "mpls.pcap",
+    "gre.pcap",
+    "gre-bridged.pcap",
+    "vxlan.pcap",
+    "6in4.pcap",
+    "4in6.pcap",
+    "nested.pcap",
+    "midstream.pcap",
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -135,7 +162,14 @@ struct Listed {
 }
 
 fn list(path: &Path) -> Vec<Listed> {
-    let (code, stdout, stderr) = run(&["replay", path.to_str().unwrap(), "--list"]);
+    list_with(path, &[]).0
+}
+
+/// `--list` with `extra` arguments: the rows, and the `skipped:` line if there is one.
+fn list_with(path: &Path, extra: &[&str]) -> (Vec<Listed>, Option<String>) {
+    let mut arguments = vec!["replay", path.to_str().unwrap(), "--list"];
+    arguments.extend_from_slice(extra);
+    let (code, stdout, stderr) = run(&arguments);
     assert_eq!(code, 0, "{stderr}");
     let mut lines = stdout.lines();
     let header = lines.next().expect("a header");
@@ -143,7 +177,11 @@ fn list(path: &Path) -> Vec<Listed> {
         header.trim_start().starts_with("Stream  A (client)"),
         "{header}"
     );
-    lines
+    let (rows, skipped): (Vec<&str>, Vec<&str>) =
+        lines.partition(|line| !line.starts_with("skipped: "));
+    assert!(skipped.len() <= 1, "{stdout}");
+    let rows = rows
+        .into_iter()
         .map(|line| {
             let words: Vec<&str> = line.split_whitespace().collect();
             Listed {
@@ -155,7 +193,8 @@ fn list(path: &Path) -> Vec<Listed> {
                 ended: words[6..].join(" "),
             }
         })
-        .collect()
+        .collect();
+    (rows, skipped.first().map(|s| s.to_string()))
 }
 
 /// `--dump`: the turns of connection `n` as (A or B, bytes).
@@ -181,6 +220,7 @@ fn every_fixture_is_read_as_tshark_reads_it() {
     for name in FIXTURES {
         let path = fixture(name);
         let ours = list(&path);
+        assert!(!ours.is_empty(), "{name}: no connection at all");
         let judged = tshark(&path, ours.len());
         assert_eq!(
             ours.len(),
@@ -598,10 +638,81 @@ fn bad_replay_arguments_are_usage_errors() {
         &["replay", path, "--as", "a", "-B", "127.0.0.1:0"],
         &["replay", path, "--as", "b", "-A", "1", "-B", "2"],
         &["-A", "1", "replay", path, "--list"],
+        &["replay", path, "--list", "--client", "127.0.0.1"],
     ] {
         let (code, _, stderr) = run(list);
         assert_eq!(code, 2, "{list:?}: {stderr}");
         assert!(stderr.starts_with("error: "), "{stderr}");
         assert!(stderr.contains("Usage: tiburoncin"), "{stderr}");
     }
+}
+
+// ---- tunnels, fragments, captures without a handshake -------------------------------
+
+#[test]
+fn layered_captures_replay_as_either_side() {
+    for name in LAYERED {
+        let path = fixture(name);
+        let client = script(&path, 0, Direction::AtoB);
+        let (code, stdout, stderr) = replay_as_b(name, &["-q", "--stream", "0"], client);
+        assert_eq!(code, 0, "{name} as B: {stdout}{stderr}");
+        let server = script(&path, 0, Direction::BtoA);
+        let (code, stdout, stderr) = replay_as_a_with(name, &["-q", "--stream", "0"], server);
+        assert_eq!(code, 0, "{name} as A: {stdout}{stderr}");
+    }
+}
+
+#[test]
+fn list_says_what_it_skipped() {
+    for (name, said) in [
+        ("lines.pcap", None),
+        ("pppoe-qinq.pcap", Some("skipped: 2 non-TCP")),
+        // ARP, and IPv6 neighbour discovery and MLD inside the VXLAN.
+        ("vxlan.pcap", Some("skipped: 5 non-TCP")),
+        (
+            "fragments-disorder.pcap",
+            Some("skipped: 1 incomplete fragment"),
+        ),
+    ] {
+        let (_, skipped) = list_with(&fixture(name), &[]);
+        assert_eq!(skipped.as_deref(), said, "{name}");
+    }
+    // A capture with nothing but those two packets says why it has no connection.
+    let whole = std::fs::read(fixture("pppoe-qinq.pcap")).unwrap();
+    let mut end = 24;
+    for _ in 0..2 {
+        let length: [u8; 4] = whole[end + 8..end + 12].try_into().unwrap();
+        end += 16 + u32::from_le_bytes(length) as usize;
+    }
+    let file = TempFile::with("pppoe-chatter.pcap", &whole[..end]);
+    let path = file.0.to_str().unwrap();
+    let (code, _, stderr) = run(&["replay", path, "--as", "b", "-A", "127.0.0.1:0"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!("Cannot read {path}: it holds no TCP connection (skipped: 2 non-TCP)")
+    );
+}
+
+#[test]
+fn without_a_handshake_the_client_is_chosen_by_port_or_given() {
+    let path = fixture("midstream.pcap");
+    let file = path.to_str().unwrap();
+    // The capture starts with the server's answer; its port still says it is B.
+    let (rows, _) = list_with(&path, &[]);
+    assert_eq!(rows[0].b.port(), 18081);
+    assert!(
+        rows[0].ended.ends_with("(no handshake: A chosen by port)"),
+        "{rows:?}"
+    );
+    let server = rows[0].b.to_string();
+    let (rows, _) = list_with(&path, &["--client", &server]);
+    assert_eq!(rows[0].a.port(), 18081, "{rows:?}");
+    assert!(rows[0].ended.ends_with("(A given by --client)"), "{rows:?}");
+    let (code, stdout, stderr) = run(&["replay", file, "--list", "--dump", "--client", &server]);
+    assert_eq!(code, 0, "{stderr}");
+    let first = stdout.lines().next().expect("a turn");
+    let (who, bytes) = first.split_once(' ').expect("who and hex");
+    assert_eq!(who, "A");
+    assert!(hex(bytes).starts_with(b"OK "), "{first}");
 }

@@ -3,11 +3,13 @@
 //!
 //! Data enters as TCP segments to store (from `output::capture`, which turns the
 //! relay's events into a TCP conversation) and leaves as file bytes; or enters as a
-//! capture file (any that tshark reads, within reason) and leaves as TCP segments
-//! with their addresses, flags and payloads (for `replay`). Nothing here knows of
-//! relays or sessions.
+//! capture file (any that tshark reads, within reason: tunnels and IP fragments
+//! included) and leaves as TCP segments with their addresses, flags and payloads
+//! (for `replay`), with a count of the packets that were not used and why. Nothing
+//! here knows of relays or sessions.
 
 pub mod decode;
+pub mod defrag;
 pub mod file;
 pub mod packet;
 pub mod read;

@@ -10,6 +10,7 @@
 //! nonsensical field — is an `Error::Capture` naming the file and the packet, never a
 //! panic: the bytes come from outside.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{PcapError, TsResolution};
 
-use crate::capture::decode::{self, CapturedSegment};
+use crate::capture::decode::{self, CapturedSegment, Decoder, Skipped};
 use crate::error::Error;
 
 const PCAP_MAGICS: [[u8; 4]; 4] = [
@@ -67,6 +68,8 @@ pub struct CaptureReader {
     /// Packets read so far (of any kind): the number of the packet being decoded, as
     /// Wireshark numbers frames.
     packets: u64,
+    decoder: Decoder,
+    ended: bool,
 }
 
 impl CaptureReader {
@@ -124,19 +127,25 @@ impl CaptureReader {
             path: path.to_path_buf(),
             format,
             packets: 0,
+            decoder: Decoder::new(),
+            ended: false,
         })
     }
 
-    /// The next TCP segment in the file, skipping every other packet; `None` at the end.
+    /// The next TCP segment in the file, skipping every other packet (and counting
+    /// it, see `skipped`); `None` at the end.
     pub fn next_segment(&mut self) -> Result<Option<CapturedSegment>, Error> {
         loop {
+            if self.ended {
+                return Ok(None);
+            }
             let packet = match &mut self.format {
                 FormatReader::Pcap {
                     reader,
                     link_type,
                     nanos,
                 } => match reader.next_raw_packet() {
-                    None => return Ok(None),
+                    None => Ok(None),
                     Some(Err(e)) => Err(e),
                     Some(Ok(raw)) => {
                         let frac = if *nanos {
@@ -146,30 +155,54 @@ impl CaptureReader {
                         };
                         let time =
                             Duration::from_secs(raw.ts_sec.into()) + Duration::from_nanos(frac);
-                        Ok(Some(
-                            match decode::tcp_segment(*link_type, &raw.data, time) {
-                                Some(segment) => Decoded::Tcp(segment),
-                                None => Decoded::Other,
-                            },
-                        ))
+                        let frame = Frame {
+                            link_type: *link_type,
+                            data: raw.data,
+                            time,
+                        };
+                        Ok(Some(Some(Packet::Frame(frame))))
                     }
                 },
                 FormatReader::PcapNg { reader, interfaces } => match reader.next_block() {
-                    None => return Ok(None),
+                    None => Ok(None),
                     Some(Err(e)) => Err(e),
-                    Some(Ok(block)) => Ok(pcapng_block(block, interfaces)),
+                    Some(Ok(block)) => Ok(Some(pcapng_block(block, interfaces))),
                 },
             };
             match packet {
-                Ok(Some(Decoded::Tcp(segment))) => {
-                    self.packets += 1;
-                    return Ok(Some(segment));
-                }
-                Ok(Some(Decoded::Other)) => self.packets += 1,
-                Ok(None) => {}
                 Err(e) => return Err(self.packet_problem(e)),
+                Ok(None) => {
+                    self.ended = true;
+                    self.decoder.finish();
+                }
+                // A block that is no packet.
+                Ok(Some(None)) => {}
+                Ok(Some(Some(Packet::Frame(frame)))) => {
+                    self.packets += 1;
+                    let decoded = self
+                        .decoder
+                        .decode(frame.link_type, &frame.data, frame.time);
+                    if decoded.is_some() {
+                        return Ok(decoded);
+                    }
+                }
+                Ok(Some(Some(Packet::Unusable))) => {
+                    self.packets += 1;
+                    self.decoder.malformed();
+                }
             }
         }
+    }
+
+    /// The packets read so far, of any kind.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// The packets not used so far, by reason: all of them once `next_segment` has
+    /// returned `None`.
+    pub fn skipped(&self) -> Skipped {
+        self.decoder.skipped()
     }
 
     fn packet_problem(&self, error: PcapError) -> Error {
@@ -188,14 +221,21 @@ impl CaptureReader {
     }
 }
 
-/// A packet as read: a TCP segment, or anything else (counted, then skipped).
-enum Decoded {
-    Tcp(CapturedSegment),
-    Other,
+/// A packet as read: a frame to decode, or one that cannot be (it names an interface
+/// that was never described).
+enum Packet<'a> {
+    Frame(Frame<'a>),
+    Unusable,
 }
 
-/// Handles one pcapng block: interface descriptions are remembered, packets decoded.
-fn pcapng_block(block: Block, interfaces: &mut Vec<Interface>) -> Option<Decoded> {
+struct Frame<'a> {
+    link_type: u32,
+    data: Cow<'a, [u8]>,
+    time: Duration,
+}
+
+/// Handles one pcapng block: interface descriptions are remembered, packets returned.
+fn pcapng_block<'a>(block: Block<'a>, interfaces: &mut Vec<Interface>) -> Option<Packet<'a>> {
     let (interface, raw_time, data) = match block {
         Block::SectionHeader(_) => {
             // A new section starts a new list of interfaces.
@@ -218,18 +258,17 @@ fn pcapng_block(block: Block, interfaces: &mut Vec<Interface>) -> Option<Decoded
         _ => return None,
     };
     let Some(interface) = interfaces.get(interface) else {
-        return Some(Decoded::Other);
+        return Some(Packet::Unusable);
     };
     let nanos = u128::from(raw_time) * 1_000_000_000 / interface.units_per_second;
     let time = Duration::from_secs(interface.offset_secs).saturating_add(Duration::from_nanos(
         u64::try_from(nanos).unwrap_or(u64::MAX),
     ));
-    Some(
-        match decode::tcp_segment(interface.link_type, &data, time) {
-            Some(segment) => Decoded::Tcp(segment),
-            None => Decoded::Other,
-        },
-    )
+    Some(Packet::Frame(Frame {
+        link_type: interface.link_type,
+        data,
+        time,
+    }))
 }
 
 fn interface(link_type: u32, options: &[InterfaceDescriptionOption]) -> Interface {
@@ -477,6 +516,36 @@ mod tests {
             let file = TempFile::with(&broken);
             let _ = read_all(&file.0);
         }
+    }
+
+    #[test]
+    fn packets_on_unknown_link_types_are_counted() {
+        let mut writer = PcapNgWriter::new(Vec::new()).unwrap();
+        for linktype in [DataLink::RAW, DataLink::Unknown(147)] {
+            let idb = InterfaceDescriptionBlock {
+                linktype,
+                snaplen: 0,
+                options: vec![],
+            };
+            writer.write_block(&idb.into_block()).unwrap();
+        }
+        let data = raw_ip(b"hi", 7);
+        for interface_id in [0u32, 1, 1] {
+            let epb = EnhancedPacketBlock {
+                interface_id,
+                timestamp: Duration::ZERO,
+                original_len: data.len() as u32,
+                data: Cow::Borrowed(&data),
+                options: vec![],
+            };
+            writer.write_block(&epb.into_block()).unwrap();
+        }
+        let file = TempFile::with(&writer.into_inner());
+        let mut reader = CaptureReader::open(&file.0).unwrap();
+        assert_eq!(reader.next_segment().unwrap().unwrap().payload, b"hi");
+        assert_eq!(reader.next_segment().unwrap(), None);
+        let skipped = reader.skipped();
+        assert_eq!(skipped.to_string(), "2 unknown link types (LINKTYPE 147)");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! error with one clear line), but turning the whole into something ready to run
 //! — resolving names, applying defaults — is `config`'s job.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -403,6 +404,11 @@ pub struct ReplayArgs {
     #[arg(short = 'w', value_name = "capture")]
     pub record: Option<PathBuf>,
 
+    /// The client's address and port in the capture: for a capture that starts after
+    /// the handshake, where A is otherwise told by the ports or by who spoke first
+    #[arg(long, value_name = "addr:port", value_parser = parse_client)]
+    pub client: Option<SocketAddr>,
+
     /// With --list: instead of the list, print the connection's reassembled turns as
     /// hex, one line per turn starting with A or B (to check the reassembly against
     /// other tools)
@@ -445,6 +451,12 @@ fn byte_counts(text: &str) -> Result<[Option<u64>; 2], String> {
 fn parse_stream(text: &str) -> Result<usize, String> {
     text.parse()
         .map_err(|_| format!("'{text}' is not a connection number (0, 1, ... as --list shows)"))
+}
+
+fn parse_client(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
+        format!("'{text}' is not an IP address and port (like 10.0.0.1:51234 or [::1]:51234)")
+    })
 }
 
 fn parse_speed(text: &str) -> Result<f64, String> {

@@ -265,6 +265,8 @@ pub struct ReplayConfig {
     pub quiet: bool,
     /// `-w`: the replayed session, as the relay's capture shows a relayed one.
     pub record: Option<CaptureFile>,
+    /// `--client`: the endpoint that is A, whatever the capture suggests.
+    pub client: Option<SocketAddr>,
 }
 
 impl ReplayConfig {
@@ -294,6 +296,7 @@ impl ReplayConfig {
             timeout: args.timeout,
             colour: !args.colourless,
             quiet: args.quiet,
+            client: args.client,
         })
     }
 }
@@ -375,6 +378,15 @@ mod tests {
             Some(crate::cli::args::Command::Replay(args)) => ReplayConfig::from_args(args),
             _ => Err("not replay".into()),
         }
+    }
+
+    #[test]
+    fn replay_client() {
+        let c = replay_config(&["f", "--list", "--client", "[::1]:51234"]).unwrap();
+        assert_eq!(c.client, Some("[::1]:51234".parse().unwrap()));
+        assert_eq!(replay_config(&["f", "--list"]).unwrap().client, None);
+        let err = replay_config(&["f", "--list", "--client", "localhost:1"]).unwrap_err();
+        assert!(err.contains("is not an IP address and port"), "{err}");
     }
 
     #[test]

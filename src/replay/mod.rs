@@ -24,16 +24,16 @@ use crate::direction::Direction;
 use crate::error::Error;
 use crate::relay::net;
 use crate::replay::player::{PlaySettings, Player};
-use crate::replay::reassembly::{StreamEnd, StreamInfo};
-use crate::replay::recording::Recording;
+use crate::replay::reassembly::{Chosen, StreamEnd};
+use crate::replay::recording::{Listing, Recording};
 
 /// Runs the replay command; a difference from the recording is an `Error::Differs`.
 pub fn run(config: ReplayConfig) -> Result<(), Error> {
     let out = &mut BufWriter::new(io::stdout());
     match &config.mode {
         ReplayMode::List => {
-            let streams = recording::list(&config.capture)?;
-            print_list(out, &streams).map_err(written)?;
+            let listing = recording::listing(&config.capture, config.client)?;
+            print_list(out, &listing).map_err(written)?;
         }
         ReplayMode::Dump => dump(out, &config)?,
         ReplayMode::Play { side, shown, addrs } => play(out, &config, *side, shown, addrs)?,
@@ -53,7 +53,7 @@ fn written(source: io::Error) -> Error {
 fn dump(out: &mut impl Write, config: &ReplayConfig) -> Result<(), Error> {
     let stream = choose_stream(config)?;
     existing_recording(config, stream)?;
-    let turns = recording::turns(&config.capture, stream)?;
+    let turns = recording::turns_with_client(&config.capture, stream, config.client)?;
     for turn in turns {
         let hex: String = turn.bytes.iter().map(|b| format!("{b:02x}")).collect();
         writeln!(out, "{} {hex}", turn.dir.from()).map_err(written)?;
@@ -98,7 +98,7 @@ fn play(
 /// Connection `stream` of the capture, read up to its first packet: an error if the
 /// capture has no such connection.
 fn existing_recording(config: &ReplayConfig, stream: usize) -> Result<Recording, Error> {
-    let mut recording = Recording::open(&config.capture, stream)?;
+    let mut recording = Recording::open_with_client(&config.capture, stream, config.client)?;
     if !recording.exists()? {
         return Err(Error::NoSuchStream {
             path: config.capture.clone(),
@@ -179,7 +179,12 @@ fn choose_stream(config: &ReplayConfig) -> Result<usize, Error> {
     if let Some(n) = config.stream {
         return Ok(n);
     }
-    match recording::list(&config.capture)?.len() {
+    let listing = recording::listing(&config.capture, config.client)?;
+    match listing.streams.len() {
+        0 if listing.skipped.total() > 0 => Err(Error::Capture {
+            path: config.capture.clone(),
+            reason: format!("it holds no TCP connection (skipped: {})", listing.skipped),
+        }),
         0 => Err(Error::Capture {
             path: config.capture.clone(),
             reason: "it holds no TCP connection".into(),
@@ -192,9 +197,11 @@ fn choose_stream(config: &ReplayConfig) -> Result<usize, Error> {
     }
 }
 
-/// `--list`: a header and one line per connection, in columns.
-fn print_list(out: &mut impl Write, streams: &[StreamInfo]) -> io::Result<()> {
-    let rows: Vec<[String; 7]> = streams
+/// `--list`: a header and one line per connection, in columns, then what was
+/// skipped, if anything was.
+fn print_list(out: &mut impl Write, listing: &Listing) -> io::Result<()> {
+    let rows: Vec<[String; 7]> = listing
+        .streams
         .iter()
         .map(|s| {
             let mut ended = format!("A {}, B {}", ending(s.ending[0]), ending(s.ending[1]));
@@ -203,6 +210,9 @@ fn print_list(out: &mut impl Write, streams: &[StreamInfo]) -> io::Result<()> {
                 if missing > 0 {
                     ended += &format!(" ({} -> {} lacks {missing} bytes)", dir.from(), dir.to());
                 }
+            }
+            if let Some(how) = chosen(s.chosen) {
+                ended += &format!(" ({how})");
             }
             [
                 s.number.to_string(),
@@ -243,7 +253,21 @@ fn print_list(out: &mut impl Write, streams: &[StreamInfo]) -> io::Result<()> {
     for row in &rows {
         line(out, row.each_ref().map(String::as_str))?;
     }
+    if listing.skipped.total() > 0 {
+        writeln!(out, "skipped: {}", listing.skipped)?;
+    }
     Ok(())
+}
+
+/// How A was chosen, when the capture has no handshake to say it.
+fn chosen(how: Chosen) -> Option<&'static str> {
+    match how {
+        Chosen::Handshake => None,
+        Chosen::Port => Some("no handshake: A chosen by port"),
+        Chosen::FirstPayload => Some("no handshake: A sent first"),
+        Chosen::FirstPacket => Some("no handshake: A sent the first packet"),
+        Chosen::Given => Some("A given by --client"),
+    }
 }
 
 fn ending(how: StreamEnd) -> &'static str {

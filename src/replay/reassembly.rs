@@ -15,8 +15,10 @@
 //!   from the base sequence number already seen in that direction (port reuse); an
 //!   equal one is a retransmitted SYN.
 //! - **A and B**: A is the client, the side that sent the SYN (or received the
-//!   SYN-ACK). A capture that starts mid-connection shows neither; then A is the side
-//!   with the higher port, as clients use ephemeral ports.
+//!   SYN-ACK). A capture that starts mid-connection shows neither; then (`Chosen`)
+//!   A is the side on an ephemeral port facing a server port (`server_by_port`);
+//!   failing that, the side that sent the first payload; failing that (no payload
+//!   at all), the sender of the first packet. `--client` overrides all of these.
 //! - **Sequence numbers** are unwrapped into 64 bits relative to the next expected
 //!   byte (the nearest interpretation of the 32-bit value), so a stream may cross
 //!   2^32 any number of times. A SYN takes one sequence number; without a SYN the
@@ -65,6 +67,35 @@ pub struct StreamInfo {
     /// Bytes the capture lacks (holes skipped), A->B and B->A.
     pub missing: [u64; 2],
     pub ending: [StreamEnd; 2],
+    /// How A was told from B.
+    pub chosen: Chosen,
+}
+
+/// How the client (A) of a connection was told from the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chosen {
+    /// The SYN or the SYN-ACK says it.
+    Handshake,
+    /// No handshake: A's port is ephemeral and B's a server port.
+    Port,
+    /// No handshake, and the ports do not say: A sent the first payload.
+    FirstPayload,
+    /// No handshake, no payload: A sent the first packet.
+    FirstPacket,
+    /// `--client` said so.
+    Given,
+}
+
+/// Ephemeral ports start here on Linux; IANA's range (the BSDs', Windows') at 49152.
+const LINUX_EPHEMERAL: u16 = 32768;
+const IANA_EPHEMERAL: u16 = 49152;
+
+/// Whether `port` is a server's, facing a client on `other`: a well-known or
+/// registered port (below 49152) facing an ephemeral one, and outside the ephemeral
+/// range the other is in (so two Linux ephemeral ports do not decide it).
+pub fn server_by_port(port: u16, other: u16) -> bool {
+    let other_ephemeral = other >= LINUX_EPHEMERAL;
+    other_ephemeral && port < IANA_EPHEMERAL && (port < LINUX_EPHEMERAL || other >= IANA_EPHEMERAL)
 }
 
 /// What a captured segment causes in its connection, in the order a replay plays it.
@@ -112,6 +143,8 @@ struct HalfStream {
 struct Stream {
     info: StreamInfo,
     flows: [HalfStream; 2],
+    /// False while A is only a guess that the first payload may still change.
+    decided: bool,
 }
 
 #[derive(Default)]
@@ -119,6 +152,8 @@ pub struct Reassembler {
     /// The current connection number for each pair of endpoints (smaller first).
     current: HashMap<(SocketAddr, SocketAddr), usize>,
     streams: Vec<Stream>,
+    /// `--client`: the endpoint that is A wherever it appears.
+    client: Option<SocketAddr>,
 }
 
 /// Unwrapped sequence numbers start here, so that a segment from before the first one
@@ -128,6 +163,14 @@ const UNWRAP_ORIGIN: u64 = 1 << 32;
 impl Reassembler {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A reassembler for which `client` is A in every connection it is in.
+    pub fn with_client(client: Option<SocketAddr>) -> Self {
+        Reassembler {
+            client,
+            ..Self::default()
+        }
     }
 
     /// Takes the next segment of the capture, appending what it causes to `out`.
@@ -141,13 +184,16 @@ impl Reassembler {
             Some(&n) if !self.reuses_port(n, &seg) => n,
             _ => {
                 let n = self.streams.len();
-                self.streams.push(Stream::new(n, &seg));
+                self.streams.push(Stream::new(n, &seg, self.client));
                 self.current.insert(key, n);
                 n
             }
         };
         let stream = &mut self.streams[number];
         stream.info.last = stream.info.last.max(seg.time);
+        if !stream.decided && !seg.payload.is_empty() {
+            stream.first_payload_from(seg.src);
+        }
         let dir = stream.direction(&seg);
         stream.take(dir, seg, out);
     }
@@ -181,16 +227,19 @@ impl Reassembler {
 }
 
 impl Stream {
-    fn new(number: usize, first: &CapturedSegment) -> Stream {
-        let client_is_src = if first.flags.syn {
-            !first.flags.ack
-        } else {
-            first.src.port() >= first.dst.port()
+    fn new(number: usize, first: &CapturedSegment, client: Option<SocketAddr>) -> Stream {
+        let (src, dst) = (first.src, first.dst);
+        let (client_is_src, chosen) = match client {
+            Some(c) if c == src || c == dst => (c == src, Chosen::Given),
+            _ if first.flags.syn => (!first.flags.ack, Chosen::Handshake),
+            _ if server_by_port(dst.port(), src.port()) => (true, Chosen::Port),
+            _ if server_by_port(src.port(), dst.port()) => (false, Chosen::Port),
+            _ => (true, Chosen::FirstPacket),
         };
         let (a, b) = if client_is_src {
-            (first.src, first.dst)
+            (src, dst)
         } else {
-            (first.dst, first.src)
+            (dst, src)
         };
         Stream {
             info: StreamInfo {
@@ -202,9 +251,23 @@ impl Stream {
                 bytes: [0; 2],
                 missing: [0; 2],
                 ending: [StreamEnd::Open; 2],
+                chosen,
             },
             flows: Default::default(),
+            decided: chosen != Chosen::FirstPacket,
         }
+    }
+
+    /// The first payload of a connection A was only guessed for: its sender is A.
+    /// Nothing has been delivered yet (that takes a payload), so the two directions
+    /// can still change places.
+    fn first_payload_from(&mut self, sender: SocketAddr) {
+        if sender != self.info.a {
+            std::mem::swap(&mut self.info.a, &mut self.info.b);
+            self.flows.swap(0, 1);
+        }
+        self.info.chosen = Chosen::FirstPayload;
+        self.decided = true;
     }
 
     fn direction(&self, seg: &CapturedSegment) -> Direction {
@@ -346,6 +409,8 @@ impl Stream {
     }
 
     fn end(&mut self, dir: Direction, how: StreamEnd, time: Duration, out: &mut Vec<StreamEvent>) {
+        // The event names A and B: from now on they stay.
+        self.decided = true;
         self.flows[dir.index()].ended = Some(how);
         self.info.ending[dir.index()] = how;
         out.push(StreamEvent::End {

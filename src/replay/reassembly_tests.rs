@@ -299,3 +299,99 @@ fn data_on_the_syn_counts() {
     let (events, _) = t.run();
     assert_eq!(bytes(&events, 0, AtoB), b"early!");
 }
+
+fn segment(src: &str, dst: &str, seq: u32, payload: &[u8]) -> CapturedSegment {
+    CapturedSegment {
+        time: Duration::ZERO,
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        seq,
+        flags: Flags {
+            ack: true,
+            ..Flags::default()
+        },
+        payload: payload.to_vec(),
+    }
+}
+
+fn reassemble(
+    client: Option<&str>,
+    segments: &[CapturedSegment],
+) -> (Vec<StreamEvent>, StreamInfo) {
+    let mut r = Reassembler::with_client(client.map(|c| c.parse().unwrap()));
+    let mut events = Vec::new();
+    for seg in segments {
+        r.push(seg.clone(), &mut events);
+    }
+    r.finish(&mut events);
+    let info = r.streams().next().cloned().expect("a connection");
+    (events, info)
+}
+
+#[test]
+fn server_ports_face_ephemeral_ones() {
+    assert!(server_by_port(80, 40000));
+    assert!(server_by_port(8080, 60999));
+    assert!(server_by_port(32767, 32768));
+    // A registered port in Linux's ephemeral range faces IANA's range only.
+    assert!(server_by_port(40000, 50000));
+    assert!(!server_by_port(40000, 45000));
+    // Neither side ephemeral, or the server side higher: the ports do not say.
+    assert!(!server_by_port(80, 8080));
+    assert!(!server_by_port(50000, 40000));
+    assert!(!server_by_port(50000, 60000));
+}
+
+#[test]
+fn without_a_handshake_the_ports_choose_the_client() {
+    // The server speaks first, and its port says it is the server.
+    let (_, info) = reassemble(
+        None,
+        &[
+            segment("10.0.0.2:22", "10.0.0.1:51000", 1, b"SSH-2.0-x\r\n"),
+            segment("10.0.0.1:51000", "10.0.0.2:22", 1, b"SSH-2.0-y\r\n"),
+        ],
+    );
+    assert_eq!(info.a, "10.0.0.1:51000".parse().unwrap());
+    assert_eq!(info.chosen, Chosen::Port);
+}
+
+#[test]
+fn when_the_ports_do_not_say_the_first_payload_does() {
+    // A pure ACK from one side first, then the other side's request: the requester is
+    // A, and the ACK's direction follows it.
+    let (events, info) = reassemble(
+        None,
+        &[
+            segment("10.0.0.2:40000", "10.0.0.1:45000", 500, b""),
+            segment("10.0.0.1:45000", "10.0.0.2:40000", 9000, b"hello"),
+            segment("10.0.0.2:40000", "10.0.0.1:45000", 500, b"world"),
+        ],
+    );
+    assert_eq!(info.a, "10.0.0.1:45000".parse().unwrap());
+    assert_eq!(info.chosen, Chosen::FirstPayload);
+    assert_eq!(bytes(&events, 0, AtoB), b"hello");
+    assert_eq!(bytes(&events, 0, BtoA), b"world");
+    assert_eq!(info.bytes, [5, 5]);
+
+    // No payload at all: the first packet's sender.
+    let (_, info) = reassemble(None, &[segment("10.0.0.2:40000", "10.0.0.1:45000", 1, b"")]);
+    assert_eq!(info.a, "10.0.0.2:40000".parse().unwrap());
+    assert_eq!(info.chosen, Chosen::FirstPacket);
+}
+
+#[test]
+fn the_client_given_wins_over_everything() {
+    let mut syn = segment("10.0.0.1:51000", "10.0.0.2:80", 1, b"");
+    syn.flags = Flags {
+        syn: true,
+        ..Flags::default()
+    };
+    let (_, info) = reassemble(Some("10.0.0.2:80"), &[syn.clone()]);
+    assert_eq!(info.a, "10.0.0.2:80".parse().unwrap());
+    assert_eq!(info.chosen, Chosen::Given);
+    // A client that is not in the connection changes nothing.
+    let (_, info) = reassemble(Some("10.9.9.9:80"), &[syn]);
+    assert_eq!(info.a, "10.0.0.1:51000".parse().unwrap());
+    assert_eq!(info.chosen, Chosen::Handshake);
+}

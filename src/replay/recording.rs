@@ -7,9 +7,11 @@
 //! the reassembler's waiting segments and the current event in memory, never the file.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::capture::decode::Skipped;
 use crate::capture::read::CaptureReader;
 use crate::direction::Direction;
 use crate::error::Error;
@@ -17,15 +19,33 @@ use crate::replay::reassembly::{Reassembler, StreamEvent, StreamInfo};
 
 /// Every TCP connection in the capture, in Wireshark's `tcp.stream` order.
 pub fn list(path: &Path) -> Result<Vec<StreamInfo>, Error> {
+    Ok(listing(path, None)?.streams)
+}
+
+/// What `--list` shows of a capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// Every TCP connection, in Wireshark's `tcp.stream` order.
+    pub streams: Vec<StreamInfo>,
+    /// The packets that were not used, by reason.
+    pub skipped: Skipped,
+}
+
+/// The capture's connections, `client` (`--client`) being A wherever it appears, and
+/// what was skipped.
+pub fn listing(path: &Path, client: Option<SocketAddr>) -> Result<Listing, Error> {
     let mut reader = CaptureReader::open(path)?;
-    let mut reassembler = Reassembler::new();
+    let mut reassembler = Reassembler::with_client(client);
     let mut events = Vec::new();
     while let Some(segment) = reader.next_segment()? {
         reassembler.push(segment, &mut events);
         events.clear();
     }
     reassembler.finish(&mut events);
-    Ok(reassembler.streams().cloned().collect())
+    Ok(Listing {
+        streams: reassembler.streams().cloned().collect(),
+        skipped: reader.skipped(),
+    })
 }
 
 /// One connection of a capture, read as it is replayed.
@@ -41,9 +61,18 @@ pub struct Recording {
 impl Recording {
     /// Opens connection `stream` (Wireshark's number) of the capture at `path`.
     pub fn open(path: &Path, stream: usize) -> Result<Recording, Error> {
+        Self::open_with_client(path, stream, None)
+    }
+
+    /// As `open`, with `client` (`--client`) as A wherever it appears.
+    pub fn open_with_client(
+        path: &Path,
+        stream: usize,
+        client: Option<SocketAddr>,
+    ) -> Result<Recording, Error> {
         Ok(Recording {
             reader: CaptureReader::open(path)?,
-            reassembler: Reassembler::new(),
+            reassembler: Reassembler::with_client(client),
             stream,
             queue: VecDeque::new(),
             scratch: Vec::new(),
@@ -124,7 +153,16 @@ pub struct Turn {
 
 /// All the turns of connection `stream` (for small captures: tests and `--dump`).
 pub fn turns(path: &Path, stream: usize) -> Result<Vec<Turn>, Error> {
-    let mut recording = Recording::open(path, stream)?;
+    turns_with_client(path, stream, None)
+}
+
+/// As `turns`, with `client` (`--client`) as A wherever it appears.
+pub fn turns_with_client(
+    path: &Path,
+    stream: usize,
+    client: Option<SocketAddr>,
+) -> Result<Vec<Turn>, Error> {
+    let mut recording = Recording::open_with_client(path, stream, client)?;
     let mut turns: Vec<Turn> = Vec::new();
     while let Some(event) = recording.next_event()? {
         if let StreamEvent::Data {

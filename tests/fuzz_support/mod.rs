@@ -29,9 +29,27 @@ pub fn check_capture(bytes: &[u8]) {
     let mut seen = Seen::default();
     // Each segment comes from at least one header's worth of input, so this ends; a
     // malformed packet ends the file as the command would end it, with an error.
-    while let Ok(Some(segment)) = reader.next_segment() {
-        reassembler.push(segment, &mut events);
-        seen.take(&mut events);
+    let mut segments = 0u64;
+    let ended = loop {
+        match reader.next_segment() {
+            Ok(Some(segment)) => {
+                segments += 1;
+                reassembler.push(segment, &mut events);
+                seen.take(&mut events);
+            }
+            Ok(None) => break true,
+            Err(_) => break false,
+        }
+    };
+    // Every packet is a segment, part of one (a fragment), or skipped and counted
+    // once: never counted twice, so the counts cannot add up to more than were read.
+    if ended {
+        let skipped = reader.skipped().total();
+        assert!(
+            segments + skipped <= reader.packets(),
+            "{segments} segments and {skipped} skipped from {} packets",
+            reader.packets()
+        );
     }
     reassembler.finish(&mut events);
     seen.take(&mut events);
