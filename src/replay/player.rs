@@ -385,9 +385,7 @@ impl<'o, W: Write> Player<'o, W> {
         self.chunk(dir, &live);
         self.offsets[dir.index()] += live_len as u64;
         self.recorded[dir.index()] += recorded_len as u64;
-        for (used, more) in self.used.iter_mut().zip(&walk.used) {
-            *used += more;
-        }
+        self.count_used(walk);
         for carried in &walk.carried {
             let rule = self.settings.rules[carried.rule].name();
             let text = format!(
@@ -421,6 +419,7 @@ impl<'o, W: Write> Player<'o, W> {
             Step::Differs => return self.bytes_differ(walk, live),
             Step::NeedMore => {}
         }
+        self.count_used(walk);
         let (at_recorded, at_live) = walk.position();
         let expected = walk.recorded()[at_recorded..].to_vec();
         let diff = match error {
@@ -434,7 +433,15 @@ impl<'o, W: Write> Player<'o, W> {
         self.differ(self.theirs, (at_recorded, at_live), diff)
     }
 
+    /// Adds the spans `walk` skipped to the rules' counts.
+    fn count_used(&mut self, walk: &TurnMatch) {
+        for (used, more) in self.used.iter_mut().zip(&walk.used) {
+            *used += more;
+        }
+    }
+
     fn bytes_differ(&mut self, walk: &TurnMatch, live: &[u8]) -> Result<(), Error> {
+        self.count_used(walk);
         let (at_recorded, at_live) = walk.position();
         let mut received = live[at_live..].to_vec();
         self.read_waiting(&mut received);

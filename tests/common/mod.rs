@@ -599,6 +599,25 @@ pub fn change_byte(steps: &mut [Step], mut offset: usize) {
     panic!("the stream is shorter than that");
 }
 
+/// Whether `program` runs (`program --version`). Under CI its absence is a failure;
+/// elsewhere the calling test is skipped, loudly, naming the Debian `package`.
+pub fn have_program(program: &str, package: &str) -> bool {
+    let found = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{program} not found, and CI must run these tests: apt-get install -y {package}"
+        );
+        eprintln!("SKIPPED: {program} not found (apt-get install -y {package})");
+    }
+    found
+}
+
 /// Whether tshark can be run to judge our files. Under CI its absence is a failure;
 /// elsewhere the calling test is skipped, loudly.
 pub fn have_tshark() -> bool {
