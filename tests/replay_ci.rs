@@ -518,11 +518,16 @@ fn client_script(path: &Path, stream: usize) -> Vec<Step> {
     let mut steps = Vec::new();
     while let Some(event) = recording.next_event().unwrap() {
         match event {
-            StreamEvent::Data { dir, bytes, .. } if dir == Direction::AtoB => {
-                steps.push(Step::Send(bytes))
-            }
+            StreamEvent::Data {
+                dir: Direction::AtoB,
+                bytes,
+                ..
+            } => steps.push(Step::Send(bytes)),
             StreamEvent::Data { bytes, .. } => steps.push(Step::Receive(bytes.len())),
-            StreamEvent::End { dir, .. } if dir == Direction::AtoB => steps.push(Step::Shutdown),
+            StreamEvent::End {
+                dir: Direction::AtoB,
+                ..
+            } => steps.push(Step::Shutdown),
             StreamEvent::End { .. } => steps.push(Step::ExpectEnd),
             StreamEvent::Gap { .. } => panic!("the fixture lacks bytes"),
         }

@@ -485,6 +485,33 @@ mod tests {
     }
 
     #[test]
+    fn replay_rules_are_compiled_and_checked() {
+        let play = ["f", "--as", "b", "-A", "127.0.0.1:0"];
+        let with = |extra: &[&str]| replay_config(&[&play[..], extra].concat());
+        let c = with(&["--ignore", "Date: [^\\r]*", "--carry", "id=([0-9]+)"]).unwrap();
+        let names: Vec<String> = c.rules.iter().map(Rule::name).collect();
+        assert_eq!(names, ["--ignore 'Date: [^\\r]*'", "--carry 'id=([0-9]+)'"]);
+        assert_eq!(c.rules[1].kind, RuleKind::Carry);
+        let err = with(&["--ignore", "a(b"]).unwrap_err();
+        assert!(
+            err.starts_with("--ignore 'a(b' is not a regular expression: "),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        for carry in ["id=[0-9]+", "(a)(b)"] {
+            let err = with(&["--carry", carry]).unwrap_err();
+            assert!(err.contains("needs exactly one capture group"), "{err}");
+        }
+        // A group that does not capture is no value to carry.
+        assert!(with(&["--carry", "(?:id)=([0-9]+)"]).is_ok());
+        assert!(with(&["--ignore", ""]).is_err());
+        let err = replay_config(&["f", "--list", "--ignore", "x"]).unwrap_err();
+        assert!(err.contains("go with --as"), "{err}");
+        let c = with(&["--", "curl", "{addr}"]).unwrap();
+        assert_eq!(c.command.unwrap(), ["curl", "{addr}"]);
+    }
+
+    #[test]
     fn keep_listening_and_its_bound() {
         assert_eq!(
             config(&["-A", "1", "-B", "2"]).unwrap().keep_listening,

@@ -1,9 +1,12 @@
-//! `tiburoncin replay`: list a capture's connections, or play one side of one.
+//! `tiburoncin replay`: list a capture's connections, or play one side of them.
 //!
-//! This is the command's top level: which connection (Wireshark's numbering, and the
-//! only one when there is just one), and then the listing, the debugging dump, or a
-//! `Player` set up as the server (listen on -A, like the relay does) or as the client
-//! (connect to -B, like the relay does). The byte-for-byte work is in `player`.
+//! This is the command's top level: which connections (`--stream`, or all of them),
+//! and then the listing, the debugging dump, or the play: as the server (listen on
+//! -A, like the relay does, and serve each client that comes) or as the client
+//! (connect to -B, like the relay does, once per recorded connection), with the
+//! other side's program started by `-- CMD` if there is one, and the verdict at the
+//! end, printed and, with `--report`, written as JSON. The byte-for-byte work is in
+//! `player` and `matcher`; several connections at once in `connections`.
 
 pub mod command;
 pub mod connections;

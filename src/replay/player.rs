@@ -4,7 +4,10 @@
 //! sent; bytes of the *peer's* side are received and compared, exactly as many as the
 //! recording has, before anything after them is sent. That keeps a request/response
 //! protocol in step: we answer only once the live peer has said what the recorded one
-//! said. Each direction ends as it did in the recording: our FIN is a write shutdown,
+//! said. With `--ignore` or `--carry` rules, "as many" is what the rules make of the
+//! recorded turn (`matcher`): the peer's whole turn is compared at once, and what it
+//! sent beyond it waits in `pending` for the next comparison. Values `--carry` found
+//! replace their recorded values in what we send from then on. Each direction ends as it did in the recording: our FIN is a write shutdown,
 //! our RST a close with SO_LINGER 0; the peer's FIN or RST must arrive where the
 //! recording has it.
 //!
