@@ -194,6 +194,30 @@ fn curl_is_served_the_recorded_body_on_another_port() {
     assert!(stdout.contains("Replay matched stream 0: "), "{stdout}");
     assert!(stdout.contains("exited with status 0."), "{stdout}");
 
+    // The replay matched, and the client failed all the same: that fails the run.
+    let fails = "curl -s -S --max-time 20 -o /dev/null http://{addr}/hello.txt && exit 3";
+    let (code, stdout, stderr) = run(&[
+        "replay",
+        cap,
+        "--as",
+        "b",
+        "-A",
+        "127.0.0.1:0",
+        "-q",
+        "--ignore",
+        r"Host: [^\r]*",
+        "--",
+        "sh",
+        "-c",
+        fails,
+    ]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("Replay matched stream 0: "), "{stdout}");
+    assert_eq!(
+        stderr,
+        "The replay matched, but the command exited with status 3\n"
+    );
+
     // Without the rule, the port in Host: is a difference, and curl gets nothing.
     let mut list = vec!["replay", cap, "--as", "b", "-A", "127.0.0.1:0", "-q", "--"];
     list.extend(curl);
@@ -716,6 +740,23 @@ fn a_missing_or_endless_command_ends_in_time() {
     assert!(
         stderr.contains("the command did not exit within 0.5 s"),
         "{stderr}"
+    );
+    // A client that exits without connecting: no need to wait for --timeout.
+    let (code, _, stderr) = run(&[
+        "replay",
+        path,
+        "--as",
+        "b",
+        "-A",
+        "127.0.0.1:0",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr,
+        "Wait for connection from the source failed: the command exited without \
+         connecting; the command exited with status 0\n"
     );
     // A server that never listens.
     let b = format!("127.0.0.1:{}", free_port());
