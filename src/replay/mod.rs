@@ -183,17 +183,7 @@ impl Run<'_> {
         let shown = self.shown.as_listening(listener.as_ref().ok());
         println!("Waiting for a connection from A {shown}...");
         let listener = listener.map_err(Error::Accept)?;
-        let mut command = match &self.config.command {
-            Some(argv) => {
-                let addr = listener
-                    .local_addr()
-                    .ok()
-                    .and_then(|a| a.as_socket())
-                    .ok_or_else(|| Error::Accept(io::Error::other("no local address")))?;
-                Some(Running::start(command::substitute(argv, addr), addr)?)
-            }
-            None => None,
-        };
+        let mut command = self.start_client(&listener)?;
         let unplayed = Unplayed::new(openings);
         let mut verdicts = thread::scope(|scope| {
             let mut threads = Vec::new();
@@ -230,6 +220,19 @@ impl Run<'_> {
         verdicts.sort_by_key(|v| v.stream);
         let report = command.map(|c| c.finish_client(self.config.timeout));
         Ok((verdicts, report))
+    }
+
+    /// `-- CMD` as B's client, told where the replay listens.
+    fn start_client(&self, listener: &socket2::Socket) -> Result<Option<Running>, Error> {
+        let Some(argv) = &self.config.command else {
+            return Ok(None);
+        };
+        let addr = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .ok_or_else(|| Error::Accept(io::Error::other("no local address")))?;
+        Running::start(command::substitute(argv, addr), addr).map(Some)
     }
 
     /// As A: start the server command if there is one and wait until B accepts,
@@ -295,16 +298,14 @@ impl Run<'_> {
                 command.as_ref(),
             )?;
         }
-        let failed = verdicts.iter().filter(|v| v.result.is_err()).count();
-        if verdicts.len() > 1 {
+        // A connection without a verdict (its thread died) is one that failed.
+        let total = self.streams.len().max(verdicts.len());
+        let failed = verdicts.iter().filter(|v| v.result.is_err()).count() + total - verdicts.len();
+        if total > 1 {
             for verdict in &verdicts {
                 println!("{}", verdict.line());
             }
-            println!(
-                "Replay: {} of {} connections matched.",
-                verdicts.len() - failed,
-                verdicts.len()
-            );
+            println!("Replay: {} of {total} connections matched.", total - failed);
         }
         if let Some(command) = &command {
             println!(
@@ -313,13 +314,12 @@ impl Run<'_> {
                 command.outcome
             );
         }
-        let replay = if verdicts.len() == 1 {
+        let replay = if total == 1 && verdicts.len() == 1 {
             verdicts.into_iter().next().map_or(Ok(()), |v| v.result)
         } else if failed > 0 {
             Err(Error::ReplayFailed {
                 what: format!(
-                    "Replay differs from the recording in {failed} of {} connections",
-                    verdicts.len()
+                    "Replay differs from the recording in {failed} of {total} connections"
                 ),
             })
         } else {
