@@ -826,3 +826,62 @@ fn a_client_that_sends_nothing_fails_every_connection_in_time() {
         "{stdout}"
     );
 }
+
+#[test]
+fn after_an_ignored_span_of_another_length_both_offsets_are_reported() {
+    let lines = fixture("lines.pcap");
+    let mut client = client_script(&lines, 0);
+    let mut sends: Vec<&mut Vec<u8>> = client
+        .iter_mut()
+        .filter_map(|step| match step {
+            Step::Send(bytes) => Some(bytes),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sends[0].as_slice(), b"line 0 says hello\n");
+    assert_eq!(sends[2].as_slice(), b"line 2 says hello\n");
+    *sends[0] = b"line 10 says hello\n".to_vec();
+    *sends[2] = b"line 2 says HELLO\n".to_vec();
+    let mut p = Process::spawn(&args(&[
+        "replay",
+        lines.to_str().unwrap(),
+        "--as",
+        "b",
+        "-A",
+        "127.0.0.1:0",
+        "-c",
+        "--ignore",
+        "line [0-9]+",
+    ]));
+    let waiting = p.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A ")
+    });
+    let a = TcpStream::connect(("127.0.0.1", waiting_port(&waiting))).unwrap();
+    let peer = thread::spawn(move || perform(a, &client));
+    let status = p.wait();
+    peer.join().unwrap();
+    let (stdout, stderr) = (p.stdout.text(), p.stderr.text());
+    assert_eq!(status.code(), Some(1), "{stdout}{stderr}");
+    // `line 10` is one byte longer than `line 0`: the live stream is one ahead.
+    assert!(
+        stdout.contains(
+            "Difference in A -> B at stream offset 49 (0x31), \
+             offset 48 (0x30) in the recording:\n\
+             expected:\n\
+             00000030  68 65 6c 6c 6f 0a"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("received:\n00000031     48 45 4c 4c 4f 0a"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Rules in force: --ignore 'line [0-9]+' (3 spans)\n"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stderr,
+        "Replay differs from the recording: A -> B at stream offset 49\n"
+    );
+}

@@ -155,10 +155,13 @@ tiburoncin replay <capture> --list
     after_help = "\
 <capture> is a pcap or pcapng file from tiburoncin -w, tcpdump, dumpcap or Wireshark.
 Connections are numbered as Wireshark's tcp.stream; A is the side that connected.
+Every connection is played, at once, unless --stream picks some.
 
   tiburoncin replay session.pcap --list
   tiburoncin replay session.pcap --as b -A 127.0.0.1:8080    # be the server
-  tiburoncin replay session.pcap --as a -B 127.0.0.1:8080    # be the client"
+  tiburoncin replay session.pcap --as a -B 127.0.0.1:8080    # be the client
+  tiburoncin replay web.pcap --as b -A 127.0.0.1:0 --ignore 'Host: [^\\r]*' \\
+      -- curl -s 'http://{addr}/'                           # and run the client"
 )]
 pub struct ReplayArgs {
     /// The recorded session

@@ -396,7 +396,10 @@ impl<'o, W: Write> Player<'o, W> {
                 quoted(&carried.recorded),
                 quoted(&carried.live)
             );
-            self.line(dir, &text);
+            // Shown even with -q: a substitution is part of the verdict's story.
+            let label = &self.settings.label;
+            self.printer
+                .line(Some(dir), label, SystemTime::now(), format_args!("{text}"));
             self.flush();
             if let Ok(mut carries) = self.settings.carries.lock() {
                 carries.retain(|c| c.recorded != carried.recorded);
