@@ -58,6 +58,11 @@ pub enum Error {
     #[error("{what}")]
     ReplayFailed { what: String },
 
+    /// `tiburoncin demo`: the relay or a built-in peer did not do what the demo
+    /// expected.
+    #[error("The demo did not go as planned: {0}")]
+    Demo(String),
+
     #[error("User cancelled.")]
     Cancelled { signal: i32 },
 }

@@ -7,6 +7,7 @@
 //! `mod.rs` says what it does and how data enters and leaves it. From the top down
 //! (a folder uses only those below it):
 //!
+//! - `demo`: the relay between built-in peers, narrated (`tiburoncin demo`);
 //! - `session`: running the relay for one client or many, and stopping it;
 //! - `replay`: playing one side of a recorded connection;
 //! - `cli`: the command line, checked and resolved into a configuration;
@@ -17,6 +18,7 @@
 
 pub mod capture;
 pub mod cli;
+pub mod demo;
 pub mod direction;
 pub mod error;
 pub mod output;

@@ -1,19 +1,28 @@
 //! The command: parse, run, and turn the result into a message and an exit status.
+//! This is the only place that ends the process.
 
 use std::process::ExitCode;
 
 use tiburoncin::Outcome;
-use tiburoncin::cli::args::{self as cli, Cli, Command, ReplayArgs};
+use tiburoncin::cli::args::{Command, DemoArgs, ReplayArgs};
 use tiburoncin::cli::config::{Config, ReplayConfig};
+use tiburoncin::cli::usage::{self, Usage};
 use tiburoncin::error::Error;
 
 fn main() -> ExitCode {
-    // A usage error prints one line and the usage, and exits with 2.
-    let mut cli = Cli::parse_or_exit();
-    if let Some(Command::Replay(args)) = cli.command.take() {
-        return replay(args);
+    let mut cli = match usage::parse_args() {
+        Ok(cli) => cli,
+        Err(asked_or_mistake) => return exit_usage(asked_or_mistake),
+    };
+    match cli.command.take() {
+        Some(Command::Replay(args)) => return replay(args),
+        Some(Command::Demo(args)) => return demo(args),
+        None => {}
     }
-    let config = Config::from_cli(cli).unwrap_or_else(|reason| cli::invalid(reason));
+    let config = match Config::from_cli(cli) {
+        Ok(config) => config,
+        Err(reason) => return exit_usage(usage::invalid(&reason)),
+    };
     match tiburoncin::run(config) {
         Ok(Outcome::Completed(_)) => ExitCode::SUCCESS,
         // The failure was reported on stderr the moment it happened.
@@ -26,19 +35,42 @@ fn main() -> ExitCode {
 fn replay(args: ReplayArgs) -> ExitCode {
     // clap reads a `--` with nothing after it as no command at all.
     if args.command.is_none() && std::env::args_os().last().is_some_and(|a| a == "--") {
-        cli::invalid_replay("-- must be followed by a command to run");
+        return exit_usage(usage::invalid_replay(
+            "-- must be followed by a command to run",
+        ));
     }
     let config = match ReplayConfig::from_args(args) {
         Ok(config) => config,
-        Err(reason) => cli::invalid_replay(&reason),
+        Err(reason) => return exit_usage(usage::invalid_replay(&reason)),
     };
     match tiburoncin::replay::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error @ (Error::ChooseStream { .. } | Error::NoSuchStream { .. })) => {
-            cli::invalid_replay(&error.to_string())
+            exit_usage(usage::invalid_replay(&error.to_string()))
         }
         Err(error) => report(error),
     }
+}
+
+fn demo(args: DemoArgs) -> ExitCode {
+    if args.list {
+        print!("{}", tiburoncin::demo::list());
+        return ExitCode::SUCCESS;
+    }
+    let demo = match tiburoncin::demo::Demo::from_args(args) {
+        Ok(demo) => demo,
+        Err(reason) => return exit_usage(usage::invalid_demo(&reason)),
+    };
+    match tiburoncin::demo::run(demo) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => report(error),
+    }
+}
+
+/// Help or the version (exit 0), or a usage error: one line and the usage (exit 2).
+fn exit_usage(usage: Usage) -> ExitCode {
+    usage.print();
+    ExitCode::from(usage.exit_code())
 }
 
 fn report(error: Error) -> ExitCode {

@@ -7,10 +7,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::cli::addr::Endpoint;
-use crate::cli::config::SizePair;
+use crate::cli::sizes::SizePair;
 use crate::output::timestamps::TimestampKind;
 use crate::relay::faults::{self, Delay};
 
@@ -39,7 +39,8 @@ their byte counts are decimal, with k, M or G for thousands, millions, billions.
 
 Order of work: connect to B, wait for one A, relay until both directions are closed.
 With -k: listen for A; for each client, connect to B and relay, until a signal stops it.
-`tiburoncin replay --help` tells how to replay a recorded session."
+`tiburoncin replay --help` tells how to replay a recorded session.
+`tiburoncin demo` shows the relay at work between built-in peers; `tiburoncin demo --list`."
 )]
 pub struct Cli {
     /// Where to listen for A, the client
@@ -138,6 +139,150 @@ pub struct Cli {
 pub enum Command {
     /// Play one side of a recorded TCP connection against a live peer, checking every byte
     Replay(ReplayArgs),
+    /// Watch the relay between built-in peers, on loopback: what TCP really does
+    Demo(DemoArgs),
+}
+
+/// Runs the real relay between a built-in client A and server B on loopback, and
+/// tells what happens, step by step, in lines starting with `#`; the relay's own
+/// output follows each step as it happens.
+// The relay's flags that only change what is shown or saved apply; those that say
+// where A and B are, or how many clients come, are the demo's own business.
+#[derive(Debug, Args)]
+#[command(
+    args_override_self = true,
+    after_help = "\
+Examples:
+  tiburoncin demo                      # hello, the first session
+  tiburoncin demo --list               # every demo, one line each
+  tiburoncin demo slow-receiver -b 512 -z 1024 -w demo.pcapng"
+)]
+pub struct DemoArgs {
+    /// The demo to run (default: hello)
+    #[arg(value_name = "name", value_enum)]
+    pub name: Option<DemoName>,
+
+    /// Name the demos, one line each
+    #[arg(long, conflicts_with = "name")]
+    pub list: bool,
+
+    /// slow: pause between steps, long enough to read (the default on a terminal);
+    /// fast: no pauses (the default otherwise)
+    #[arg(long, value_name = "how", value_enum)]
+    pub pace: Option<Pace>,
+
+    /// The relay's flags that apply to a demo, as the relay takes them
+    #[command(flatten)]
+    pub relay: DemoRelayFlags,
+
+    /// The relay's flags that do not apply, taken only to be refused with a reason
+    #[command(flatten)]
+    pub refused: DemoRefusedFlags,
+}
+
+/// The relay's flags a demo refuses: it makes its own A and B, and its own clients,
+/// and injected faults would change the story it tells. Hidden: they are not the
+/// demo's; `from_args` says why each is refused.
+#[derive(Debug, Args)]
+pub struct DemoRefusedFlags {
+    #[arg(short = 'A', hide = true, value_name = "addr")]
+    pub a: Option<String>,
+    #[arg(short = 'B', hide = true, value_name = "addr")]
+    pub b: Option<String>,
+    #[arg(short = 'k', long = "keep-listening", hide = true)]
+    pub keep_listening: bool,
+    #[arg(long = "max-conns", hide = true, value_name = "N")]
+    pub max_conns: Option<String>,
+    #[arg(long, hide = true, value_name = "v", allow_hyphen_values = true)]
+    pub rate: Option<String>,
+    #[arg(long, hide = true, value_name = "v", allow_hyphen_values = true)]
+    pub delay: Option<String>,
+    #[arg(long, hide = true, value_name = "v", allow_hyphen_values = true)]
+    pub slice: Option<String>,
+    #[arg(
+        long = "reset-after",
+        hide = true,
+        value_name = "v",
+        allow_hyphen_values = true
+    )]
+    pub reset_after: Option<String>,
+    #[arg(
+        long = "stall-after",
+        hide = true,
+        value_name = "v",
+        allow_hyphen_values = true
+    )]
+    pub stall_after: Option<String>,
+}
+
+/// The built-in demos, in the order `--list` shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoName {
+    /// A and B exchange a few lines, then both close: the first session
+    Hello,
+    /// B stops reading: the kernel's buffers fill, then tiburoncin's, then A blocks
+    SlowReceiver,
+    /// A shuts down its side with bytes still on the way: they drain, then the FIN
+    HalfClose,
+    /// B closes while A still sends: why the relay reports a broken pipe
+    BrokenPipe,
+    /// -k: a few clients at once, each line labelled with its connection's [N]
+    Many,
+}
+
+/// A demo's pace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pace {
+    Fast,
+    Slow,
+}
+
+/// The relay's flags a demo passes on to the relay (see `Cli` for each).
+#[derive(Debug, Args)]
+pub struct DemoRelayFlags {
+    /// User-space buffer per direction, A->B[:B->A]
+    #[arg(short = 'b', value_name = "bsz", value_parser = SizePair::parse_buffer,
+          allow_negative_numbers = true)]
+    pub buffers: Option<SizePair>,
+
+    /// Kernel socket buffers SO_SNDBUF[:SO_RCVBUF] for the relay's sockets
+    #[arg(short = 'z', value_name = "bsz", value_parser = SizePair::parse_socket,
+          allow_negative_numbers = true)]
+    pub socket_buffers: Option<SizePair>,
+
+    /// Save the bytes of each direction as hex in AtoB.dump and BtoA.dump
+    #[arg(short = 'o', conflicts_with = "prefix")]
+    pub dump: bool,
+
+    /// Like -o, with the files named PREFIXAtoB.dump and PREFIXBtoA.dump
+    #[arg(short = 'f', value_name = "prefix")]
+    pub prefix: Option<PathBuf>,
+
+    /// No colours
+    #[arg(short = 'c')]
+    pub colourless: bool,
+
+    /// No per-chunk output from the relay
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+
+    /// Save the session for Wireshark: pcapng if the name ends in .pcapng, else pcap
+    #[arg(short = 'w', value_name = "capture")]
+    pub capture: Option<PathBuf>,
+
+    /// Start each of the relay's event lines with the time (local, or =relative)
+    #[arg(short = 't', long = "timestamps", value_name = "how", value_enum,
+          num_args = 0..=1, require_equals = true, default_missing_value = "local")]
+    pub timestamps: Option<TimestampKind>,
+
+    /// Show the kernel's queues beside the backlog
+    #[arg(long = "kernel-queues")]
+    pub kernel_queues: bool,
+
+    /// Also write every event as a line of JSON to this file, or with - to standard
+    /// output (the relay's text then goes to standard error)
+    #[arg(long = "events", value_name = "path|-")]
+    pub events: Option<PathBuf>,
 }
 
 /// Plays A's side of a recorded connection against a live server, or B's side for a
@@ -312,109 +457,10 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{text}' is not a number of seconds above 0"))
 }
 
-impl Cli {
-    /// Parses the process arguments; on a usage error prints the reason and the usage
-    /// and exits with 2 (help and version exit 0).
-    pub fn parse_or_exit() -> Cli {
-        Cli::try_parse().unwrap_or_else(|error| usage_error(error))
-    }
-}
-
-/// Exits for a command-line mistake: clap omits the usage for some errors (a bad
-/// value), but a user who typed something wrong should always see how it goes.
-pub fn usage_error(error: clap::Error) -> ! {
-    // A mistake in `tiburoncin replay ...` shows the replay usage. The subcommand is
-    // the first argument (the relay's flags and `replay` do not mix); clap's own text
-    // names it only for some errors.
-    let replaying = std::env::args_os().nth(1).is_some_and(|a| a == "replay");
-    let mut command = Cli::command();
-    command.build();
-    let usage = match command.find_subcommand_mut("replay") {
-        Some(replay) if replaying || error.to_string().contains("tiburoncin replay") => {
-            replay.render_usage()
-        }
-        _ => command.render_usage(),
-    };
-    exit_with(error, usage.to_string())
-}
-
-fn exit_with(error: clap::Error, usage: String) -> ! {
-    use clap::error::ErrorKind;
-    if matches!(
-        error.kind(),
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-    ) {
-        error.exit();
-    }
-    let mut text = error.render().to_string();
-    // What the user typed is quoted back; a control character in it must neither
-    // break the line nor reach the terminal as one.
-    for (_, value) in error.context() {
-        let typed = match value {
-            clap::error::ContextValue::String(one) => std::slice::from_ref(one),
-            clap::error::ContextValue::Strings(many) => many.as_slice(),
-            _ => &[],
-        };
-        for raw in typed.iter().filter(|t| t.chars().any(char::is_control)) {
-            text = text.replace(raw.as_str(), &crate::error::visible(raw));
-        }
-    }
-    let (reason, rest) = text.split_once("\n\n").unwrap_or((&text, ""));
-    let reason = one_line(reason);
-    if rest.contains("Usage:") {
-        eprint!("{reason}\n\n{rest}");
-    } else {
-        eprint!("{reason}\n\n{usage}\n\n{rest}");
-    }
-    std::process::exit(2);
-}
-
-/// The reason on one line: clap lists missing arguments and possible values on lines
-/// of their own, and a usage error is one line to read, then the usage.
-fn one_line(reason: &str) -> String {
-    let mut lines = reason.lines();
-    let mut line = lines.next().unwrap_or_default().to_string();
-    let rest: Vec<&str> = lines.map(str::trim).filter(|l| !l.is_empty()).collect();
-    if !rest.is_empty() {
-        line.push(' ');
-        line += &rest.join(", ");
-    }
-    line
-}
-
-/// A usage error for a reason found after parsing (a name that does not resolve).
-pub fn invalid(reason: String) -> ! {
-    let mut command = Cli::command();
-    let usage = command.render_usage().to_string();
-    let reason = crate::error::visible(&reason);
-    exit_with(
-        command.error(clap::error::ErrorKind::ValueValidation, reason),
-        usage,
-    )
-}
-
-/// The same for `tiburoncin replay`, with the replay usage.
-pub fn invalid_replay(reason: &str) -> ! {
-    let mut command = Cli::command();
-    command.build();
-    match command.find_subcommand_mut("replay") {
-        Some(replay) => {
-            let usage = replay.render_usage().to_string();
-            exit_with(
-                replay.error(
-                    clap::error::ErrorKind::ValueValidation,
-                    crate::error::visible(reason),
-                ),
-                usage,
-            )
-        }
-        None => invalid(reason.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     #[test]
     fn the_clap_definition_is_consistent() {
@@ -458,7 +504,7 @@ mod tests {
         let all = ["tiburoncin", "replay"].iter().chain(args).copied();
         match Cli::try_parse_from(all)?.command {
             Some(Command::Replay(args)) => Ok(args),
-            None => panic!("no subcommand"),
+            _ => panic!("not replay"),
         }
     }
 
@@ -528,6 +574,51 @@ mod tests {
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 
+    fn demo(args: &[&str]) -> Result<DemoArgs, clap::Error> {
+        let all = ["tiburoncin", "demo"].iter().chain(args).copied();
+        match Cli::try_parse_from(all)?.command {
+            Some(Command::Demo(args)) => Ok(args),
+            _ => panic!("not demo"),
+        }
+    }
+
+    #[test]
+    fn demo_command_lines() {
+        let d = demo(&[]).unwrap();
+        assert_eq!((d.name, d.list, d.pace), (None, false, None));
+        let d = demo(&[
+            "slow-receiver",
+            "--pace",
+            "fast",
+            "-b",
+            "512",
+            "-z",
+            "1024",
+            "-w",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(d.name, Some(DemoName::SlowReceiver));
+        assert_eq!(d.pace, Some(Pace::Fast));
+        assert_eq!(d.relay.buffers, Some(SizePair(512, 512)));
+        assert_eq!(d.relay.capture, Some(PathBuf::from("x")));
+        // The relay's flags that do not apply are taken, to be refused with a reason.
+        let d = demo(&["-A", "1", "-k", "--rate", "1k"]).unwrap();
+        assert_eq!(d.refused.a.as_deref(), Some("1"));
+        assert!(d.refused.keep_listening);
+        assert_eq!(d.refused.rate.as_deref(), Some("1k"));
+        for bad in [
+            &["nosuch"][..],
+            &["--pace", "medium"],
+            &["--list", "hello"],
+            &["-b", "0"],
+        ] {
+            assert!(demo(bad).is_err(), "{bad:?}");
+        }
+        // The relay's flags and the subcommand do not mix.
+        assert!(Cli::try_parse_from(["t", "-c", "demo"]).is_err());
+    }
+
     #[test]
     fn timestamps_local_by_default_relative_on_request() {
         let parse = |extra: &[&str]| {
@@ -546,17 +637,6 @@ mod tests {
         assert!(parse(&["--timestamps=utc"]).is_err());
         // -t combines with other short flags as getopt allows.
         assert_eq!(parse(&["-ct"]).unwrap(), Some(TimestampKind::Local));
-    }
-
-    #[test]
-    fn a_reason_is_one_line() {
-        assert_eq!(
-            one_line(
-                "error: the following required arguments were not provided:\n  -A <addr>\n  -B <addr>"
-            ),
-            "error: the following required arguments were not provided: -A <addr>, -B <addr>"
-        );
-        assert_eq!(one_line("error: plain"), "error: plain");
     }
 
     #[test]

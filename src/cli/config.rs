@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::capture::Format;
 use crate::cli::addr::Endpoint;
 use crate::cli::args::{Cli, ReplayArgs, Side, Timing};
+use crate::cli::sizes::SizePair;
 use crate::output::dump::DumpPaths;
 use crate::output::timestamps::TimestampKind;
 use crate::relay::faults::Faults;
@@ -19,65 +20,9 @@ use crate::relay::faults::Faults;
 /// The original's default user-space buffer per direction.
 pub const DEFAULT_BUFFER: usize = 2048;
 
-/// The largest `-b`: a relay buffer is real memory, and more than this helps nobody.
-pub const MAX_BUFFER: u64 = 1 << 30;
-
 /// `--max-conns` when not given: enough for a browser's or a test suite's parallel
 /// connections, while bounding the threads (five a connection) and the buffers.
 pub const DEFAULT_MAX_CONNS: usize = 256;
-
-/// The largest `-z`: `setsockopt` takes an `int`.
-pub const MAX_SOCKET_BUFFER: u64 = i32::MAX as u64;
-
-/// `n` or `n:m` from `-b` / `-z`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SizePair(pub usize, pub usize);
-
-impl SizePair {
-    pub fn parse_buffer(text: &str) -> Result<SizePair, String> {
-        Self::parse(text, MAX_BUFFER)
-    }
-
-    pub fn parse_socket(text: &str) -> Result<SizePair, String> {
-        Self::parse(text, MAX_SOCKET_BUFFER)
-    }
-
-    fn parse(text: &str, max: u64) -> Result<SizePair, String> {
-        let (first, second) = match text.split_once(':') {
-            Some((_, b)) if b.contains(':') => {
-                return Err(format!("'{text}': give one size, or two separated by ':'"));
-            }
-            Some((a, b)) => (a, b),
-            None => (text, text),
-        };
-        let one = parse_size(first, max)?;
-        let two = parse_size(second, max)?;
-        Ok(SizePair(one, two))
-    }
-}
-
-/// A positive size as C's `strtoll(s, NULL, 0)` reads it (decimal, `0x` hex, leading
-/// `0` octal), but strict: trailing junk is an error rather than silently ignored.
-fn parse_size(text: &str, max: u64) -> Result<usize, String> {
-    let (digits, radix) =
-        if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-            (hex, 16)
-        } else if text.len() > 1 && text.starts_with('0') {
-            (&text[1..], 8)
-        } else {
-            (text, 10)
-        };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return Err(format!(
-            "'{text}' is not a size in bytes (like 2048 or 0x800)"
-        ));
-    }
-    match u64::from_str_radix(digits, radix) {
-        Ok(0) => Err("a size must be at least 1 byte".to_string()),
-        Ok(n) if n <= max => usize::try_from(n).map_err(|_| format!("'{text}' is too large")),
-        _ => Err(format!("'{text}' is too large (at most {max} bytes)")),
-    }
-}
 
 /// Where `--events` writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +69,7 @@ impl Config {
     /// Checks and resolves the command line; the error is one line for the usage
     /// message.
     pub fn from_cli(cli: Cli) -> Result<Config, String> {
+        let faults = faults(&cli);
         // clap requires both for the relay; only `replay` goes without them.
         let (Some(a), Some(b)) = (cli.a, cli.b) else {
             return Err("the relay needs both -A and -B".to_string());
@@ -133,51 +79,9 @@ impl Config {
         }
         let a_addrs = a.resolve().map_err(|e| format!("-A: {e}"))?;
         let b_addrs = b.resolve().map_err(|e| format!("-B: {e}"))?;
-        let dumps = match (cli.dump, cli.prefix) {
-            (_, Some(prefix)) => Some(DumpPaths::with_prefix(prefix)),
-            (true, None) => Some(DumpPaths::with_prefix(PathBuf::new())),
-            (false, None) => None,
-        };
-        let capture = match cli.capture {
-            // The dump files would overwrite the capture, or the other way round.
-            Some(path) if dumps.as_ref().is_some_and(|d| d.contains(&path)) => {
-                return Err(format!(
-                    "-w {}: that is also a dump file's name",
-                    path.display()
-                ));
-            }
-            Some(path) => Some(CaptureFile {
-                format: Format::for_path(&path),
-                path,
-            }),
-            None => None,
-        };
-        let events = match cli.events {
-            Some(path) if path.as_os_str() == "-" => Some(EventsTo::Stdout),
-            // The dump files would overwrite the events, or the other way round.
-            Some(path) if dumps.as_ref().is_some_and(|d| d.contains(&path)) => {
-                return Err(format!(
-                    "--events {}: that is also a dump file's name",
-                    path.display()
-                ));
-            }
-            Some(path) if capture.as_ref().is_some_and(|c| c.path == path) => {
-                return Err(format!(
-                    "--events {}: that is also the capture's name",
-                    path.display()
-                ));
-            }
-            Some(path) => Some(EventsTo::File(path)),
-            None => None,
-        };
-        let side = |i: usize| Faults {
-            rate: cli.rate.and_then(|r| r[i]),
-            delay: cli.delay.and_then(|d| d[i]),
-            slice: cli.slice.and_then(|s| s[i]),
-            reset_after: cli.reset_after.and_then(|n| n[i]),
-            stall_after: cli.stall_after.and_then(|n| n[i]),
-        };
-        let faults = [side(0), side(1)];
+        let dumps = dump_paths(cli.dump, cli.prefix);
+        let capture = capture_file(cli.capture, dumps.as_ref())?;
+        let events = events_to(cli.events, dumps.as_ref(), capture.as_ref())?;
         let buffers = cli
             .buffers
             .unwrap_or(SizePair(DEFAULT_BUFFER, DEFAULT_BUFFER));
@@ -201,6 +105,68 @@ impl Config {
                 .then(|| cli.max_conns.map_or(DEFAULT_MAX_CONNS, |n| n as usize)),
         })
     }
+}
+
+/// `-o` (the default names) or `-f PREFIX`.
+fn dump_paths(dump: bool, prefix: Option<PathBuf>) -> Option<DumpPaths> {
+    match (dump, prefix) {
+        (_, Some(prefix)) => Some(DumpPaths::with_prefix(prefix)),
+        (true, None) => Some(DumpPaths::with_prefix(PathBuf::new())),
+        (false, None) => None,
+    }
+}
+
+/// `-w`: the capture, in the format its name asks for.
+fn capture_file(
+    path: Option<PathBuf>,
+    dumps: Option<&DumpPaths>,
+) -> Result<Option<CaptureFile>, String> {
+    match path {
+        // The dump files would overwrite the capture, or the other way round.
+        Some(path) if dumps.is_some_and(|d| d.contains(&path)) => Err(format!(
+            "-w {}: that is also a dump file's name",
+            path.display()
+        )),
+        Some(path) => Ok(Some(CaptureFile {
+            format: Format::for_path(&path),
+            path,
+        })),
+        None => Ok(None),
+    }
+}
+
+/// `--events`: a file, or `-` for standard output.
+fn events_to(
+    path: Option<PathBuf>,
+    dumps: Option<&DumpPaths>,
+    capture: Option<&CaptureFile>,
+) -> Result<Option<EventsTo>, String> {
+    match path {
+        Some(path) if path.as_os_str() == "-" => Ok(Some(EventsTo::Stdout)),
+        // The dump files would overwrite the events, or the other way round.
+        Some(path) if dumps.is_some_and(|d| d.contains(&path)) => Err(format!(
+            "--events {}: that is also a dump file's name",
+            path.display()
+        )),
+        Some(path) if capture.is_some_and(|c| c.path == path) => Err(format!(
+            "--events {}: that is also the capture's name",
+            path.display()
+        )),
+        Some(path) => Ok(Some(EventsTo::File(path))),
+        None => Ok(None),
+    }
+}
+
+/// The faults to inject into A->B and B->A: each flag gives a value per direction.
+fn faults(cli: &Cli) -> [Faults; 2] {
+    let side = |i: usize| Faults {
+        rate: cli.rate.and_then(|r| r[i]),
+        delay: cli.delay.and_then(|d| d[i]),
+        slice: cli.slice.and_then(|s| s[i]),
+        reset_after: cli.reset_after.and_then(|n| n[i]),
+        stall_after: cli.stall_after.and_then(|n| n[i]),
+    };
+    [side(0), side(1)]
 }
 
 /// What `tiburoncin replay` is asked to do.
@@ -302,37 +268,7 @@ impl Rule {
 impl ReplayConfig {
     /// Checks and resolves `tiburoncin replay`'s arguments; the error is one line.
     pub fn from_args(args: ReplayArgs) -> Result<ReplayConfig, String> {
-        let mode = match (args.side, args.a, args.b) {
-            (Some(Side::B), Some(a), None) => {
-                let addrs = a.resolve().map_err(|e| format!("-A: {e}"))?;
-                ReplayMode::Play {
-                    side: Side::B,
-                    shown: a,
-                    addrs,
-                }
-            }
-            (Some(Side::A), None, Some(b)) => {
-                if b.numeric_port() == Some(0) {
-                    return Err(format!("-B {b}: B needs a real port, not 0"));
-                }
-                let addrs = b.resolve().map_err(|e| format!("-B: {e}"))?;
-                ReplayMode::Play {
-                    side: Side::A,
-                    shown: b,
-                    addrs,
-                }
-            }
-            (Some(Side::B), _, Some(_)) => {
-                return Err("--as b listens on -A; -B is for --as a".into());
-            }
-            (Some(Side::A), Some(_), _) => {
-                return Err("--as a connects to -B; -A is for --as b".into());
-            }
-            (Some(_), None, None) => return Err("--as needs -A or -B".into()),
-            (None, None, None) if args.dump => ReplayMode::Dump,
-            (None, None, None) => ReplayMode::List,
-            (None, _, _) => return Err("-A and -B go with --as".into()),
-        };
+        let mode = replay_mode(args.side, args.a, args.b, args.dump)?;
         let record = match args.record {
             // Writing the capture being read would destroy the recording.
             Some(path) if path == args.capture => {
@@ -378,47 +314,51 @@ impl ReplayConfig {
     }
 }
 
+/// What `--as`, `-A` and `-B` ask for together: `--as b` listens on `-A`, `--as a`
+/// connects to `-B`, and without `--as` the capture is listed (or, hidden, dumped).
+fn replay_mode(
+    side: Option<Side>,
+    a: Option<Endpoint>,
+    b: Option<Endpoint>,
+    dump: bool,
+) -> Result<ReplayMode, String> {
+    Ok(match (side, a, b) {
+        (Some(Side::B), Some(a), None) => {
+            let addrs = a.resolve().map_err(|e| format!("-A: {e}"))?;
+            ReplayMode::Play {
+                side: Side::B,
+                shown: a,
+                addrs,
+            }
+        }
+        (Some(Side::A), None, Some(b)) => {
+            if b.numeric_port() == Some(0) {
+                return Err(format!("-B {b}: B needs a real port, not 0"));
+            }
+            let addrs = b.resolve().map_err(|e| format!("-B: {e}"))?;
+            ReplayMode::Play {
+                side: Side::A,
+                shown: b,
+                addrs,
+            }
+        }
+        (Some(Side::B), _, Some(_)) => {
+            return Err("--as b listens on -A; -B is for --as a".into());
+        }
+        (Some(Side::A), Some(_), _) => {
+            return Err("--as a connects to -B; -A is for --as b".into());
+        }
+        (Some(_), None, None) => return Err("--as needs -A or -B".into()),
+        (None, None, None) if dump => ReplayMode::Dump,
+        (None, None, None) => ReplayMode::List,
+        (None, _, _) => return Err("-A and -B go with --as".into()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
-
-    #[test]
-    fn sizes_as_strtoll_reads_them() {
-        assert_eq!(SizePair::parse_buffer("512"), Ok(SizePair(512, 512)));
-        assert_eq!(SizePair::parse_buffer("512:2048"), Ok(SizePair(512, 2048)));
-        assert_eq!(SizePair::parse_buffer("0x200:0X10"), Ok(SizePair(512, 16)));
-        assert_eq!(SizePair::parse_buffer("010"), Ok(SizePair(8, 8)));
-        assert_eq!(SizePair::parse_buffer("1"), Ok(SizePair(1, 1)));
-    }
-
-    #[test]
-    fn bad_sizes_are_refused_with_a_reason() {
-        for bad in [
-            "",
-            "0",
-            "-1",
-            "1:2:3",
-            "abc",
-            "12abc",
-            "0x",
-            "09",
-            ":5",
-            "5:",
-            "1e3",
-            "+5",
-            "99999999999999999999999",
-            "0x40000001",
-            " 5",
-        ] {
-            assert!(SizePair::parse_buffer(bad).is_err(), "{bad:?} was accepted");
-        }
-        assert!(SizePair::parse_socket("2147483648").is_err());
-        assert_eq!(
-            SizePair::parse_socket("2147483647"),
-            Ok(SizePair(i32::MAX as usize, i32::MAX as usize))
-        );
-    }
 
     fn config(args: &[&str]) -> Result<Config, String> {
         let cli = Cli::try_parse_from(std::iter::once("tiburoncin").chain(args.iter().copied()))
@@ -449,7 +389,7 @@ mod tests {
         let cli = Cli::try_parse_from(all).map_err(|e| e.to_string())?;
         match cli.command {
             Some(crate::cli::args::Command::Replay(args)) => ReplayConfig::from_args(args),
-            None => Err("no subcommand".into()),
+            _ => Err("not replay".into()),
         }
     }
 

@@ -52,6 +52,12 @@ pub fn unread(socket: &Socket) -> io::Result<u64> {
     queue_level(socket, libc::FIONREAD)
 }
 
+/// `SIOCOUTQNSD`: bytes in the socket's send queue not sent yet, which on loopback
+/// means the peer's window has no room for them.
+pub fn unsent(socket: &Socket) -> io::Result<u64> {
+    queue_level(socket, libc::SIOCOUTQNSD as libc::Ioctl)
+}
+
 fn queue_level(socket: &Socket, request: libc::Ioctl) -> io::Result<u64> {
     let mut level: libc::c_int = 0;
     // SAFETY: both requests write one int through the pointer, which is valid for

@@ -11,9 +11,9 @@
 //! already held in user space still reach a consumer that is alive; a cancel (a
 //! signal, or a drain that takes too long) stops everything at once.
 //!
-//! With `-k` every connection has a stopper of its own, a *child* of the process's:
-//! a failure in one connection stops that connection only, while a signal stops the
-//! process's stopper, which stops every child too (and the listener).
+//! Every connection has a stopper of its own, a *child* of the process's: a failure
+//! in one connection stops that connection only, while a signal stops the process's
+//! stopper, which stops every child too (and the listener).
 
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -27,7 +27,6 @@ pub struct Stopper {
     closer: Mutex<Option<Sender<()>>>,
     stop: Receiver<()>,
     stopping: AtomicBool,
-    relaying: AtomicBool,
     /// Shared with the children: a signal cancels them all.
     signal: Arc<AtomicI32>,
     /// The connections' stoppers (`-k`); they go away with their connections.
@@ -48,7 +47,6 @@ impl Stopper {
             closer: Mutex::new(Some(closer)),
             stop,
             stopping: AtomicBool::new(false),
-            relaying: AtomicBool::new(false),
             signal,
             children: Mutex::new(Vec::new()),
         }
@@ -80,18 +78,19 @@ impl Stopper {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// The relay has started with these sockets: a stop now shuts them down.
+    /// The relay has started with these sockets: a stop now shuts them down. If a
+    /// stop began before they were added, they are shut down at once: the stop's own
+    /// pass over the sockets may have missed them.
     pub fn start_relay(&self, sockets: &[Arc<Socket>]) {
-        self.sockets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(sockets.iter().cloned());
-        self.relaying.store(true, Ordering::SeqCst);
-    }
-
-    /// Whether the relay is running (before that, a signal simply ends the process).
-    pub fn relaying(&self) -> bool {
-        self.relaying.load(Ordering::SeqCst)
+        let mut held = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
+        held.extend(sockets.iter().cloned());
+        // `begin` sets the flag before it takes this lock: either it sees these
+        // sockets, or this sees the flag.
+        if self.stopping() {
+            for socket in sockets {
+                let _ = socket.shutdown(Shutdown::Both);
+            }
+        }
     }
 
     /// After a failure: stop reading from both sides, let writers drain.

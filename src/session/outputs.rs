@@ -1,0 +1,154 @@
+//! The outputs of a run, opened before anything connects, and the logger that writes
+//! them.
+//!
+//! Every file is created before B is dialled or A awaited, so a path that cannot be
+//! written is reported before any connection is made. The text for people goes to
+//! standard output, unless `--events -` took it for the JSON (see `Say`).
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use crate::capture::Format;
+use crate::cli::config::{Config, EventsTo};
+use crate::error::Error;
+use crate::output::dump::DumpPaths;
+use crate::output::logger::{JsonOut, Logger};
+
+/// Terminal output is gathered into blocks this big between flushes.
+const TERMINAL_BUFFER: usize = 64 * 1024;
+
+/// JSON events are written in blocks this big.
+const EVENTS_BUFFER: usize = 256 * 1024;
+
+/// The capture is written in blocks this big: a few of the largest packets.
+const CAPTURE_BUFFER: usize = 256 * 1024;
+
+/// Where the logger writes the text for people.
+pub(crate) type Terminal = BufWriter<Box<dyn Write + Send>>;
+
+/// A connection's two dump files (A->B, B->A), each with its name for messages.
+pub(crate) type DumpFiles = [(String, File); 2];
+
+/// Where the text for people goes: standard output, unless `--events -` took it for
+/// the JSON, in which case standard error (so neither stream mixes two formats).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Say {
+    to_stderr: bool,
+}
+
+impl Say {
+    fn for_config(config: &Config) -> Say {
+        Say {
+            to_stderr: config.events == Some(EventsTo::Stdout),
+        }
+    }
+
+    /// A start-up line, printed at once.
+    pub(crate) fn line(self, args: std::fmt::Arguments) {
+        if self.to_stderr {
+            eprintln!("{args}");
+        } else {
+            println!("{args}");
+        }
+    }
+
+    /// The logger's terminal, and its name for messages.
+    fn terminal(self) -> (Terminal, &'static str) {
+        let (out, name): (Box<dyn Write + Send>, _) = if self.to_stderr {
+            (Box::new(io::stderr()), "to standard error")
+        } else {
+            (Box::new(io::stdout()), "to standard output")
+        };
+        (BufWriter::with_capacity(TERMINAL_BUFFER, out), name)
+    }
+}
+
+/// `-w`: the capture file, with its name for messages and its format.
+struct CaptureOut {
+    name: String,
+    file: File,
+    format: Format,
+}
+
+/// The outputs shared by every connection, opened before anything connects, for the
+/// logger.
+pub(crate) struct Outputs {
+    pub(crate) say: Say,
+    /// `--events`: the JSON output and its name.
+    json: Option<(String, JsonOut)>,
+    capture: Option<CaptureOut>,
+}
+
+impl Outputs {
+    /// Creates the capture and the events file the configuration asks for.
+    pub(crate) fn open(config: &Config) -> Result<Outputs, Error> {
+        let capture = match &config.capture {
+            Some(capture) => {
+                let (name, file) = create(&capture.path)?;
+                Some(CaptureOut {
+                    name,
+                    file,
+                    format: capture.format,
+                })
+            }
+            None => None,
+        };
+        Ok(Outputs {
+            say: Say::for_config(config),
+            json: open_events(config)?,
+            capture,
+        })
+    }
+
+    /// The logger the configuration asks for, writing to these outputs.
+    pub(crate) fn logger(self, config: &Config) -> Logger<Terminal> {
+        let Outputs { say, json, capture } = self;
+        let (terminal, name) = say.terminal();
+        let mut logger = Logger::new(terminal, config.colour)
+            .terminal_named(name)
+            .quiet(config.quiet)
+            .timestamps(config.timestamps)
+            .faults(&config.faults)
+            .dumping(config.dumps.is_some());
+        if let Some((name, out)) = json {
+            logger = logger.with_json(name, out);
+        }
+        if let Some(CaptureOut { name, file, format }) = capture {
+            let out = BufWriter::with_capacity(CAPTURE_BUFFER, file);
+            logger = logger.with_capture(name, out, format);
+        }
+        logger
+    }
+}
+
+/// `-o`/`-f`: creates one connection's pair of dump files.
+pub(crate) fn open_dumps(paths: &DumpPaths) -> Result<DumpFiles, Error> {
+    Ok([create(&paths.a_to_b)?, create(&paths.b_to_a)?])
+}
+
+/// `--events`: the JSON output, opened before anything connects.
+fn open_events(config: &Config) -> Result<Option<(String, JsonOut)>, Error> {
+    Ok(match &config.events {
+        None => None,
+        Some(EventsTo::Stdout) => Some((
+            "events to standard output".to_string(),
+            Box::new(BufWriter::with_capacity(EVENTS_BUFFER, io::stdout())),
+        )),
+        Some(EventsTo::File(path)) => {
+            let (name, file) = create(path)?;
+            Some((
+                name,
+                Box::new(BufWriter::with_capacity(EVENTS_BUFFER, file)),
+            ))
+        }
+    })
+}
+
+fn create(path: &Path) -> Result<(String, File), Error> {
+    let file = File::create(path).map_err(|source| Error::CreateOutput {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok((path.display().to_string(), file))
+}
