@@ -78,7 +78,11 @@ impl Unplayed {
             };
             first_bytes(socket, wait)
         };
+        // Another client may have taken some while this one was watched.
         let mut openings = self.openings.lock().ok()?;
+        if openings.is_empty() {
+            return None;
+        }
         let at = best(&openings, &peeked, rules);
         Some(openings.remove(at).stream)
     }
