@@ -50,6 +50,14 @@ pub enum Error {
     #[error("Replay differs from the recording: {} -> {} at stream offset {offset}", .dir.from(), .dir.to())]
     Differs { dir: Direction, offset: u64 },
 
+    #[error("Cannot run {command}: {}", os_text(.source))]
+    Command { command: String, source: io::Error },
+
+    /// The end of a replay of several connections, or with a command: what failed,
+    /// in words (each connection's own failure is on its verdict line).
+    #[error("{what}")]
+    ReplayFailed { what: String },
+
     /// `tiburoncin demo`: the relay or a built-in peer did not do what the demo
     /// expected.
     #[error("The demo did not go as planned: {0}")]
@@ -70,7 +78,7 @@ impl Error {
         match self {
             Error::Cancelled { signal } => 128u8.saturating_add(*signal as u8),
             // Which connection to replay is part of the command line.
-            Error::ChooseStream { .. } => 2,
+            Error::ChooseStream { .. } | Error::NoSuchStream { .. } => 2,
             _ => 1,
         }
     }

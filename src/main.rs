@@ -33,13 +33,19 @@ fn main() -> ExitCode {
 }
 
 fn replay(args: ReplayArgs) -> ExitCode {
+    // clap reads a `--` with nothing after it as no command at all.
+    if args.command.is_none() && std::env::args_os().last().is_some_and(|a| a == "--") {
+        return exit_usage(usage::invalid_replay(
+            "-- must be followed by a command to run",
+        ));
+    }
     let config = match ReplayConfig::from_args(args) {
         Ok(config) => config,
         Err(reason) => return exit_usage(usage::invalid_replay(&reason)),
     };
     match tiburoncin::replay::run(config) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error @ Error::ChooseStream { .. }) => {
+        Err(error @ (Error::ChooseStream { .. } | Error::NoSuchStream { .. })) => {
             exit_usage(usage::invalid_replay(&error.to_string()))
         }
         Err(error) => report(error),

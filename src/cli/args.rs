@@ -337,15 +337,18 @@ pub struct DemoRelayFlags {
     group(ArgGroup::new("mode").required(true).args(["list", "side"])),
     override_usage = "\
 tiburoncin replay <capture> --list
-       tiburoncin replay <capture> --as b -A <addr> [OPTIONS]
-       tiburoncin replay <capture> --as a -B <addr> [OPTIONS]",
+       tiburoncin replay <capture> --as b -A <addr> [OPTIONS] [-- CMD ARGS...]
+       tiburoncin replay <capture> --as a -B <addr> [OPTIONS] [-- CMD ARGS...]",
     after_help = "\
 <capture> is a pcap or pcapng file from tiburoncin -w, tcpdump, dumpcap or Wireshark.
 Connections are numbered as Wireshark's tcp.stream; A is the side that connected.
+Every connection is played, at once, unless --stream picks some.
 
   tiburoncin replay session.pcap --list
   tiburoncin replay session.pcap --as b -A 127.0.0.1:8080    # be the server
-  tiburoncin replay session.pcap --as a -B 127.0.0.1:8080    # be the client"
+  tiburoncin replay session.pcap --as a -B 127.0.0.1:8080    # be the client
+  tiburoncin replay web.pcap --as b -A 127.0.0.1:0 --ignore 'Host: [^\\r]*' \\
+      -- curl -s 'http://{addr}/'                           # and run the client"
 )]
 pub struct ReplayArgs {
     /// The recorded session
@@ -372,9 +375,24 @@ pub struct ReplayArgs {
           required_if_eq("side", "a"))]
     pub b: Option<Endpoint>,
 
-    /// The connection to play, by number (see --list); needed if there are several
-    #[arg(long, value_name = "N", value_parser = parse_stream, allow_negative_numbers = true)]
-    pub stream: Option<usize>,
+    /// The connections to play, by number (see --list), like 0 or 0,2; all when not given
+    #[arg(long, value_name = "N[,N...]", value_parser = parse_streams,
+          allow_negative_numbers = true)]
+    pub stream: Option<Streams>,
+
+    /// Bytes matched by REGEX in the live peer's bytes and at the same place in the
+    /// recording compare equal, whatever their length (repeatable)
+    #[arg(long, value_name = "REGEX", action = clap::ArgAction::Append)]
+    pub ignore: Vec<String>,
+
+    /// Like --ignore, and the group's recorded value stands for its live value from
+    /// then on, in every byte the replay sends (repeatable; one capture group)
+    #[arg(long, value_name = "REGEX", action = clap::ArgAction::Append)]
+    pub carry: Vec<String>,
+
+    /// Write the verdict as JSON to this file
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
 
     /// fast: as fast as the peer allows; recorded: keep the recorded pause before
     /// each turn we send
@@ -414,6 +432,12 @@ pub struct ReplayArgs {
     /// other tools)
     #[arg(long, hide = true, requires = "list")]
     pub dump: bool,
+
+    /// After --: a command to run against the replay (a client with --as b, a server
+    /// with --as a); {addr} and {port} in its arguments, and TIBURONCIN_ADDR in its
+    /// environment, say where
+    #[arg(last = true, value_name = "CMD", num_args = 0..)]
+    pub command: Option<Vec<String>>,
 }
 
 /// Which side of the recording we play.
@@ -448,9 +472,19 @@ fn byte_counts(text: &str) -> Result<[Option<u64>; 2], String> {
     faults::parse_pair(text, faults::parse_bytes)
 }
 
-fn parse_stream(text: &str) -> Result<usize, String> {
-    text.parse()
-        .map_err(|_| format!("'{text}' is not a connection number (0, 1, ... as --list shows)"))
+/// `--stream 0,2`: connection numbers, as typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Streams(pub Vec<usize>);
+
+fn parse_streams(text: &str) -> Result<Streams, String> {
+    text.split(',')
+        .map(|one| {
+            one.trim().parse().map_err(|_| {
+                format!("'{text}' is not a list of connection numbers (0 or 0,2 as --list shows)")
+            })
+        })
+        .collect::<Result<Vec<usize>, String>>()
+        .map(Streams)
 }
 
 fn parse_client(text: &str) -> Result<SocketAddr, String> {
@@ -528,12 +562,26 @@ mod tests {
     }
 
     #[test]
+    fn rules_add_up_and_a_command_follows_the_double_dash() {
+        let r = replay(&[
+            "x.pcap", "--as", "b", "-A", ":0", "--ignore", "a", "--ignore", "b", "--carry",
+            "t=(.)", "--stream", "0,2", "--", "curl", "-s", "{addr}",
+        ])
+        .unwrap();
+        assert_eq!(r.ignore, ["a", "b"]);
+        assert_eq!(r.carry, ["t=(.)"]);
+        assert_eq!(r.stream, Some(Streams(vec![0, 2])));
+        assert_eq!(r.command.unwrap(), ["curl", "-s", "{addr}"]);
+        assert!(replay(&["x.pcap", "--stream", "0,x"]).is_err());
+    }
+
+    #[test]
     fn replay_command_lines() {
         let r = replay(&["x.pcap", "--list"]).unwrap();
         assert!(r.list && r.side.is_none());
         assert_eq!(r.timeout, Duration::from_secs(10));
         let r = replay(&["x.pcap", "--as", "b", "-A", ":0", "--stream", "2"]).unwrap();
-        assert_eq!((r.side, r.stream), (Some(Side::B), Some(2)));
+        assert_eq!((r.side, r.stream), (Some(Side::B), Some(Streams(vec![2]))));
         let r = replay(&[
             "x.pcap",
             "--as",
@@ -675,7 +723,7 @@ mod tests {
         ])
         .unwrap();
         assert!(r.list);
-        assert_eq!(r.stream, Some(2));
+        assert_eq!(r.stream, Some(Streams(vec![2])));
     }
 
     #[test]

@@ -257,7 +257,8 @@ pub enum ReplayMode {
 pub struct ReplayConfig {
     pub capture: PathBuf,
     pub mode: ReplayMode,
-    pub stream: Option<usize>,
+    /// `--stream`: the connections to play; all when `None`.
+    pub stream: Option<Vec<usize>>,
     /// `--timing recorded`: the speed factor for the recorded pauses.
     pub pace: Option<f64>,
     pub timeout: Duration,
@@ -267,6 +268,71 @@ pub struct ReplayConfig {
     pub record: Option<CaptureFile>,
     /// `--client`: the endpoint that is A, whatever the capture suggests.
     pub client: Option<SocketAddr>,
+    /// `--ignore` and `--carry`, in the order given.
+    pub rules: Vec<Rule>,
+    /// `--report`: where the JSON verdict goes.
+    pub report: Option<PathBuf>,
+    /// After `--`: the program to run against the replay, and its arguments.
+    pub command: Option<Vec<String>>,
+}
+
+/// What a rule does with the bytes its regex matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKind {
+    /// `--ignore`: the span compares equal to the recorded one.
+    Ignore,
+    /// `--carry`: as `Ignore`, and the group's live value replaces its recorded one.
+    Carry,
+}
+
+/// One `--ignore` or `--carry`, compiled.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub kind: RuleKind,
+    pub regex: regex::bytes::Regex,
+}
+
+impl Rule {
+    /// The rule as it was typed: `--ignore 'Date: [^\r]*'`.
+    pub fn name(&self) -> String {
+        let flag = match self.kind {
+            RuleKind::Ignore => "--ignore",
+            RuleKind::Carry => "--carry",
+        };
+        format!("{flag} '{}'", self.regex.as_str())
+    }
+
+    fn compile(kind: RuleKind, pattern: &str) -> Result<Rule, String> {
+        let flag = match kind {
+            RuleKind::Ignore => "--ignore",
+            RuleKind::Carry => "--carry",
+        };
+        let regex = regex::bytes::Regex::new(pattern).map_err(|e| {
+            // The regex crate explains over several lines, with a caret; one is enough.
+            let why = e.to_string();
+            let last = why
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            format!(
+                "{flag} '{pattern}' is not a regular expression: {}",
+                last.trim()
+            )
+        })?;
+        if pattern.is_empty() {
+            return Err(format!("{flag}: the regular expression is empty"));
+        }
+        // Group 0 is the whole match: one group of our own makes two.
+        if kind == RuleKind::Carry && regex.captures_len() != 2 {
+            return Err(format!(
+                "--carry '{pattern}' needs exactly one capture group (the value to carry), \
+                 like 'token=([0-9a-f]+)'; it has {}",
+                regex.captures_len() - 1
+            ));
+        }
+        Ok(Rule { kind, regex })
+    }
 }
 
 impl ReplayConfig {
@@ -287,11 +353,29 @@ impl ReplayConfig {
             }),
             None => None,
         };
+        let mut rules = Vec::new();
+        for pattern in &args.ignore {
+            rules.push(Rule::compile(RuleKind::Ignore, pattern)?);
+        }
+        for pattern in &args.carry {
+            rules.push(Rule::compile(RuleKind::Carry, pattern)?);
+        }
+        if matches!(mode, ReplayMode::List | ReplayMode::Dump)
+            && (!rules.is_empty() || args.command.is_some() || args.report.is_some())
+        {
+            return Err("--ignore, --carry, --report and -- CMD go with --as".into());
+        }
+        if args.command.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err("-- must be followed by a command to run".into());
+        }
         Ok(ReplayConfig {
+            rules,
+            report: args.report,
+            command: args.command,
             record,
             capture: args.capture,
             mode,
-            stream: args.stream,
+            stream: args.stream.map(|s| s.0),
             pace: (args.timing == Timing::Recorded).then_some(args.speed),
             timeout: args.timeout,
             colour: !args.colourless,
@@ -418,6 +502,33 @@ mod tests {
         ] {
             assert!(replay_config(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn replay_rules_are_compiled_and_checked() {
+        let play = ["f", "--as", "b", "-A", "127.0.0.1:0"];
+        let with = |extra: &[&str]| replay_config(&[&play[..], extra].concat());
+        let c = with(&["--ignore", "Date: [^\\r]*", "--carry", "id=([0-9]+)"]).unwrap();
+        let names: Vec<String> = c.rules.iter().map(Rule::name).collect();
+        assert_eq!(names, ["--ignore 'Date: [^\\r]*'", "--carry 'id=([0-9]+)'"]);
+        assert_eq!(c.rules[1].kind, RuleKind::Carry);
+        let err = with(&["--ignore", "a(b"]).unwrap_err();
+        assert!(
+            err.starts_with("--ignore 'a(b' is not a regular expression: "),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        for carry in ["id=[0-9]+", "(a)(b)"] {
+            let err = with(&["--carry", carry]).unwrap_err();
+            assert!(err.contains("needs exactly one capture group"), "{err}");
+        }
+        // A group that does not capture is no value to carry.
+        assert!(with(&["--carry", "(?:id)=([0-9]+)"]).is_ok());
+        assert!(with(&["--ignore", ""]).is_err());
+        let err = replay_config(&["f", "--list", "--ignore", "x"]).unwrap_err();
+        assert!(err.contains("go with --as"), "{err}");
+        let c = with(&["--", "curl", "{addr}"]).unwrap();
+        assert_eq!(c.command.unwrap(), ["curl", "{addr}"]);
     }
 
     #[test]

@@ -37,37 +37,74 @@ pub enum Difference {
     SendFailed { error: io::Error },
 }
 
+/// Where a difference is: the offset in the live stream and in the recorded one.
+/// They are the same until a rule skips spans of different lengths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct At {
+    pub live: u64,
+    pub recorded: u64,
+}
+
+impl At {
+    pub fn same(offset: u64) -> At {
+        At {
+            live: offset,
+            recorded: offset,
+        }
+    }
+
+    /// `stream offset N`, and the recorded offset when it is another.
+    fn words(self) -> String {
+        if self.live == self.recorded {
+            format!("stream offset {}", self.live)
+        } else {
+            format!(
+                "stream offset {} ({} in the recording)",
+                self.live, self.recorded
+            )
+        }
+    }
+}
+
 impl Difference {
-    /// Appends the report for this difference in `dir` at stream `offset` to `out`;
-    /// `timeout` is the wait a silent peer exceeded.
-    pub fn report(self, out: &mut Vec<u8>, dir: Direction, offset: u64, timeout: Duration) {
-        out.extend_from_slice(self.headline(dir, offset, timeout).as_bytes());
-        let (expected, received) = self.into_sides();
-        for (label, side) in [("expected", expected), ("received", received)] {
-            if let Some(bytes) = side {
-                write_side(out, label, offset, &bytes);
-            }
+    /// Appends the report for this difference in `dir` at `at` to `out`; `timeout` is
+    /// the wait a silent peer exceeded.
+    pub fn report(&self, out: &mut Vec<u8>, dir: Direction, at: At, timeout: Duration) {
+        out.extend_from_slice(self.headline(dir, at, timeout).as_bytes());
+        let [expected, received] = self.sides();
+        if let Some(bytes) = expected {
+            write_side(out, "expected", at.recorded, bytes);
+        }
+        if let Some(bytes) = received {
+            write_side(out, "received", at.live, bytes);
         }
     }
 
     /// The report's first line: what happened, and where.
-    fn headline(&self, dir: Direction, offset: u64, timeout: Duration) -> String {
+    pub fn headline(&self, dir: Direction, at: At, timeout: Duration) -> String {
         let (from, to) = (dir.from(), dir.to());
+        let offset = at.words();
         match self {
-            Difference::Bytes { .. } => {
-                format!("Difference in {from} -> {to} at stream offset {offset} (0x{offset:x}):\n")
+            Difference::Bytes { .. } if at.live == at.recorded => {
+                let live = at.live;
+                format!("Difference in {from} -> {to} at stream offset {live} (0x{live:x}):\n")
             }
-            Difference::Closed { expected } if expected.is_empty() => format!(
-                "{from} closed its side at stream offset {offset}, \
-                 before the recording has it close.\n"
-            ),
+            Difference::Bytes { .. } => {
+                let (live, recorded) = (at.live, at.recorded);
+                format!(
+                    "Difference in {from} -> {to} at stream offset {live} (0x{live:x}), \
+                     offset {recorded} (0x{recorded:x}) in the recording:\n"
+                )
+            }
+            Difference::Closed { expected } if expected.is_empty() => {
+                format!("{from} closed its side at {offset}, before the recording has it close.\n")
+            }
             Difference::Closed { expected } => format!(
-                "{from} closed its side at stream offset {offset}, \
-                 with {} bytes still to send.\n",
+                "{from} closed its side at {offset}, with {} bytes still to send.\n",
                 expected.len()
             ),
             Difference::Reset { error, .. } | Difference::SendFailed { error } => format!(
-                "{from} -> {to} failed at stream offset {offset}: {}\n",
+                "{from} -> {to} failed at {offset}: {}\n",
                 crate::error::os_text(error)
             ),
             Difference::Silent { fin, .. } => {
@@ -77,26 +114,29 @@ impl Difference {
                     "sent nothing"
                 };
                 let secs = timeout.as_secs_f64();
-                format!("{from} {what} for {secs} s at stream offset {offset}.\n")
+                format!("{from} {what} for {secs} s at {offset}.\n")
             }
-            Difference::Extra { when, .. } => format!(
-                "{from} sent bytes the recording does not have, \
-                 at stream offset {offset} ({when}):\n"
-            ),
+            Difference::Extra { when, .. } => {
+                format!("{from} sent bytes the recording does not have, at {offset} ({when}):\n")
+            }
         }
     }
 
     /// The bytes shown under the headline: what the recording has there and what came
     /// instead, each only when the report has something to show of it.
-    fn into_sides(self) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-        let unless_empty = |bytes: Vec<u8>| (!bytes.is_empty()).then_some(bytes);
+    pub fn sides(&self) -> [Option<&[u8]>; 2] {
+        fn unless_empty(bytes: &[u8]) -> Option<&[u8]> {
+            (!bytes.is_empty()).then_some(bytes)
+        }
         match self {
-            Difference::Bytes { expected, received } => (Some(expected), Some(received)),
+            Difference::Bytes { expected, received } => {
+                [Some(expected.as_slice()), Some(received.as_slice())]
+            }
             Difference::Closed { expected }
             | Difference::Reset { expected, .. }
-            | Difference::Silent { expected, .. } => (unless_empty(expected), None),
-            Difference::Extra { received, .. } => (None, Some(received)),
-            Difference::SendFailed { .. } => (None, None),
+            | Difference::Silent { expected, .. } => [unless_empty(expected), None],
+            Difference::Extra { received, .. } => [None, Some(received.as_slice())],
+            Difference::SendFailed { .. } => [None, None],
         }
     }
 }
@@ -119,7 +159,7 @@ mod tests {
 
     fn text(difference: Difference, dir: Direction, offset: u64) -> String {
         let mut out = Vec::new();
-        difference.report(&mut out, dir, offset, Duration::from_millis(1500));
+        difference.report(&mut out, dir, At::same(offset), Duration::from_millis(1500));
         String::from_utf8(out).unwrap()
     }
 
@@ -139,6 +179,29 @@ mod tests {
              0000001e                                             57 6f  |              Wo|\n\
              00000020  72 6c 64 0a                                       |rld.            |\n"
         );
+    }
+
+    #[test]
+    fn after_an_ignored_span_both_offsets_are_given() {
+        let diff = Difference::Bytes {
+            expected: b"x".to_vec(),
+            received: b"y".to_vec(),
+        };
+        let mut out = Vec::new();
+        let at = At {
+            live: 0x22,
+            recorded: 0x20,
+        };
+        diff.report(&mut out, Direction::BtoA, at, Duration::from_secs(1));
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with(
+                "Difference in B -> A at stream offset 34 (0x22), offset 32 (0x20) in the recording:\n\
+                 expected:\n00000020  78"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("received:\n00000022        79"), "{text}");
     }
 
     #[test]

@@ -1,31 +1,43 @@
-//! `tiburoncin replay`: list a capture's connections, or play one side of one.
+//! `tiburoncin replay`: list a capture's connections, or play one side of them.
 //!
-//! This is the command's top level: which connection (Wireshark's numbering, and the
-//! only one when there is just one), and then the listing, the debugging dump, or a
-//! `Player` set up as the server (listen on -A, like the relay does) or as the client
-//! (connect to -B, like the relay does). The byte-for-byte work is in `player`.
+//! This is the command's top level: which connections (`--stream`, or all of them),
+//! and then the listing, the debugging dump, or the play: as the server (listen on
+//! -A, like the relay does, and serve each client that comes) or as the client
+//! (connect to -B, like the relay does, once per recorded connection), with the
+//! other side's program started by `-- CMD` if there is one, and the verdict at the
+//! end, printed and, with `--report`, written as JSON. The byte-for-byte work is in
+//! `player` and `matcher`; several connections at once in `connections`.
 
+pub mod command;
+pub mod connections;
 pub mod difference;
+pub mod matcher;
 pub mod player;
 pub mod reassembly;
 pub mod recording;
+pub mod verdict;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, SystemTime};
 
 use crate::output::capture::{Capture, Connection};
 
 use crate::cli::addr::Endpoint;
 use crate::cli::args::Side;
-use crate::cli::config::{CaptureFile, ReplayConfig, ReplayMode};
+use crate::cli::config::{CaptureFile, ReplayConfig, ReplayMode, Rule};
 use crate::direction::Direction;
 use crate::error::Error;
 use crate::relay::net;
-use crate::replay::player::{PlaySettings, Player};
+use crate::replay::command::Running;
+use crate::replay::connections::{Schedule, Unplayed};
+use crate::replay::player::{Carries, PlaySettings, Player};
 use crate::replay::reassembly::{Chosen, StreamEnd};
 use crate::replay::recording::{Listing, Recording};
+use crate::replay::verdict::{CommandReport, Verdict};
 
 /// Runs the replay command; a difference from the recording is an `Error::Differs`.
 pub fn run(config: ReplayConfig) -> Result<(), Error> {
@@ -61,7 +73,18 @@ fn dump(out: &mut impl Write, config: &ReplayConfig) -> Result<(), Error> {
     Ok(())
 }
 
-/// Plays `side` of the chosen connection against the live peer at `addrs`.
+/// What every connection of a run shares.
+struct Run<'c> {
+    config: &'c ReplayConfig,
+    side: Side,
+    shown: &'c Endpoint,
+    addrs: &'c [SocketAddr],
+    streams: Vec<usize>,
+    rules: Arc<[Rule]>,
+    carries: Carries,
+}
+
+/// Plays `side` of the chosen connections against the live peers at `addrs`.
 fn play(
     out: &mut impl Write,
     config: &ReplayConfig,
@@ -69,30 +92,249 @@ fn play(
     shown: &Endpoint,
     addrs: &[SocketAddr],
 ) -> Result<(), Error> {
-    let stream = choose_stream(config)?;
-    // The file is checked before anyone connects: a typo fails at once.
-    let recording = existing_recording(config, stream)?;
-    let socket = meet_peer(config, side, shown, addrs)?;
-    let settings = PlaySettings {
-        ours: match side {
-            Side::A => Direction::AtoB,
-            Side::B => Direction::BtoA,
-        },
-        stream,
-        timeout: config.timeout,
-        pace: config.pace,
-        colour: config.colour,
-        quiet: config.quiet,
-    };
-    let capture = match &config.record {
-        Some(file) => Some((start_capture(file, &socket, side)?, what(file))),
-        None => None,
-    };
-    let mut player = Player::new(socket, settings, out);
-    if let Some((capture, what)) = capture {
-        player = player.recording_into(capture, what);
+    // The file and the connections are checked before anyone connects.
+    let streams = chosen_streams(config)?;
+    if config.record.is_some() && streams.len() > 1 {
+        return Err(Error::ChooseStream {
+            path: config.capture.clone(),
+            count: streams.len(),
+        });
     }
-    player.play(recording)
+    out.flush().map_err(written)?;
+    let run = Run {
+        config,
+        side,
+        shown,
+        addrs,
+        streams,
+        rules: config.rules.clone().into(),
+        carries: Carries::default(),
+    };
+    let (verdicts, command) = match side {
+        Side::B => run.serve()?,
+        Side::A => run.visit()?,
+    };
+    run.conclude(verdicts, command)
+}
+
+impl Run<'_> {
+    fn settings(&self, stream: usize) -> PlaySettings {
+        let several = self.streams.len() > 1;
+        PlaySettings {
+            ours: match self.side {
+                Side::A => Direction::AtoB,
+                Side::B => Direction::BtoA,
+            },
+            stream,
+            timeout: self.config.timeout,
+            pace: self.config.pace,
+            colour: self.config.colour,
+            quiet: self.config.quiet,
+            label: if several {
+                format!("[{stream}] ")
+            } else {
+                String::new()
+            },
+            rules: Arc::clone(&self.rules),
+            carries: Arc::clone(&self.carries),
+        }
+    }
+
+    /// Plays connection `stream` on `socket`.
+    fn play_one(
+        &self,
+        stream: usize,
+        socket: TcpStream,
+        progress: Option<(&Schedule, usize)>,
+    ) -> Verdict {
+        let failed = |error| Verdict::failed(stream, error, self.rules.len());
+        let recording = match existing_recording(self.config, stream) {
+            Ok(recording) => recording,
+            Err(error) => return failed(error),
+        };
+        let capture = match &self.config.record {
+            Some(file) => match start_capture(file, &socket, self.side) {
+                Ok(capture) => Some((capture, what(file))),
+                Err(error) => return failed(error),
+            },
+            None => None,
+        };
+        let mut out = io::stdout();
+        let mut player = Player::new(socket, self.settings(stream), &mut out);
+        if let Some((capture, what)) = capture {
+            player = player.recording_into(capture, what);
+        }
+        if let Some((schedule, k)) = progress {
+            player = player.on_progress(move |time| schedule.at(k, time));
+        }
+        player.play(recording)
+    }
+
+    /// As B: listen, start the client command if there is one, and serve every
+    /// client that comes, each in its own thread, until every chosen connection has
+    /// had one (or none came in time).
+    fn serve(&self) -> Result<(Vec<Verdict>, Option<CommandReport>), Error> {
+        let openings = recording::openings(&self.config.capture, &self.streams)?;
+        let backlog = i32::try_from(self.streams.len())
+            .unwrap_or(i32::MAX)
+            .max(16);
+        // Said before a failure to listen too, as the relay does.
+        let listener = net::listen_with_backlog(self.addrs, None, backlog);
+        let shown = self.shown.as_listening(listener.as_ref().ok());
+        println!("Waiting for a connection from A {shown}...");
+        let listener = listener.map_err(Error::Accept)?;
+        let mut command = self.start_client(&listener)?;
+        let unplayed = Unplayed::new(openings);
+        let mut verdicts = thread::scope(|scope| {
+            let mut threads = Vec::new();
+            let mut missing = None;
+            for _ in 0..self.streams.len() {
+                let mut gone = || command.as_mut().is_some_and(Running::has_exited);
+                match connections::accept(&listener, self.config.timeout, &mut gone) {
+                    Ok(socket) => {
+                        let unplayed = &unplayed;
+                        threads.push(scope.spawn(move || {
+                            let rules = &self.rules;
+                            let stream = unplayed.pick_for(&socket, rules, self.config.timeout)?;
+                            Some(self.play_one(stream, socket, None))
+                        }));
+                    }
+                    Err(error) => {
+                        missing = Some(error);
+                        break;
+                    }
+                }
+            }
+            let mut verdicts: Vec<Verdict> = threads
+                .into_iter()
+                .filter_map(|t| t.join().ok().flatten())
+                .collect();
+            if let Some(error) = missing {
+                for stream in unplayed.left() {
+                    let error = Error::Accept(io::Error::new(error.kind(), error.to_string()));
+                    verdicts.push(Verdict::failed(stream, error, self.rules.len()));
+                }
+            }
+            verdicts
+        });
+        verdicts.sort_by_key(|v| v.stream);
+        let report = command.map(|c| c.finish_client(self.config.timeout));
+        Ok((verdicts, report))
+    }
+
+    /// `-- CMD` as B's client, told where the replay listens.
+    fn start_client(&self, listener: &socket2::Socket) -> Result<Option<Running>, Error> {
+        let Some(argv) = &self.config.command else {
+            return Ok(None);
+        };
+        let addr = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .ok_or_else(|| Error::Accept(io::Error::other("no local address")))?;
+        Running::start(command::substitute(argv, addr), addr).map(Some)
+    }
+
+    /// As A: start the server command if there is one and wait until B accepts,
+    /// then open each chosen connection when the recording does.
+    fn visit(&self) -> Result<(Vec<Verdict>, Option<CommandReport>), Error> {
+        let mut command = None;
+        if let (Some(argv), Some(addr)) =
+            (&self.config.command, connections::first_addr(self.addrs))
+        {
+            let mut running = Running::start(command::substitute(argv, addr), addr)?;
+            if let Err(what) = running.until_listening(addr, self.config.timeout) {
+                let report = running.finish_server();
+                println!("The command {}.", report.outcome);
+                return Err(Error::ReplayFailed { what });
+            }
+            command = Some(running);
+        }
+        let infos = recording::listing(&self.config.capture, self.config.client)?.streams;
+        let firsts = self.streams.iter().map(|&s| infos[s].first).collect();
+        let schedule = Schedule::new(firsts);
+        let mut verdicts: Vec<Verdict> = thread::scope(|scope| {
+            let threads: Vec<_> = self
+                .streams
+                .iter()
+                .enumerate()
+                .map(|(k, &stream)| {
+                    let schedule = &schedule;
+                    scope.spawn(move || {
+                        schedule.wait_turn(k);
+                        let verdict = self.visit_one(stream, schedule, k);
+                        schedule.done(k);
+                        verdict
+                    })
+                })
+                .collect();
+            threads.into_iter().filter_map(|t| t.join().ok()).collect()
+        });
+        verdicts.sort_by_key(|v| v.stream);
+        Ok((verdicts, command.map(Running::finish_server)))
+    }
+
+    fn visit_one(&self, stream: usize, schedule: &Schedule, k: usize) -> Verdict {
+        let label = self.settings(stream).label;
+        println!("{label}Connecting to B {}...", self.shown);
+        match net::connect(self.addrs, None, &crossbeam_channel::never()) {
+            Ok((socket, _)) => self.play_one(stream, socket.into(), Some((schedule, k))),
+            Err(error) => Verdict::failed(stream, Error::Connect(error), self.rules.len()),
+        }
+    }
+
+    /// The verdict lines, the report, and the run's result.
+    fn conclude(
+        &self,
+        verdicts: Vec<Verdict>,
+        command: Option<CommandReport>,
+    ) -> Result<(), Error> {
+        if let Some(path) = &self.config.report {
+            verdict::write_report(
+                path,
+                &self.config.capture,
+                &verdicts,
+                &self.rules,
+                command.as_ref(),
+            )?;
+        }
+        // A connection without a verdict (its thread died) is one that failed.
+        let total = self.streams.len().max(verdicts.len());
+        let failed = verdicts.iter().filter(|v| v.result.is_err()).count() + total - verdicts.len();
+        if total > 1 {
+            for verdict in &verdicts {
+                println!("{}", verdict.line());
+            }
+            println!("Replay: {} of {total} connections matched.", total - failed);
+        }
+        if let Some(command) = &command {
+            println!(
+                "The command {} {}.",
+                command.command.join(" "),
+                command.outcome
+            );
+        }
+        let replay = if total == 1 && verdicts.len() == 1 {
+            verdicts.into_iter().next().map_or(Ok(()), |v| v.result)
+        } else if failed > 0 {
+            Err(Error::ReplayFailed {
+                what: format!(
+                    "Replay differs from the recording in {failed} of {total} connections"
+                ),
+            })
+        } else {
+            Ok(())
+        };
+        match (replay, command) {
+            (Ok(()), Some(c)) if !c.passed => Err(Error::ReplayFailed {
+                what: format!("The replay matched, but the command {}", c.outcome),
+            }),
+            (Err(e), Some(c)) => Err(Error::ReplayFailed {
+                what: format!("{e}; the command {}", c.outcome),
+            }),
+            (result, _) => result,
+        }
+    }
 }
 
 /// Connection `stream` of the capture, read up to its first packet: an error if the
@@ -106,33 +348,6 @@ fn existing_recording(config: &ReplayConfig, stream: usize) -> Result<Recording,
         });
     }
     Ok(recording)
-}
-
-/// The live peer, as the relay meets it: playing B we wait for A on -A, playing A we
-/// connect to B on -B.
-fn meet_peer(
-    config: &ReplayConfig,
-    side: Side,
-    shown: &Endpoint,
-    addrs: &[SocketAddr],
-) -> Result<TcpStream, Error> {
-    let socket = match side {
-        Side::B => {
-            // Said before a failure to listen too, as the relay does.
-            let listener = net::listen(addrs, None);
-            let shown = shown.as_listening(listener.as_ref().ok());
-            println!("Waiting for a connection from A {shown}...");
-            let listener = listener.map_err(Error::Accept)?;
-            net::accept_within(&listener, config.timeout).map_err(Error::Accept)?
-        }
-        Side::A => {
-            println!("Connecting to B {shown}...");
-            net::connect(addrs, None, &crossbeam_channel::never())
-                .map_err(Error::Connect)?
-                .0
-        }
-    };
-    Ok(socket.into())
 }
 
 /// `-w`: the capture of the replay, its handshake written: one TCP stream between
@@ -174,27 +389,47 @@ fn what(file: &CaptureFile) -> String {
     format!("the capture {}", file.path.display())
 }
 
-/// The connection to work on: the one asked for, or the only one there is.
+/// The connection `--dump` works on: the one asked for, or the only one there is.
 fn choose_stream(config: &ReplayConfig) -> Result<usize, Error> {
-    if let Some(n) = config.stream {
-        return Ok(n);
+    match chosen_streams(config)?.as_slice() {
+        [one] => Ok(*one),
+        many => Err(Error::ChooseStream {
+            path: config.capture.clone(),
+            count: many.len(),
+        }),
     }
+}
+
+/// The connections to play: those `--stream` names, or all; each must exist.
+fn chosen_streams(config: &ReplayConfig) -> Result<Vec<usize>, Error> {
     let listing = recording::listing(&config.capture, config.client)?;
-    match listing.streams.len() {
-        0 if listing.skipped.total() > 0 => Err(Error::Capture {
+    let count = listing.streams.len();
+    if count == 0 {
+        let mut reason = "it holds no TCP connection".to_string();
+        if listing.skipped.total() > 0 {
+            reason += &format!(" (skipped: {})", listing.skipped);
+        }
+        return Err(Error::Capture {
             path: config.capture.clone(),
-            reason: format!("it holds no TCP connection (skipped: {})", listing.skipped),
-        }),
-        0 => Err(Error::Capture {
-            path: config.capture.clone(),
-            reason: "it holds no TCP connection".into(),
-        }),
-        1 => Ok(0),
-        count => Err(Error::ChooseStream {
-            path: config.capture.clone(),
-            count,
-        }),
+            reason,
+        });
     }
+    let Some(asked) = &config.stream else {
+        return Ok((0..count).collect());
+    };
+    let mut chosen: Vec<usize> = Vec::new();
+    for &stream in asked {
+        if stream >= count {
+            return Err(Error::NoSuchStream {
+                path: config.capture.clone(),
+                stream,
+            });
+        }
+        if !chosen.contains(&stream) {
+            chosen.push(stream);
+        }
+    }
+    Ok(chosen)
 }
 
 /// `--list`: a header and one line per connection, in columns, then what was

@@ -4,7 +4,10 @@
 //! sent; bytes of the *peer's* side are received and compared, exactly as many as the
 //! recording has, before anything after them is sent. That keeps a request/response
 //! protocol in step: we answer only once the live peer has said what the recorded one
-//! said. Each direction ends as it did in the recording: our FIN is a write shutdown,
+//! said. With `--ignore` or `--carry` rules, "as many" is what the rules make of the
+//! recorded turn (`matcher`): the peer's whole turn is compared at once, and what it
+//! sent beyond it waits in `pending` for the next comparison. Values `--carry` found
+//! replace their recorded values in what we send from then on. Each direction ends as it did in the recording: our FIN is a write shutdown,
 //! our RST a close with SO_LINGER 0; the peer's FIN or RST must arrive where the
 //! recording has it.
 //!
@@ -35,25 +38,36 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
 use socket2::SockRef;
 
+use crate::cli::config::Rule;
 use crate::direction::{Direction, End};
 use crate::error::Error;
 use crate::output::capture::Capture;
 use crate::output::printer::{Flow, Printer};
 use crate::relay::event;
-use crate::replay::difference::Difference;
+use crate::replay::difference::{At, Difference};
+use crate::replay::matcher::{self, Carried, Step, TurnMatch};
 use crate::replay::reassembly::{StreamEnd, StreamEvent};
 use crate::replay::recording::Recording;
+use crate::replay::verdict::{FirstDifference, Verdict};
 
 /// How much the peer may have sent that is read to show it in a difference.
 const SHOWN: usize = crate::replay::difference::SHOWN;
 
+/// The most read from the peer at once when rules make the turn's length unknown.
+const READ_SIZE: usize = 64 * 1024;
+
+/// The values `--carry` found so far, shared by every connection of the run: a token
+/// one connection was given is what the next ones send.
+pub type Carries = Arc<Mutex<Vec<Carried>>>;
+
 /// How to play.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PlaySettings {
     /// The direction we send: A->B when playing A.
     pub ours: Direction,
@@ -63,7 +77,15 @@ pub struct PlaySettings {
     pub pace: Option<f64>,
     pub colour: bool,
     pub quiet: bool,
+    /// `[N] ` at the start of every line when several connections play; else empty.
+    pub label: String,
+    /// `--ignore` and `--carry`.
+    pub rules: Arc<[Rule]>,
+    pub carries: Carries,
 }
+
+/// Told the capture time of each event before it is played.
+type Progress<'o> = Box<dyn FnMut(Duration) + Send + 'o>;
 
 pub struct Player<'o, W: Write> {
     /// `None` once we have reset the connection.
@@ -75,18 +97,70 @@ pub struct Player<'o, W: Write> {
     printer: Printer,
     /// Bytes taken in and handed on per direction, for the status lines.
     flows: [Flow; 2],
-    /// Bytes done so far, per direction: the stream offset of the next one.
+    /// Bytes done so far, per direction: the stream offset of the next one, live.
     offsets: [u64; 2],
+    /// The same in the recording (another once a rule skipped spans of other lengths).
+    recorded: [u64; 2],
+    /// What the peer sent beyond the turn being compared: the next read starts here.
+    pending: Vec<u8>,
     /// Whether each direction has ended (FIN or RST) in the replay.
     ended: [bool; 2],
     /// The direction and time of the last data played, for turns and pauses.
     previous: Option<(Direction, Duration)>,
     turns: u64,
+    /// How many spans each rule matched.
+    used: Vec<u64>,
+    difference: Option<FirstDifference>,
+    progress: Option<Progress<'o>>,
     /// `-w`: the capture of the replay, and its name for an error message.
     recorder: Option<(Capture<BufWriter<File>>, String)>,
     /// The capture's first write error: it stops the recording, not the replay, and
     /// fails a replay that otherwise matched.
     record_error: Option<(String, io::Error)>,
+}
+
+/// The recording's events with one of look-ahead, to take a turn whole.
+struct Events {
+    recording: Recording,
+    peeked: Option<StreamEvent>,
+}
+
+impl Events {
+    fn next(&mut self) -> Result<Option<StreamEvent>, Error> {
+        match self.peeked.take() {
+            Some(event) => Ok(Some(event)),
+            None => self.recording.next_event(),
+        }
+    }
+
+    /// `bytes` and the data events of `dir` right after them: the rest of the turn.
+    fn rest_of_turn(&mut self, dir: Direction, mut bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
+        loop {
+            match self.next()? {
+                Some(StreamEvent::Data {
+                    dir: d,
+                    bytes: more,
+                    ..
+                }) if d == dir => bytes.extend_from_slice(&more),
+                other => {
+                    self.peeked = other;
+                    return Ok(bytes);
+                }
+            }
+        }
+    }
+}
+
+fn event_time(event: &StreamEvent) -> Option<Duration> {
+    match event {
+        StreamEvent::Data { time, .. } | StreamEvent::End { time, .. } => Some(*time),
+        StreamEvent::Gap { .. } => None,
+    }
+}
+
+/// Bytes as a quoted string, escapes for what is not printable ASCII.
+fn quoted(bytes: &[u8]) -> String {
+    format!("'{}'", bytes.escape_ascii())
 }
 
 impl<'o, W: Write> Player<'o, W> {
@@ -99,23 +173,35 @@ impl<'o, W: Write> Player<'o, W> {
         let _ = socket.set_nodelay(true);
         Player {
             socket: Some(socket),
-            settings,
             theirs,
             out,
             printer: Printer::new(settings.colour),
             flows: [Flow::default(); 2],
             offsets: [0; 2],
+            recorded: [0; 2],
+            pending: Vec::new(),
             ended: [false; 2],
             previous: None,
             turns: 0,
+            used: vec![0; settings.rules.len()],
+            difference: None,
+            progress: None,
             recorder: None,
             record_error: None,
+            settings,
         }
     }
 
     /// `-w`: records the replay into `capture` (its handshake written already).
     pub fn recording_into(mut self, capture: Capture<BufWriter<File>>, what: String) -> Self {
         self.recorder = Some((capture, what));
+        self
+    }
+
+    /// Calls `tell` with the capture time of each event before playing it, so that
+    /// other connections can start where the recording has them start.
+    pub fn on_progress(mut self, tell: impl FnMut(Duration) + Send + 'o) -> Self {
+        self.progress = Some(Box::new(tell));
         self
     }
 
@@ -136,28 +222,41 @@ impl<'o, W: Write> Player<'o, W> {
         self.recorder = None;
     }
 
-    /// Plays the whole recording; `Ok` when the peer matched it to the end.
-    pub fn play(mut self, mut recording: Recording) -> Result<(), Error> {
-        while let Some(event) = recording.next_event()? {
+    /// Plays the whole recording and says how it went.
+    pub fn play(mut self, recording: Recording) -> Verdict {
+        let result = self.play_events(recording);
+        Verdict {
+            stream: self.settings.stream,
+            result,
+            bytes: self.offsets,
+            difference: self.difference.take(),
+            rules_used: std::mem::take(&mut self.used),
+        }
+    }
+
+    fn play_events(&mut self, recording: Recording) -> Result<(), Error> {
+        let mut events = Events {
+            recording,
+            peeked: None,
+        };
+        while let Some(event) = events.next()? {
             if self.socket.is_none() {
                 break; // we reset the connection: nothing more can be exchanged
+            }
+            if let (Some(tell), Some(time)) = (self.progress.as_mut(), event_time(&event)) {
+                tell(time);
             }
             match event {
                 StreamEvent::Data {
                     dir, time, bytes, ..
                 } => {
-                    if self.previous.map(|(d, _)| d) != Some(dir) {
-                        self.turns += 1;
-                        if dir == self.settings.ours {
-                            self.before_our_turn(time)?;
-                        }
-                    }
-                    self.previous = Some((dir, time));
-                    if dir == self.settings.ours {
-                        self.send(&bytes)?;
+                    // With rules, a turn is compared whole: a span may cross segments.
+                    let bytes = if self.settings.rules.is_empty() {
+                        bytes
                     } else {
-                        self.expect(&bytes)?;
-                    }
+                        events.rest_of_turn(dir, bytes)?
+                    };
+                    self.data(dir, time, bytes)?;
                 }
                 StreamEvent::End { dir, how, .. } if dir == self.settings.ours => {
                     self.end_ours(how)
@@ -179,8 +278,8 @@ impl<'o, W: Write> Player<'o, W> {
         }
         let [ab, ba] = self.offsets;
         let summary = format!(
-            "Replay matched stream {}: {ab} bytes A -> B, {ba} bytes B -> A, {} turns.\n",
-            self.settings.stream, self.turns
+            "{}Replay matched stream {}: {ab} bytes A -> B, {ba} bytes B -> A, {} turns.\n",
+            self.settings.label, self.settings.stream, self.turns
         );
         self.printer.text.extend_from_slice(summary.as_bytes());
         self.flush();
@@ -191,7 +290,21 @@ impl<'o, W: Write> Player<'o, W> {
         }
     }
 
-    /// Before we speak: the peer must have nothing more to say, then the pause.
+    fn data(&mut self, dir: Direction, time: Duration, bytes: Vec<u8>) -> Result<(), Error> {
+        if self.previous.map(|(d, _)| d) != Some(dir) {
+            self.turns += 1;
+            if dir == self.settings.ours {
+                self.before_our_turn(time)?;
+            }
+        }
+        self.previous = Some((dir, time));
+        if dir == self.settings.ours {
+            self.send(&bytes)
+        } else {
+            self.expect(bytes)
+        }
+    }
+
     fn before_our_turn(&mut self, time: Duration) -> Result<(), Error> {
         if !self.ended[self.theirs.index()] {
             let when = match self.settings.ours {
@@ -208,8 +321,10 @@ impl<'o, W: Write> Player<'o, W> {
         Ok(())
     }
 
-    fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
+    fn send(&mut self, recorded: &[u8]) -> Result<(), Error> {
         let dir = self.settings.ours;
+        let carried = self.carried(recorded);
+        let bytes = carried.as_deref().unwrap_or(recorded);
         let Some(socket) = self.socket.as_mut() else {
             return Ok(());
         };
@@ -217,63 +332,139 @@ impl<'o, W: Write> Player<'o, W> {
             .set_write_timeout(Some(self.settings.timeout))
             .and_then(|()| socket.write_all(bytes));
         if let Err(error) = sent {
-            return self.differ(dir, 0, Difference::SendFailed { error });
+            return self.differ(dir, (0, 0), Difference::SendFailed { error });
         }
         let now = SystemTime::now();
         self.record(|c| c.delivered(dir, bytes, now));
         self.chunk(dir, bytes);
         self.offsets[dir.index()] += bytes.len() as u64;
+        self.recorded[dir.index()] += recorded.len() as u64;
         Ok(())
     }
 
-    /// Receives exactly `expected.len()` bytes from the peer and compares them.
-    fn expect(&mut self, expected: &[u8]) -> Result<(), Error> {
-        let dir = self.theirs;
-        let mut got = vec![0u8; expected.len()];
-        let mut n = 0;
-        while n < expected.len() {
-            // What is still expected, copied only when a difference needs it.
-            let rest = || expected[n..].to_vec();
-            match self.read(&mut got[n..]) {
-                Ok(0) => return self.differ(dir, n, Difference::Closed { expected: rest() }),
-                Ok(k) => {
-                    let same = got[n..n + k] == expected[n..n + k];
-                    if !same {
-                        let at = (n..n + k).find(|&i| got[i] != expected[i]).unwrap_or(n);
-                        let mut received = got[at..n + k].to_vec();
-                        self.read_waiting(&mut received);
-                        let expected = expected[at..].to_vec();
-                        let diff = Difference::Bytes { expected, received };
-                        return self.differ(dir, at, diff);
-                    }
-                    n += k;
-                }
-                Err(e) if is_timeout(&e) => {
-                    let diff = Difference::Silent {
-                        expected: rest(),
-                        fin: false,
-                    };
-                    return self.differ(dir, n, diff);
-                }
-                Err(error) => {
-                    let diff = Difference::Reset {
-                        expected: rest(),
-                        error,
-                    };
-                    return self.differ(dir, n, diff);
-                }
+    /// `recorded` with the carried values in it replaced, if there are any.
+    fn carried(&self, recorded: &[u8]) -> Option<Vec<u8>> {
+        let carries = self.settings.carries.lock().ok()?;
+        (!carries.is_empty()).then(|| matcher::substitute(recorded, &carries))
+    }
+
+    /// Receives the peer's next recorded bytes (a turn, with rules) and compares them.
+    fn expect(&mut self, recorded: Vec<u8>) -> Result<(), Error> {
+        // A value the peer chose earlier stands in for the recorded one here too.
+        let recorded = self.carried(&recorded).unwrap_or(recorded);
+        let rules = Arc::clone(&self.settings.rules);
+        let mut walk = TurnMatch::new(&rules, recorded);
+        let mut live = std::mem::take(&mut self.pending);
+        let mut chunk = Vec::new();
+        loop {
+            match walk.advance(&live, false) {
+                Step::Done => break,
+                Step::Differs => return self.bytes_differ(&walk, &live),
+                Step::NeedMore => {}
+            }
+            // Without rules, exactly what the recording has is read, never more.
+            let want = walk.literal_rest(&live).unwrap_or(READ_SIZE);
+            let want = want.clamp(1, READ_SIZE);
+            if chunk.len() < want {
+                chunk.resize(want, 0);
+            }
+            match self.read(&mut chunk[..want]) {
+                Ok(0) => return self.ran_out(&mut walk, &live, None),
+                Ok(k) => live.extend_from_slice(&chunk[..k]),
+                Err(e) => return self.ran_out(&mut walk, &live, Some(e)),
             }
         }
-        let now = SystemTime::now();
-        self.record(|c| c.delivered(dir, expected, now));
-        self.chunk(dir, expected);
-        self.offsets[dir.index()] += expected.len() as u64;
+        self.matched(&walk, live);
         Ok(())
+    }
+
+    /// The peer's bytes of a turn matched: shown, recorded, counted.
+    fn matched(&mut self, walk: &TurnMatch, mut live: Vec<u8>) {
+        let dir = self.theirs;
+        let (recorded_len, live_len) = walk.position();
+        self.pending = live.split_off(live_len);
+        let now = SystemTime::now();
+        self.record(|c| c.delivered(dir, &live, now));
+        self.chunk(dir, &live);
+        self.offsets[dir.index()] += live_len as u64;
+        self.recorded[dir.index()] += recorded_len as u64;
+        self.count_used(walk);
+        for carried in &walk.carried {
+            let rule = self.settings.rules[carried.rule].name();
+            let text = format!(
+                "Carrying {} as {} ({rule})\n",
+                quoted(&carried.recorded),
+                quoted(&carried.live)
+            );
+            // Shown even with -q: a substitution is part of the verdict's story.
+            let label = &self.settings.label;
+            self.printer
+                .line(Some(dir), label, SystemTime::now(), format_args!("{text}"));
+            self.flush();
+            if let Ok(mut carries) = self.settings.carries.lock() {
+                carries.retain(|c| c.recorded != carried.recorded);
+                carries.push(carried.clone());
+            }
+        }
+    }
+
+    /// The live bytes stopped (`error`: a timeout or a failure; `None`: a FIN) before
+    /// the turn was matched: the walk is finished with what came, and whatever is
+    /// missing or different is the difference.
+    fn ran_out(
+        &mut self,
+        walk: &mut TurnMatch,
+        live: &[u8],
+        error: Option<io::Error>,
+    ) -> Result<(), Error> {
+        match walk.advance(live, true) {
+            Step::Done => {
+                self.matched(walk, live.to_vec());
+                return Ok(());
+            }
+            Step::Differs => return self.bytes_differ(walk, live),
+            Step::NeedMore => {}
+        }
+        self.count_used(walk);
+        let (at_recorded, at_live) = walk.position();
+        let expected = walk.recorded()[at_recorded..].to_vec();
+        let diff = match error {
+            None => Difference::Closed { expected },
+            Some(e) if is_timeout(&e) => Difference::Silent {
+                expected,
+                fin: false,
+            },
+            Some(error) => Difference::Reset { expected, error },
+        };
+        self.differ(self.theirs, (at_recorded, at_live), diff)
+    }
+
+    /// Adds the spans `walk` skipped to the rules' counts.
+    fn count_used(&mut self, walk: &TurnMatch) {
+        for (used, more) in self.used.iter_mut().zip(&walk.used) {
+            *used += more;
+        }
+    }
+
+    fn bytes_differ(&mut self, walk: &TurnMatch, live: &[u8]) -> Result<(), Error> {
+        self.count_used(walk);
+        let (at_recorded, at_live) = walk.position();
+        let mut received = live[at_live..].to_vec();
+        self.read_waiting(&mut received);
+        let expected = walk.recorded()[at_recorded..].to_vec();
+        let diff = Difference::Bytes { expected, received };
+        self.differ(self.theirs, (at_recorded, at_live), diff)
     }
 
     /// The peer's side ends here in the recording: it must close, saying nothing more.
     fn expect_end(&mut self) -> Result<(), Error> {
         let dir = self.theirs;
+        if !self.pending.is_empty() {
+            let mut received = std::mem::take(&mut self.pending);
+            self.read_waiting(&mut received);
+            let when = "where the recording has its FIN";
+            return self.differ(dir, (0, 0), Difference::Extra { received, when });
+        }
         let mut buf = [0u8; SHOWN];
         match self.read(&mut buf) {
             // A reset is accepted where the recording has a FIN or a RST: on Linux a
@@ -284,21 +475,21 @@ impl<'o, W: Write> Player<'o, W> {
                 let mut received = buf[..k].to_vec();
                 self.read_waiting(&mut received);
                 let when = "where the recording has its FIN";
-                return self.differ(dir, 0, Difference::Extra { received, when });
+                return self.differ(dir, (0, 0), Difference::Extra { received, when });
             }
             Err(e) if is_timeout(&e) => {
                 let diff = Difference::Silent {
                     expected: Vec::new(),
                     fin: true,
                 };
-                return self.differ(dir, 0, diff);
+                return self.differ(dir, (0, 0), diff);
             }
             Err(error) => {
                 let diff = Difference::Reset {
                     expected: Vec::new(),
                     error,
                 };
-                return self.differ(dir, 0, diff);
+                return self.differ(dir, (0, 0), diff);
             }
         }
         self.ended[dir.index()] = true;
@@ -350,10 +541,10 @@ impl<'o, W: Write> Player<'o, W> {
     /// Fails if the peer has sent anything (or closed) that we have not read yet.
     fn nothing_waiting(&mut self, when: &'static str) -> Result<(), Error> {
         let dir = self.theirs;
-        let mut received = Vec::new();
+        let mut received = std::mem::take(&mut self.pending);
         self.read_waiting(&mut received);
         if !received.is_empty() {
-            return self.differ(dir, 0, Difference::Extra { received, when });
+            return self.differ(dir, (0, 0), Difference::Extra { received, when });
         }
         let closed = self.socket.as_ref().is_some_and(|s| {
             s.set_nonblocking(true).is_ok() && {
@@ -365,7 +556,7 @@ impl<'o, W: Write> Player<'o, W> {
         if closed {
             return self.differ(
                 dir,
-                0,
+                (0, 0),
                 Difference::Closed {
                     expected: Vec::new(),
                 },
@@ -406,14 +597,59 @@ impl<'o, W: Write> Player<'o, W> {
         }
     }
 
-    /// Reports `difference`, found `skip` bytes past the direction's current offset,
-    /// and ends the replay with it.
-    fn differ(&mut self, dir: Direction, skip: usize, difference: Difference) -> Result<(), Error> {
-        let offset = self.offsets[dir.index()] + skip as u64;
-        difference.report(&mut self.printer.text, dir, offset, self.settings.timeout);
+    /// Reports `difference`, found `skip` bytes past the direction's current offsets
+    /// (recorded, live), and ends the replay with it.
+    fn differ(
+        &mut self,
+        dir: Direction,
+        skip: (usize, usize),
+        difference: Difference,
+    ) -> Result<(), Error> {
+        let at = At {
+            recorded: self.recorded[dir.index()] + skip.0 as u64,
+            live: self.offsets[dir.index()] + skip.1 as u64,
+        };
+        let mut text = Vec::new();
+        difference.report(&mut text, dir, at, self.settings.timeout);
+        if !self.settings.rules.is_empty() {
+            text.extend_from_slice(self.rules_in_force().as_bytes());
+        }
+        for line in text.split_inclusive(|&b| b == b'\n') {
+            self.printer
+                .text
+                .extend_from_slice(self.settings.label.as_bytes());
+            self.printer.text.extend_from_slice(line);
+        }
+        let headline = difference.headline(dir, at, self.settings.timeout);
+        let [expected, received] = difference.sides();
+        self.difference = Some(FirstDifference::new(
+            dir,
+            [at.live, at.recorded],
+            &headline,
+            [expected.unwrap_or_default(), received.unwrap_or_default()],
+        ));
         self.flush();
         self.finish_recording();
-        Err(Error::Differs { dir, offset })
+        Err(Error::Differs {
+            dir,
+            offset: at.live,
+        })
+    }
+
+    /// `Rules in force: --ignore '...' (2 spans), --carry '...' (none)`.
+    fn rules_in_force(&self) -> String {
+        let named: Vec<String> = self
+            .settings
+            .rules
+            .iter()
+            .zip(&self.used)
+            .map(|(rule, &n)| match n {
+                0 => format!("{} (no span)", rule.name()),
+                1 => format!("{} (1 span)", rule.name()),
+                n => format!("{} ({n} spans)", rule.name()),
+            })
+            .collect();
+        format!("Rules in force: {}\n", named.join(", "))
     }
 
     /// `X -> Y sent N bytes` and its rows, then `Y is in sync`: the chunk was taken
@@ -428,8 +664,10 @@ impl<'o, W: Write> Player<'o, W> {
         }
         let now = SystemTime::now();
         let offset = self.offsets[dir.index()];
-        self.printer.sent("", dir, now, offset, bytes);
-        self.printer.status("", dir, now, flow, None);
+        self.printer
+            .sent(&self.settings.label, dir, now, offset, bytes);
+        self.printer
+            .status(&self.settings.label, dir, now, flow, None);
         self.flush();
     }
 
@@ -438,8 +676,9 @@ impl<'o, W: Write> Player<'o, W> {
             return;
         }
         let now = SystemTime::now();
+        let label = &self.settings.label;
         self.printer
-            .line(Some(dir), "", now, format_args!("{text}"));
+            .line(Some(dir), label, now, format_args!("{text}"));
     }
 
     /// Writes out what is formatted. A failing stdout must not hide the verdict, which

@@ -177,3 +177,68 @@ pub fn turns_with_client(
     }
     Ok(turns)
 }
+
+/// How a connection opens, to tell which recorded connection a live client is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opening {
+    pub stream: usize,
+    /// Whether the client spoke first (else the server did, or nobody did).
+    pub client_first: bool,
+    /// The client's first turn, its first `OPENING_BYTES` at most.
+    pub first: Vec<u8>,
+}
+
+/// How much of a client's first turn is kept to tell connections apart.
+pub const OPENING_BYTES: usize = 64 * 1024;
+
+/// How each of `streams` opens, in one pass over the capture.
+pub fn openings(path: &Path, streams: &[usize]) -> Result<Vec<Opening>, Error> {
+    let mut reader = CaptureReader::open(path)?;
+    let mut reassembler = Reassembler::new();
+    let mut found: Vec<Opening> = streams
+        .iter()
+        .map(|&stream| Opening {
+            stream,
+            client_first: false,
+            first: Vec::new(),
+        })
+        .collect();
+    // Whether each connection's first turn is over.
+    let mut over = vec![false; streams.len()];
+    let mut events = Vec::new();
+    let mut more = true;
+    while more {
+        match reader.next_segment()? {
+            Some(segment) => reassembler.push(segment, &mut events),
+            None => {
+                reassembler.finish(&mut events);
+                more = false;
+            }
+        }
+        for event in events.drain(..) {
+            let StreamEvent::Data {
+                stream, dir, bytes, ..
+            } = event
+            else {
+                continue;
+            };
+            let Some(k) = streams.iter().position(|&s| s == stream) else {
+                continue;
+            };
+            if over[k] {
+                continue;
+            }
+            if dir == Direction::AtoB {
+                let opening = &mut found[k];
+                opening.client_first = true;
+                let room = OPENING_BYTES.saturating_sub(opening.first.len());
+                opening
+                    .first
+                    .extend_from_slice(&bytes[..bytes.len().min(room)]);
+            } else {
+                over[k] = true;
+            }
+        }
+    }
+    Ok(found)
+}
