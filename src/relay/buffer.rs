@@ -38,7 +38,7 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::io::{self, Read};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select};
@@ -111,9 +111,26 @@ impl Ring {
         unsafe { std::slice::from_raw_parts(self.at(at), len) }
     }
 
+    /// Wakes the other side if it waits. One token is enough to wake, and a token
+    /// already there will do: the waiter takes it, then looks again.
+    ///
+    /// The fence pairs with the one in `Ring::settle`, taken by the waiter after a
+    /// token and before it looks. Without the two, a poke that finds an older token
+    /// still there could be lost: the waiter takes the older token, looks, and may
+    /// not yet see the position we moved before this poke (the older token orders
+    /// only what came before *it*), then sleeps with no token left. With them, either
+    /// the waiter's look comes after our fence and sees the move, or it comes before,
+    /// and then the token it took was gone before our `try_send`, which succeeds.
+    /// (Miri found this lost wake-up; `threads_move_a_stream_through_a_tiny_ring_intact`
+    /// under `cargo +nightly miri test` checks it.)
     fn poke(side: &(Sender<()>, Receiver<()>)) {
-        // One token is enough to wake; a token already there will do.
+        fence(Ordering::SeqCst);
         let _ = side.0.try_send(());
+    }
+
+    /// Before a side looks at the positions: see `poke`.
+    fn settle() {
+        fence(Ordering::SeqCst);
     }
 
     /// The logger is done with `[start, start + len)`. The logger lets chunks go in
@@ -204,6 +221,7 @@ impl Filler {
     /// the writer is gone (it failed: nothing read now could be delivered).
     pub fn wait_for_space(&self, stop: &Receiver<()>) -> bool {
         loop {
+            Ring::settle();
             if self.ring.writer_done.load(Ordering::Acquire) {
                 return false;
             }
@@ -300,6 +318,7 @@ impl Drainer {
     /// byte it read is written (or `until` is reached).
     pub fn pending(&self, until: Option<u64>) -> Option<&[u8]> {
         loop {
+            Ring::settle();
             let done = self.ring.reader_done.load(Ordering::Acquire);
             let filled = self.ring.filled.load(Ordering::Acquire);
             let written = self.ring.written.load(Ordering::Acquire);
