@@ -94,6 +94,22 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
+/// The binary with `-c`, then `flags`, then `-A tls:localhost:0 -B b`, its local CA
+/// made under `dir`.
+fn spawn_tls_a(dir: &Path, flags: &[&str], b: &str) -> Process {
+    let mut args = strings(&["-c"]);
+    args.extend(strings(flags));
+    args.extend(strings(&["-A", "tls:localhost:0", "-B", b]));
+    Process::spawn_with(&args, &with_data_home(dir))
+}
+
+/// A plain B listening on a free loopback port, and its `-B` address.
+fn tcp_b() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, format!("127.0.0.1:{port}"))
+}
+
 #[test]
 fn https_from_curl_through_tls_to_tls_to_openssl_s_server() {
     if !have_tls_tools() {
@@ -264,18 +280,8 @@ fn openssl_s_client_verifies_the_made_certificate_and_b_gets_plaintext() {
         return;
     }
     let dir = scratch_dir("tls-s-client");
-    let b_listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let b_port = b_listener.local_addr().unwrap().port();
-    let mut process = Process::spawn_with(
-        &strings(&[
-            "-c",
-            "-A",
-            "tls:localhost:0",
-            "-B",
-            &format!("127.0.0.1:{b_port}"),
-        ]),
-        &with_data_home(&dir),
-    );
+    let (b_listener, b_addr) = tcp_b();
+    let mut process = spawn_tls_a(&dir, &[], &b_addr);
     let ca = printed_ca(&process.stdout);
     let mut b = accept_in_time(&b_listener);
     let waiting = process.stdout.wait_line("the waiting line", |l| {
@@ -299,10 +305,7 @@ fn openssl_s_client_verifies_the_made_certificate_and_b_gets_plaintext() {
         .unwrap();
     let mut to_client = client.stdin.take().unwrap();
     to_client.write_all(b"hello over tls\n").unwrap();
-    let mut got = vec![0; 15];
-    b.set_read_timeout(Some(DEADLINE)).unwrap();
-    b.read_exact(&mut got).unwrap();
-    assert_eq!(got, b"hello over tls\n");
+    assert_eq!(read_exact(&mut b, 15), b"hello over tls\n");
     b.write_all(b"plain reply\n").unwrap();
     b.shutdown(Shutdown::Write).unwrap();
     process
@@ -456,21 +459,24 @@ fn rustls_client(ca: &Path, port: u16) -> (rustls::ClientConnection, TcpStream) 
     (tls, tcp)
 }
 
+/// The plaintext `tls` reads from `tcp` until the server's close_notify.
+fn tls_read_to_end(tls: &mut rustls::ClientConnection, tcp: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    loop {
+        tls.complete_io(tcp).unwrap();
+        match tls.reader().read_to_end(&mut got) {
+            Ok(_) => return got,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 #[test]
 fn a_corrupt_record_from_a_is_a_tls_failure_of_the_passthrough() {
     let dir = scratch_dir("tls-corrupt");
-    let b_listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let b_port = b_listener.local_addr().unwrap().port();
-    let mut process = Process::spawn_with(
-        &strings(&[
-            "-c",
-            "-A",
-            "tls:localhost:0",
-            "-B",
-            &format!("127.0.0.1:{b_port}"),
-        ]),
-        &with_data_home(&dir),
-    );
+    let (b_listener, b_addr) = tcp_b();
+    let mut process = spawn_tls_a(&dir, &[], &b_addr);
     let ca = printed_ca(&process.stdout);
     let mut b = accept_in_time(&b_listener);
     let waiting = process.stdout.wait_line("the waiting line", |l| {
@@ -479,10 +485,7 @@ fn a_corrupt_record_from_a_is_a_tls_failure_of_the_passthrough() {
     let (mut tls, mut tcp) = rustls_client(&ca, waiting_port(&waiting));
     tls.writer().write_all(b"first\n").unwrap();
     tls.complete_io(&mut tcp).unwrap();
-    let mut got = [0; 6];
-    b.set_read_timeout(Some(DEADLINE)).unwrap();
-    b.read_exact(&mut got).unwrap();
-    assert_eq!(&got, b"first\n");
+    assert_eq!(read_exact(&mut b, 6), b"first\n");
     // An application-data record that no key sealed.
     tcp.write_all(&[0x17, 0x03, 0x03, 0x00, 0x20]).unwrap();
     tcp.write_all(&[0x42; 0x20]).unwrap();
@@ -520,18 +523,8 @@ fn a_b_that_does_not_speak_tls_fails_the_connection() {
 #[test]
 fn a_signal_ends_a_handshake_that_a_silent_client_holds_up() {
     let dir = scratch_dir("tls-silent");
-    let b_listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let b_port = b_listener.local_addr().unwrap().port();
-    let mut process = Process::spawn_with(
-        &strings(&[
-            "-c",
-            "-A",
-            "tls:localhost:0",
-            "-B",
-            &format!("127.0.0.1:{b_port}"),
-        ]),
-        &with_data_home(&dir),
-    );
+    let (b_listener, b_addr) = tcp_b();
+    let mut process = spawn_tls_a(&dir, &[], &b_addr);
     let _b = accept_in_time(&b_listener);
     let waiting = process.stdout.wait_line("the waiting line", |l| {
         l.starts_with("Waiting for a connection from A ")
@@ -559,19 +552,8 @@ fn a_signal_ends_a_handshake_that_a_silent_client_holds_up() {
 #[test]
 fn keep_listening_serves_tls_clients_each_with_its_own_b() {
     let dir = scratch_dir("tls-many");
-    let b_listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let b_port = b_listener.local_addr().unwrap().port();
-    let mut process = Process::spawn_with(
-        &strings(&[
-            "-c",
-            "-k",
-            "-A",
-            "tls:localhost:0",
-            "-B",
-            &format!("127.0.0.1:{b_port}"),
-        ]),
-        &with_data_home(&dir),
-    );
+    let (b_listener, b_addr) = tcp_b();
+    let mut process = spawn_tls_a(&dir, &["-k"], &b_addr);
     let ca = printed_ca(&process.stdout);
     let waiting = process.stdout.wait_line("the waiting line", |l| {
         l.starts_with("Waiting for connections from A ")
@@ -583,25 +565,13 @@ fn keep_listening_serves_tls_clients_each_with_its_own_b() {
         let mut b = accept_in_time(&b_listener);
         tls.writer().write_all(&[b'0' + n; 3]).unwrap();
         tls.complete_io(&mut tcp).unwrap();
-        let mut got = [0; 3];
-        b.set_read_timeout(Some(DEADLINE)).unwrap();
-        b.read_exact(&mut got).unwrap();
-        assert_eq!(got, [b'0' + n; 3]);
+        assert_eq!(read_exact(&mut b, 3), [b'0' + n; 3]);
         b.write_all(b"back").unwrap();
         b.shutdown(Shutdown::Write).unwrap();
         clients.push((tls, tcp, b));
     }
     for (mut tls, mut tcp, mut b) in clients {
-        let mut got = Vec::new();
-        loop {
-            tls.complete_io(&mut tcp).unwrap();
-            match tls.reader().read_to_end(&mut got) {
-                Ok(_) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        assert_eq!(got, b"back");
+        assert_eq!(tls_read_to_end(&mut tls, &mut tcp), b"back");
         // The client's close_notify is the end of its stream for B.
         tls.send_close_notify();
         tls.complete_io(&mut tcp).unwrap();
@@ -620,16 +590,7 @@ fn tls_a_to_a_unix_b() {
     let dir = scratch_dir("tls-unix");
     let b_path = dir.join("b.sock");
     let b_listener = UnixListener::bind(&b_path).unwrap();
-    let mut process = Process::spawn_with(
-        &strings(&[
-            "-c",
-            "-A",
-            "tls:localhost:0",
-            "-B",
-            &format!("unix:{}", b_path.display()),
-        ]),
-        &with_data_home(&dir),
-    );
+    let mut process = spawn_tls_a(&dir, &[], &format!("unix:{}", b_path.display()));
     let ca = printed_ca(&process.stdout);
     let (mut b, _) = b_listener.accept().unwrap();
     b.set_read_timeout(Some(DEADLINE)).unwrap();
@@ -645,15 +606,6 @@ fn tls_a_to_a_unix_b() {
     assert_eq!(got, b"over tls to unix\n");
     b.write_all(b"and back\n").unwrap();
     b.shutdown(Shutdown::Write).unwrap();
-    let mut back = Vec::new();
-    loop {
-        tls.complete_io(&mut tcp).unwrap();
-        match tls.reader().read_to_end(&mut back) {
-            Ok(_) => break,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => panic!("{e}"),
-        }
-    }
-    assert_eq!(back, b"and back\n");
+    assert_eq!(tls_read_to_end(&mut tls, &mut tcp), b"and back\n");
     assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
 }
