@@ -20,10 +20,6 @@ fn fixture(name: &str) -> String {
     format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn strings(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
 /// Malformed relay command lines beyond `tests/relay.rs`'s twenty.
 #[test]
 fn more_malformed_relay_command_lines() {

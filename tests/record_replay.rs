@@ -112,17 +112,10 @@ fn replayed(mut p: Process) -> Replayed {
 
 /// `replay file --as b`, with a live client A that plays `client`.
 fn replay_as_b(file: &Path, extra: &[&str], client: Vec<Step>) -> Replayed {
-    let args: Vec<String> = ["replay", file.to_str().unwrap(), "--as", "b"]
-        .iter()
-        .chain(&["-A", "127.0.0.1:0", "-c"])
-        .chain(extra)
-        .map(|s| s.to_string())
-        .collect();
-    let p = Process::spawn(&args);
-    let waiting = p.stdout.wait_line("the waiting line", |l| {
-        l.starts_with("Waiting for a connection from A ")
-    });
-    let a = TcpStream::connect(("127.0.0.1", waiting_port(&waiting))).unwrap();
+    let mut list = vec!["-c"];
+    list.extend_from_slice(extra);
+    let (p, port) = spawn_replay_as_b(file, &list);
+    let a = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let peer = thread::spawn(move || perform(a, &client));
     let result = replayed(p);
     peer.join().unwrap();

@@ -13,9 +13,9 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Process, Step, change_byte, have_tshark, perform, waiting_port};
+use common::{Step, change_byte, fixture, have_tshark, perform, run, script, spawn_replay_as_b};
 use tiburoncin::direction::Direction;
-use tiburoncin::replay::reassembly::{StreamEnd, StreamEvent};
+use tiburoncin::replay::reassembly::StreamEvent;
 use tiburoncin::replay::recording::Recording;
 
 const FIXTURES: [&str; 19] = [
@@ -55,27 +55,6 @@ const LAYERED: [&str; 11] = [
     "nested.pcap",
     "midstream.pcap",
 ];
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
-/// Runs tiburoncin to the end with `list` as arguments.
-fn run(list: &[&str]) -> (i32, String, String) {
-    let mut p = Process::spawn(&args(list));
-    let status = p.wait();
-    (
-        status.code().unwrap_or(-1),
-        p.stdout.text(),
-        p.stderr.text(),
-    )
-}
 
 // ---- tshark as the judge ------------------------------------------------------------
 
@@ -287,44 +266,12 @@ fn how_connections_ended() {
 
 // ---- live peers ---------------------------------------------------------------------
 
-/// The steps of the side that sends `dir`, from connection `stream` of `path`.
-fn script(path: &Path, stream: usize, dir: Direction) -> Vec<Step> {
-    let mut recording = Recording::open(path, stream).unwrap();
-    let mut steps = Vec::new();
-    while let Some(event) = recording.next_event().unwrap() {
-        let step = match event {
-            StreamEvent::Data { dir: d, bytes, .. } if d == dir => Step::Send(bytes),
-            StreamEvent::Data { bytes, .. } => Step::Receive(bytes.len()),
-            StreamEvent::End { dir: d, how, .. } if d == dir => {
-                assert_eq!(how, StreamEnd::Fin, "the live peers only half-close");
-                Step::Shutdown
-            }
-            StreamEvent::End { .. } => Step::ExpectEnd,
-            StreamEvent::Gap { .. } => panic!("the fixture lacks bytes"),
-        };
-        steps.push(step);
-    }
-    steps
-}
-
 /// Replays `name` as B, with a client that plays `client` against it.
 fn replay_as_b(name: &str, extra: &[&str], client: Vec<Step>) -> (i32, String, String) {
-    let path = fixture(name);
-    let mut list = vec![
-        "replay",
-        path.to_str().unwrap(),
-        "--as",
-        "b",
-        "-A",
-        "127.0.0.1:0",
-        "-c",
-    ];
+    let mut list = vec!["-c"];
     list.extend_from_slice(extra);
-    let mut p = Process::spawn(&args(&list));
-    let waiting = p.stdout.wait_line("the waiting line", |l| {
-        l.starts_with("Waiting for a connection from A ")
-    });
-    let a = TcpStream::connect(("127.0.0.1", waiting_port(&waiting))).unwrap();
+    let (mut p, port) = spawn_replay_as_b(&fixture(name), &list);
+    let a = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let peer = thread::spawn(move || perform(a, &client));
     let status = p.wait();
     peer.join().unwrap();

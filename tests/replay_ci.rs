@@ -16,25 +16,11 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Process, Step, have_program, perform, scratch_dir, waiting_port};
+use common::{
+    DEADLINE, Process, Step, fixture, have_program, perform, run, scratch_dir, script,
+    spawn_replay_as_b, strings, waiting_port,
+};
 use tiburoncin::direction::Direction;
-use tiburoncin::replay::reassembly::StreamEvent;
-use tiburoncin::replay::recording::Recording;
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
-/// Runs tiburoncin to the end with `list` as arguments: (exit status, stdout, stderr).
-fn run(list: &[&str]) -> (i32, String, String) {
-    let mut p = Process::spawn(&args(list));
-    let status = p.wait();
-    (
-        status.code().unwrap_or(-1),
-        p.stdout.text(),
-        p.stderr.text(),
-    )
-}
 
 /// A port nothing listens on right now.
 fn free_port() -> u16 {
@@ -112,7 +98,7 @@ fn redis_server(port: u16) -> Spawned {
 fn record(b_port: u16, capture: &Path, connections: usize, clients: impl FnOnce(u16)) {
     let b = format!("127.0.0.1:{b_port}");
     let capture = capture.to_str().unwrap();
-    let mut relay = Process::spawn(&args(&[
+    let mut relay = Process::spawn(&strings(&[
         "-k",
         "-q",
         "-A",
@@ -534,60 +520,16 @@ fn a_token_the_server_chose_is_carried() {
 
 // ---- several connections, with the test's own peers ----------------------------------
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
-}
-
-/// The steps of A in connection `stream` of `path`.
-fn client_script(path: &Path, stream: usize) -> Vec<Step> {
-    let mut recording = Recording::open(path, stream).unwrap();
-    let mut steps = Vec::new();
-    while let Some(event) = recording.next_event().unwrap() {
-        match event {
-            StreamEvent::Data {
-                dir: Direction::AtoB,
-                bytes,
-                ..
-            } => steps.push(Step::Send(bytes)),
-            StreamEvent::Data { bytes, .. } => steps.push(Step::Receive(bytes.len())),
-            StreamEvent::End {
-                dir: Direction::AtoB,
-                ..
-            } => steps.push(Step::Shutdown),
-            StreamEvent::End { .. } => steps.push(Step::ExpectEnd),
-            StreamEvent::Gap { .. } => panic!("the fixture lacks bytes"),
-        }
-    }
-    steps
-}
-
 #[test]
 fn clients_are_matched_to_recorded_connections_by_what_they_send() {
     let http = fixture("http.pcap");
-    let path = http.to_str().unwrap();
     let report = scratch_dir("ci-many").join("report.json");
-    let mut p = Process::spawn(&args(&[
-        "replay",
-        path,
-        "--as",
-        "b",
-        "-A",
-        "127.0.0.1:0",
-        "-c",
-        "--report",
-        report.to_str().unwrap(),
-    ]));
-    let waiting = p.stdout.wait_line("the waiting line", |l| {
-        l.starts_with("Waiting for a connection from A ")
-    });
-    let port = waiting_port(&waiting);
+    let (mut p, port) = spawn_replay_as_b(&http, &["-c", "--report", report.to_str().unwrap()]);
     // The second recorded connection's client comes first, and both at once.
     let peers: Vec<_> = [1, 0]
         .into_iter()
         .map(|stream| {
-            let steps = client_script(&http, stream);
+            let steps = script(&http, stream, Direction::AtoB);
             let a = TcpStream::connect(("127.0.0.1", port)).unwrap();
             thread::spawn(move || perform(a, &steps))
         })
@@ -615,26 +557,9 @@ fn clients_are_matched_to_recorded_connections_by_what_they_send() {
 #[test]
 fn stream_picks_connections_and_one_that_differs_fails_the_run() {
     let http = fixture("http.pcap");
-    let path = http.to_str().unwrap();
-    let mut p = Process::spawn(&args(&[
-        "replay",
-        path,
-        "--as",
-        "b",
-        "-A",
-        "127.0.0.1:0",
-        "-q",
-        "--stream",
-        "0,1",
-        "--timeout",
-        "2",
-    ]));
-    let waiting = p.stdout.wait_line("the waiting line", |l| {
-        l.starts_with("Waiting for a connection from A ")
-    });
-    let port = waiting_port(&waiting);
-    let good = client_script(&http, 0);
-    let mut bad = client_script(&http, 1);
+    let (mut p, port) = spawn_replay_as_b(&http, &["-q", "--stream", "0,1", "--timeout", "2"]);
+    let good = script(&http, 0, Direction::AtoB);
+    let mut bad = script(&http, 1, Direction::AtoB);
     common::change_byte(&mut bad, 20);
     let peers: Vec<_> = [good, bad]
         .into_iter()
@@ -685,8 +610,8 @@ fn bad_rules_and_commands_are_usage_errors() {
         (&["--"], "-- must be followed by a command to run"),
         (&["--stream", "9"], "has no TCP connection 9"),
     ] {
-        let mut list = args(&play);
-        list.extend(args(extra));
+        let mut list = strings(&play);
+        list.extend(strings(extra));
         common::assert_usage_error(&list, true);
         let mut p = Process::spawn(&list);
         p.wait();
@@ -799,21 +724,8 @@ fn a_missing_or_endless_command_ends_in_time() {
 #[test]
 fn a_client_that_sends_nothing_fails_every_connection_in_time() {
     let http = fixture("http.pcap");
-    let path = http.to_str().unwrap();
-    let mut p = Process::spawn(&args(&[
-        "replay",
-        path,
-        "--as",
-        "b",
-        "-A",
-        "127.0.0.1:0",
-        "--timeout",
-        "0.5",
-    ]));
-    let waiting = p.stdout.wait_line("the waiting line", |l| {
-        l.starts_with("Waiting for a connection from A ")
-    });
-    let _silent = TcpStream::connect(("127.0.0.1", waiting_port(&waiting))).unwrap();
+    let (mut p, port) = spawn_replay_as_b(&http, &["--timeout", "0.5"]);
+    let _silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let status = p.wait();
     let stdout = p.stdout.text();
     assert_eq!(status.code(), Some(1), "{stdout}");
@@ -834,7 +746,7 @@ fn a_client_that_sends_nothing_fails_every_connection_in_time() {
 #[test]
 fn after_an_ignored_span_of_another_length_both_offsets_are_reported() {
     let lines = fixture("lines.pcap");
-    let mut client = client_script(&lines, 0);
+    let mut client = script(&lines, 0, Direction::AtoB);
     let mut sends: Vec<&mut Vec<u8>> = client
         .iter_mut()
         .filter_map(|step| match step {
@@ -846,21 +758,8 @@ fn after_an_ignored_span_of_another_length_both_offsets_are_reported() {
     assert_eq!(sends[2].as_slice(), b"line 2 says hello\n");
     *sends[0] = b"line 10 says hello\n".to_vec();
     *sends[2] = b"line 2 says HELLO\n".to_vec();
-    let mut p = Process::spawn(&args(&[
-        "replay",
-        lines.to_str().unwrap(),
-        "--as",
-        "b",
-        "-A",
-        "127.0.0.1:0",
-        "-c",
-        "--ignore",
-        "line [0-9]+",
-    ]));
-    let waiting = p.stdout.wait_line("the waiting line", |l| {
-        l.starts_with("Waiting for a connection from A ")
-    });
-    let a = TcpStream::connect(("127.0.0.1", waiting_port(&waiting))).unwrap();
+    let (mut p, port) = spawn_replay_as_b(&lines, &["-c", "--ignore", "line [0-9]+"]);
+    let a = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let peer = thread::spawn(move || perform(a, &client));
     let status = p.wait();
     peer.join().unwrap();

@@ -90,10 +90,6 @@ fn with_data_home(dir: &Path) -> Options {
     }
 }
 
-fn strings(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| s.to_string()).collect()
-}
-
 /// The binary with `-c`, then `flags`, then `-A tls:localhost:0 -B b`, its local CA
 /// made under `dir`.
 fn spawn_tls_a(dir: &Path, flags: &[&str], b: &str) -> Process {

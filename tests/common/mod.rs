@@ -16,6 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use tiburoncin::direction::Direction;
+use tiburoncin::replay::reassembly::{StreamEnd, StreamEvent};
+use tiburoncin::replay::recording::Recording;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tiburoncin");
 
 /// How long any single wait may take before the test fails.
@@ -406,6 +410,29 @@ pub fn behinds(lines: &[String], who: &str) -> Vec<usize> {
         .collect()
 }
 
+/// `list` as owned strings, for a command line.
+pub fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Runs tiburoncin to the end with `list` as arguments: (exit status, stdout, stderr).
+pub fn run(list: &[&str]) -> (i32, String, String) {
+    let mut p = Process::spawn(&strings(list));
+    let status = p.wait();
+    (
+        status.code().unwrap_or(-1),
+        p.stdout.text(),
+        p.stderr.text(),
+    )
+}
+
+/// The path of the capture `name` in `fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
 /// Accepts one connection on `listener`, failing past the deadline.
 pub fn accept_in_time(listener: &TcpListener) -> TcpStream {
     listener.set_nonblocking(true).unwrap();
@@ -562,6 +589,40 @@ pub enum Step {
     Receive(usize),
     Shutdown,
     ExpectEnd,
+}
+
+/// The steps of the side that sends `dir`, from connection `stream` of `path`.
+pub fn script(path: &Path, stream: usize, dir: Direction) -> Vec<Step> {
+    let mut recording = Recording::open(path, stream).unwrap();
+    let mut steps = Vec::new();
+    while let Some(event) = recording.next_event().unwrap() {
+        let step = match event {
+            StreamEvent::Data { dir: d, bytes, .. } if d == dir => Step::Send(bytes),
+            StreamEvent::Data { bytes, .. } => Step::Receive(bytes.len()),
+            StreamEvent::End { dir: d, how, .. } if d == dir => {
+                assert_eq!(how, StreamEnd::Fin, "the live peers only half-close");
+                Step::Shutdown
+            }
+            StreamEvent::End { .. } => Step::ExpectEnd,
+            StreamEvent::Gap { .. } => panic!("the fixture lacks bytes"),
+        };
+        steps.push(step);
+    }
+    steps
+}
+
+/// `tiburoncin replay path --as b -A 127.0.0.1:0`, then `extra`, started: the
+/// process and the port it waits for A on.
+pub fn spawn_replay_as_b(path: &Path, extra: &[&str]) -> (Process, u16) {
+    let mut list = strings(&["replay", path.to_str().unwrap(), "--as", "b"]);
+    list.extend(strings(&["-A", "127.0.0.1:0"]));
+    list.extend(strings(extra));
+    let p = Process::spawn(&list);
+    let waiting = p.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A ")
+    });
+    let port = waiting_port(&waiting);
+    (p, port)
 }
 
 /// Plays `steps` on `stream`; a read error or short read ends it quietly (the
