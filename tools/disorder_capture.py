@@ -18,14 +18,7 @@ usage: disorder_capture.py IN.pcap OUT.pcap
 import struct
 import sys
 
-
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return (~total) & 0xFFFF
+from pcap_edit import checksum, read_pcap
 
 
 def parse(frame):
@@ -56,15 +49,7 @@ def with_payload(frame, seq, payload):
 
 
 def main(src, dst):
-    raw = open(src, "rb").read()
-    header, rest = raw[:24], raw[24:]
-    assert header[:4] == b"\xd4\xc3\xb2\xa1", "expects a little-endian microsecond pcap"
-    assert struct.unpack("<I", header[20:24])[0] == 1, "expects Ethernet"
-    packets = []
-    while rest:
-        sec, usec, incl, orig = struct.unpack("<IIII", rest[:16])
-        packets.append([sec, usec, rest[16 : 16 + incl]])
-        rest = rest[16 + incl :]
+    header, packets = read_pcap(src)
     client_port = parse(packets[0][2])[2]  # the first packet is the client's SYN
     data = [i for i, p in enumerate(packets) if parse(p[2])[2] == client_port and parse(p[2])[4]]
     assert len(data) >= 6, "needs six data segments from the client"

@@ -35,18 +35,11 @@ MODE is one of:
 import struct
 import sys
 
+from pcap_edit import checksum, read_pcap
+
 OUTER4 = (bytes([192, 0, 2, 1]), bytes([198, 51, 100, 1]))
 OUTER6 = (bytes.fromhex("20010db8000000000000000000000001"), bytes.fromhex("20010db8000000000000000000000002"))
 MACS = (bytes.fromhex("020000000001"), bytes.fromhex("020000000002"))
-
-
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return (~total) & 0xFFFF
 
 
 class Outer:
@@ -184,19 +177,6 @@ def pppoe_chatter(way):
     echo = struct.pack("!BBHI", 9, 1, 8, 0x11223344)
     lcp = ethernet(way, 0x88A8, tag(100, 0x8100, tag(200, 0x8864, pppoe(0xC021, echo))))
     return [padi, lcp]
-
-
-def read_pcap(path):
-    raw = open(path, "rb").read()
-    header, rest = raw[:24], raw[24:]
-    assert header[:4] == b"\xd4\xc3\xb2\xa1", "expects a little-endian microsecond pcap"
-    assert struct.unpack("<I", header[20:24])[0] == 1, "expects Ethernet"
-    packets = []
-    while rest:
-        sec, usec, incl, _ = struct.unpack("<IIII", rest[:16])
-        packets.append((sec, usec, rest[16 : 16 + incl]))
-        rest = rest[16 + incl :]
-    return header, packets
 
 
 def main(src, dst, mode):
