@@ -150,12 +150,12 @@ impl RelayChild {
     pub(crate) fn terminate(&self) -> Result<(), Error> {
         let pid = libc::pid_t::try_from(self.child.id())
             .map_err(|_| Error::Demo("the relay's process id is out of range".into()))?;
-        // SAFETY: kill(2) with the id of our own child, which has not been waited
-        // for yet, so the id is still its.
-        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        // Our own child, not waited for yet, so the id is still its.
+        let pid = nix::unistd::Pid::from_raw(pid);
+        if let Err(errno) = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM) {
             return Err(Error::Demo(format!(
                 "cannot stop the relay: {}",
-                io::Error::last_os_error()
+                io::Error::from(errno)
             )));
         }
         Ok(())

@@ -147,17 +147,14 @@ pub(crate) fn unsent(stream: &TcpStream) -> u64 {
 
 /// Waits until `stream` may be written to again, or the deadline.
 pub(crate) fn writable(stream: &TcpStream) -> Result<(), Error> {
-    let mut poll = libc::pollfd {
-        fd: std::os::fd::AsRawFd::as_raw_fd(stream),
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    let millis = libc::c_int::try_from(DEADLINE.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: one pollfd, valid for the call; the descriptor is `stream`'s, alive here.
-    match unsafe { libc::poll(&mut poll, 1, millis) } {
-        1 => Ok(()),
-        0 => Err(Error::Demo("A could not send for too long".into())),
-        _ => Err(failed("A", "wait to send", io::Error::last_os_error())),
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLOUT)];
+    let timeout = PollTimeout::try_from(DEADLINE).unwrap_or(PollTimeout::MAX);
+    match poll(&mut fds, timeout) {
+        Ok(0) => Err(Error::Demo("A could not send for too long".into())),
+        Ok(_) => Ok(()),
+        Err(errno) => Err(failed("A", "wait to send", io::Error::from(errno))),
     }
 }
 

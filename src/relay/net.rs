@@ -119,26 +119,19 @@ pub fn accept(listener: &Socket) -> io::Result<(Socket, Option<SocketAddr>)> {
 /// As `accept`, but gives up with `TimedOut` when nobody connects within `limit`
 /// (a replay in CI must not wait forever for a client that failed to start).
 pub fn accept_within(listener: &Socket, limit: Duration) -> io::Result<Socket> {
-    use std::os::fd::AsRawFd;
+    use nix::errno::Errno;
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
     let deadline = std::time::Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let mut poll = libc::pollfd {
-            fd: listener.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let millis = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: one valid pollfd, for the duration of the call.
-        match unsafe { libc::poll(&mut poll, 1, millis) } {
-            0 => return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT)),
-            n if n > 0 => return accept(listener).map(|(socket, _)| socket),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Ok(0) => return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT)),
+            Ok(_) => return accept(listener).map(|(socket, _)| socket),
+            Err(Errno::EINTR) => {}
+            Err(errno) => return Err(errno.into()),
         }
     }
 }

@@ -136,9 +136,9 @@ impl Running {
 
     /// SIGTERM, then SIGKILL if it has not exited after the grace period; says which.
     fn stop(&mut self) -> String {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) with our own child's pid, which we have not reaped yet.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        // Our own child, not reaped yet, so the id is still its.
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as libc::pid_t);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         if self.wait_within(GRACE) {
             return "was stopped with SIGTERM".into();
         }
