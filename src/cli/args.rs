@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::cli::addr::{Address, Endpoint};
+use crate::cli::colour::ColourChoice;
 use crate::cli::sizes::SizePair;
 use crate::output::timestamps::TimestampKind;
 use crate::relay::faults::{self, Delay};
@@ -75,9 +76,14 @@ pub struct Cli {
     #[arg(short = 'f', value_name = "prefix")]
     pub prefix: Option<PathBuf>,
 
-    /// No colours
+    /// No colours (as --color=never)
     #[arg(short = 'c')]
     pub colourless: bool,
+
+    /// Colour the text: auto (on a terminal, unless NO_COLOR is set or TERM=dumb;
+    /// CLICOLOR_FORCE=1 forces it), always or never
+    #[arg(long = "color", value_name = "when", value_enum)]
+    pub color: Option<ColourChoice>,
 
     /// No per-chunk output: start-up lines, errors and a final summary only
     #[arg(short = 'q', long = "quiet")]
@@ -300,9 +306,14 @@ pub struct DemoRelayFlags {
     #[arg(short = 'f', value_name = "prefix")]
     pub prefix: Option<PathBuf>,
 
-    /// No colours
+    /// No colours (as --color=never)
     #[arg(short = 'c')]
     pub colourless: bool,
+
+    /// Colour the relay's text: auto (on a terminal, unless NO_COLOR is set or
+    /// TERM=dumb), always or never
+    #[arg(long = "color", value_name = "when", value_enum)]
+    pub color: Option<ColourChoice>,
 
     /// No per-chunk output from the relay
     #[arg(short = 'q', long = "quiet")]
@@ -409,9 +420,14 @@ pub struct ReplayArgs {
           allow_negative_numbers = true)]
     pub timeout: Duration,
 
-    /// No colours
+    /// No colours (as --color=never)
     #[arg(short = 'c')]
     pub colourless: bool,
+
+    /// Colour the text: auto (on a terminal, unless NO_COLOR is set or TERM=dumb;
+    /// CLICOLOR_FORCE=1 forces it), always or never
+    #[arg(long = "color", value_name = "when", value_enum)]
+    pub color: Option<ColourChoice>,
 
     /// Don't show the bytes as they are exchanged, only the result
     #[arg(short = 'q')]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::capture::Format;
 use crate::cli::addr::{Address, Endpoint};
 use crate::cli::args::{Cli, ReplayArgs, Side, Timing, TlsFlags};
+use crate::cli::colour::ColourChoice;
 use crate::cli::sizes::SizePair;
 use crate::output::dump::DumpPaths;
 use crate::output::timestamps::TimestampKind;
@@ -70,7 +71,8 @@ pub struct Config {
     pub socket_buffers: Option<(usize, usize)>,
     pub dumps: Option<DumpPaths>,
     pub capture: Option<CaptureFile>,
-    pub colour: bool,
+    /// `--color` and `-c`: decided for the stream the text goes to when it is opened.
+    pub colour: ColourChoice,
     pub quiet: bool,
     /// `-t`: show when each event happened, and how.
     pub timestamps: Option<TimestampKind>,
@@ -115,7 +117,7 @@ impl Config {
             socket_buffers: cli.socket_buffers.map(|s| (s.0, s.1)),
             dumps,
             capture,
-            colour: !cli.colourless,
+            colour: ColourChoice::from_flags(cli.color, cli.colourless),
             quiet: cli.quiet,
             timestamps: cli.timestamps,
             events,
@@ -262,7 +264,8 @@ pub struct ReplayConfig {
     /// `--timing recorded`: the speed factor for the recorded pauses.
     pub pace: Option<f64>,
     pub timeout: Duration,
-    pub colour: bool,
+    /// `--color` and `-c`: decided for standard output when the replay starts.
+    pub colour: ColourChoice,
     pub quiet: bool,
     /// `-w`: the replayed session, as the relay's capture shows a relayed one.
     pub record: Option<CaptureFile>,
@@ -378,7 +381,7 @@ impl ReplayConfig {
             stream: args.stream.map(|s| s.0),
             pace: (args.timing == Timing::Recorded).then_some(args.speed),
             timeout: args.timeout,
-            colour: !args.colourless,
+            colour: ColourChoice::from_flags(args.color, args.colourless),
             quiet: args.quiet,
             client: args.client,
         })
@@ -442,7 +445,7 @@ mod tests {
         let c = config(&["-A", "127.0.0.1:0", "-B", "127.0.0.1:9"]).unwrap();
         assert_eq!(c.buffers, (2048, 2048));
         assert_eq!(c.socket_buffers, None);
-        assert!(c.colour && c.dumps.is_none());
+        assert!(c.colour == ColourChoice::Auto && c.dumps.is_none());
     }
 
     #[test]

@@ -128,7 +128,7 @@ impl Run<'_> {
             stream,
             timeout: self.config.timeout,
             pace: self.config.pace,
-            colour: self.config.colour,
+            colour: self.config.colour.for_stream(&io::stdout()),
             quiet: self.config.quiet,
             label: if several {
                 format!("[{stream}] ")

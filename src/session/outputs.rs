@@ -10,6 +10,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use crate::capture::Format;
+use crate::cli::colour::ColourChoice;
 use crate::cli::config::{Config, EventsTo};
 use crate::error::Error;
 use crate::output::dump::DumpPaths;
@@ -50,6 +51,15 @@ impl Say {
             eprintln!("{args}");
         } else {
             println!("{args}");
+        }
+    }
+
+    /// Whether `--color` colours the stream the text goes to.
+    fn colour(self, choice: ColourChoice) -> bool {
+        if self.to_stderr {
+            choice.for_stream(&io::stderr())
+        } else {
+            choice.for_stream(&io::stdout())
         }
     }
 
@@ -105,7 +115,7 @@ impl Outputs {
     pub(crate) fn logger(self, config: &Config) -> Logger<Terminal> {
         let Outputs { say, json, capture } = self;
         let (terminal, name) = say.terminal();
-        let mut logger = Logger::new(terminal, config.colour)
+        let mut logger = Logger::new(terminal, say.colour(config.colour))
             .terminal_named(name)
             .quiet(config.quiet)
             .timestamps(config.timestamps)
