@@ -80,7 +80,7 @@ fn relay(extra: &[&str], env: &[(&str, &str)]) -> impl FnOnce(Vec<String>) -> Co
 /// The relay on a pseudo-terminal of its own, made by `script` (util-linux), with
 /// `env`: what a person at a terminal sees.
 fn on_a_terminal(extra: &[&str], env: &[(&str, &str)]) -> Option<String> {
-    if !have_program("script", "--version", "util-linux") {
+    if !have_program("script", "--version", "bsdutils") {
         return None;
     }
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();

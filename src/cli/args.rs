@@ -89,9 +89,21 @@ pub struct Cli {
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
 
-    /// Save the session for Wireshark: pcapng if the name ends in .pcapng, else pcap
-    #[arg(short = 'w', value_name = "capture")]
+    /// Save the session for Wireshark: pcapng if the name ends in .pcapng, else pcap;
+    /// with - to standard output as a live stream (the text then goes to standard
+    /// error)
+    #[arg(short = 'w', value_name = "capture|-")]
     pub capture: Option<PathBuf>,
+
+    /// The capture's format, whatever its name: pcap or pcapng
+    #[arg(
+        long = "capture-format",
+        value_name = "format",
+        value_enum,
+        requires = "capture"
+    )]
+    pub capture_format: Option<CaptureFormat>,
+
     /// Start each event line with the time: local time of day to the microsecond, or
     /// with =relative the seconds since the first connection
     #[arg(short = 't', long = "timestamps", value_name = "how", value_enum,
@@ -276,6 +288,13 @@ pub enum DemoName {
     BrokenPipe,
     /// -k: a few clients at once, each line labelled with its connection's [N]
     Many,
+}
+
+/// `--capture-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureFormat {
+    Pcap,
+    Pcapng,
 }
 
 /// A demo's pace.

@@ -5,13 +5,13 @@
 //! relay: sizes are in range, names resolve, B has a real port.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use std::time::Duration;
 
 use crate::capture::Format;
 use crate::cli::addr::{Address, Endpoint};
-use crate::cli::args::{Cli, ReplayArgs, Side, Timing, TlsFlags};
+use crate::cli::args::{CaptureFormat, Cli, ReplayArgs, Side, Timing, TlsFlags};
 use crate::cli::colour::ColourChoice;
 use crate::cli::sizes::SizePair;
 use crate::output::dump::DumpPaths;
@@ -35,8 +35,16 @@ pub enum EventsTo {
 /// Where the capture goes (`-w`), and in which format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureFile {
+    /// `-` for standard output.
     pub path: PathBuf,
     pub format: Format,
+}
+
+impl CaptureFile {
+    /// `-w -`: the capture is a live stream on standard output.
+    pub fn is_stdout(&self) -> bool {
+        self.path.as_os_str() == "-"
+    }
 }
 
 /// The TLS flags, each checked against a TLS side that uses it.
@@ -102,7 +110,7 @@ impl Config {
         let a_addrs = resolve(&a).map_err(|e| format!("-A: {e}"))?;
         let b_addrs = resolve(&b).map_err(|e| format!("-B: {e}"))?;
         let dumps = dump_paths(cli.dump, cli.prefix);
-        let capture = capture_file(cli.capture, dumps.as_ref())?;
+        let capture = capture_file(cli.capture, cli.capture_format, dumps.as_ref())?;
         let events = events_to(cli.events, dumps.as_ref(), capture.as_ref())?;
         let buffers = cli
             .buffers
@@ -186,11 +194,18 @@ fn dump_paths(dump: bool, prefix: Option<PathBuf>) -> Option<DumpPaths> {
     }
 }
 
-/// `-w`: the capture, in the format its name asks for.
+/// `-w`: the capture, in the format `--capture-format` or else its name asks for
+/// (`-`, standard output, is pcap unless pcapng is asked for).
 fn capture_file(
     path: Option<PathBuf>,
+    format: Option<CaptureFormat>,
     dumps: Option<&DumpPaths>,
 ) -> Result<Option<CaptureFile>, String> {
+    let format_for = |path: &Path| match format {
+        Some(CaptureFormat::Pcap) => Format::Pcap,
+        Some(CaptureFormat::Pcapng) => Format::PcapNg,
+        None => Format::for_path(path),
+    };
     match path {
         // The dump files would overwrite the capture, or the other way round.
         Some(path) if dumps.is_some_and(|d| d.contains(&path)) => Err(format!(
@@ -198,7 +213,7 @@ fn capture_file(
             path.display()
         )),
         Some(path) => Ok(Some(CaptureFile {
-            format: Format::for_path(&path),
+            format: format_for(&path),
             path,
         })),
         None => Ok(None),
@@ -212,6 +227,9 @@ fn events_to(
     capture: Option<&CaptureFile>,
 ) -> Result<Option<EventsTo>, String> {
     match path {
+        Some(path) if path.as_os_str() == "-" && capture.is_some_and(CaptureFile::is_stdout) => {
+            Err("-w - and --events - both want standard output: send one of them to a file".into())
+        }
         Some(path) if path.as_os_str() == "-" => Ok(Some(EventsTo::Stdout)),
         // The dump files would overwrite the events, or the other way round.
         Some(path) if dumps.is_some_and(|d| d.contains(&path)) => Err(format!(
@@ -446,6 +464,39 @@ mod tests {
         assert_eq!(c.buffers, (2048, 2048));
         assert_eq!(c.socket_buffers, None);
         assert!(c.colour == ColourChoice::Auto && c.dumps.is_none());
+    }
+
+    #[test]
+    fn capture_to_standard_output() {
+        let c = config(&["-A", "1", "-B", "2", "-w", "-"]).unwrap();
+        let capture = c.capture.unwrap();
+        assert!(capture.is_stdout());
+        assert_eq!(capture.format, Format::Pcap);
+        let c = config(&[
+            "-A",
+            "1",
+            "-B",
+            "2",
+            "-w",
+            "-",
+            "--capture-format",
+            "pcapng",
+        ]);
+        assert_eq!(c.unwrap().capture.unwrap().format, Format::PcapNg);
+        let c = config(&[
+            "-A",
+            "1",
+            "-B",
+            "2",
+            "-w",
+            "x.pcapng",
+            "--capture-format",
+            "pcap",
+        ]);
+        assert_eq!(c.unwrap().capture.unwrap().format, Format::Pcap);
+        let err = config(&["-A", "1", "-B", "2", "-w", "-", "--events", "-"]).unwrap_err();
+        assert!(err.contains("both want standard output"), "{err}");
+        assert!(config(&["-A", "1", "-B", "2", "--capture-format", "pcap"]).is_err());
     }
 
     #[test]

@@ -52,6 +52,10 @@ impl Demo {
         refuse(&args.refused)?;
         let name = args.name.unwrap_or(DemoName::Hello);
         let flags = args.relay;
+        // The demo reads the relay's standard output for its lines: no capture there.
+        if flags.capture.as_ref().is_some_and(|c| c.as_os_str() == "-") {
+            return Err("-w -: the demo's standard output is its story; write to a file".into());
+        }
         if matches!(name, DemoName::SlowReceiver | DemoName::HalfClose) {
             // Their steps count on the sizes they set: which buffer fills when.
             if flags.buffers.is_some_and(|b| b.0 != slow_receiver::RING)
