@@ -174,3 +174,75 @@ fn a_terminal_gets_colour_unless_no_color_or_dumb() {
     let out = on_a_terminal(&["-c"], &[]).unwrap();
     assert!(!out.contains('\x1b'), "-c: {out:?}");
 }
+
+/// A 40-byte request and a 3-byte answer through a relay with `args`; what it
+/// printed from the allocating line on, and where it ran.
+fn short_dumps(args: &[&str], dir: &std::path::Path) -> String {
+    let options = Options {
+        dir: Some(dir.to_path_buf()),
+        ..Options::default()
+    };
+    let mut s = Session::start_full(args, &options, |_| {});
+    let out = s.stdout().clone();
+    let request: Vec<u8> = (b'a'..=b'z').chain(b'0'..=b'9').chain(*b"!?.\n").collect();
+    s.a.write_all(&request).unwrap();
+    assert_eq!(read_exact(&mut s.b, 40), request);
+    out.wait_count("B in sync", 1, |l| l == "B is in sync");
+    s.b.write_all(b"ok\n").unwrap();
+    assert_eq!(read_exact(&mut s.a, 3), b"ok\n");
+    out.wait_count("A in sync", 1, |l| l == "A is in sync");
+    s.a.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut s.b).unwrap(), b"");
+    out.wait_count("B in sync after the shutdown", 2, |l| l == "B is in sync");
+    s.b.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut s.a).unwrap(), b"");
+    assert!(s.process.wait().success(), "{}", s.process.stderr.text());
+    let text = out.text();
+    text[text.find("Allocating").unwrap()..].to_string()
+}
+
+#[test]
+fn max_dump_cuts_each_hexdump_and_the_dumps_keep_every_byte() {
+    let dir = scratch_dir("max-dump");
+    let text = short_dumps(&["-c", "-o", "--max-dump", "20"], &dir);
+    assert_eq!(
+        text,
+        "\
+Allocating buffers: 2048 and 2048 bytes...
+A -> B sent 40 bytes
+00000000  61 62 63 64 65 66 67 68  69 6a 6b 6c 6d 6e 6f 70  |abcdefghijklmnop|
+00000010  71 72 73 74                                       |qrst            |
+... 20 more bytes
+B is 40 bytes behind
+B is in sync
+B -> A sent 3 bytes
+00000000  6f 6b 0a                                          |ok.             |
+A is 3 bytes behind
+A is in sync
+A -> B flow shutdown
+B is in sync
+B -> A flow shutdown
+A is in sync
+"
+    );
+    assert_eq!(decode_dump(&dir.join("AtoB.dump")).len(), 40);
+    assert_eq!(decode_dump(&dir.join("BtoA.dump")), b"ok\n");
+
+    let text = short_dumps(&["-c", "--max-dump", "0"], &dir);
+    assert_eq!(
+        text,
+        "\
+Allocating buffers: 2048 and 2048 bytes...
+A -> B sent 40 bytes
+B is 40 bytes behind
+B is in sync
+B -> A sent 3 bytes
+A is 3 bytes behind
+A is in sync
+A -> B flow shutdown
+B is in sync
+B -> A flow shutdown
+A is in sync
+"
+    );
+}

@@ -89,6 +89,12 @@ pub struct Cli {
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
 
+    /// Show at most N bytes of each chunk as hex, then `... M more bytes`; 0: no
+    /// hexdump, only the sent and status lines (dumps, capture and events still get
+    /// every byte)
+    #[arg(long = "max-dump", value_name = "N")]
+    pub max_dump: Option<usize>,
+
     /// Save the session for Wireshark: pcapng if the name ends in .pcapng, else pcap;
     /// with - to standard output as a live stream (the text then goes to standard
     /// error)

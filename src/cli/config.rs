@@ -82,6 +82,8 @@ pub struct Config {
     /// `--color` and `-c`: decided for the stream the text goes to when it is opened.
     pub colour: ColourChoice,
     pub quiet: bool,
+    /// `--max-dump`: at most this many bytes of each chunk in its hexdump.
+    pub max_dump: Option<usize>,
     /// `-t`: show when each event happened, and how.
     pub timestamps: Option<TimestampKind>,
     /// `--events`: where the JSON lines go.
@@ -127,6 +129,7 @@ impl Config {
             capture,
             colour: ColourChoice::from_flags(cli.color, cli.colourless),
             quiet: cli.quiet,
+            max_dump: cli.max_dump,
             timestamps: cli.timestamps,
             events,
             faults,

@@ -103,6 +103,14 @@ impl<W: Write> Logger<W> {
         self
     }
 
+    /// `--max-dump`: show at most this many bytes of each chunk as hex, then how
+    /// many more there were; with 0 no hexdump at all. (The other outputs get every
+    /// byte.)
+    pub fn max_dump(mut self, most: Option<usize>) -> Self {
+        self.terminal.max_dump(most);
+        self
+    }
+
     /// The connections will bring dump files (`-o`, `-f`).
     pub fn dumping(mut self, dumping: bool) -> Self {
         self.dumps.brought = dumping;

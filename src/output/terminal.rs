@@ -47,6 +47,11 @@ impl<W: Write> Terminal<W> {
         self.screen.out.what = what.to_string();
     }
 
+    /// `--max-dump`: at most this many bytes of each chunk in its hexdump.
+    pub(crate) fn max_dump(&mut self, most: Option<usize>) {
+        self.screen.print.max_dump = most;
+    }
+
     /// `-t`: each line that says something starts with the time of its event.
     pub(crate) fn timestamps(&mut self, kind: Option<TimestampKind>) {
         self.screen.print.timestamps = kind.map(Timestamps::new);
