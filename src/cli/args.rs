@@ -85,9 +85,10 @@ pub struct Cli {
     #[arg(long = "color", value_name = "when", value_enum)]
     pub color: Option<ColourChoice>,
 
-    /// No per-chunk output: start-up lines, errors and a final summary only
-    #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
+    /// No per-chunk output: start-up lines, errors and a final summary only; twice
+    /// (-qq), with -k: the final tally and errors only
+    #[arg(short = 'q', long = "quiet", action = clap::ArgAction::Count)]
+    pub quiet: u8,
 
     /// Show at most N bytes of each chunk as hex, then `... M more bytes`; 0: no
     /// hexdump, only the sent and status lines (dumps, capture and events still get
@@ -756,7 +757,9 @@ mod tests {
         let cli = Cli::try_parse_from(typed.split(' ')).unwrap();
         assert_eq!(cli.a.unwrap().to_string(), "localhost:2");
         assert_eq!(cli.buffers, Some(SizePair(20, 20)));
-        assert!(cli.colourless && cli.quiet);
+        assert!(cli.colourless);
+        // -q counts, though: -qq is quieter still.
+        assert_eq!(cli.quiet, 2);
         assert_eq!(cli.prefix, Some(PathBuf::from("y")));
         assert_eq!(cli.timestamps, Some(TimestampKind::Relative));
         let r = replay(&[

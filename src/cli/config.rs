@@ -82,6 +82,8 @@ pub struct Config {
     /// `--color` and `-c`: decided for the stream the text goes to when it is opened.
     pub colour: ColourChoice,
     pub quiet: bool,
+    /// `-qq`: with `-k`, not even each connection's lines: the final tally only.
+    pub tally_only: bool,
     /// `--max-dump`: at most this many bytes of each chunk in its hexdump.
     pub max_dump: Option<usize>,
     /// `-t`: show when each event happened, and how.
@@ -128,7 +130,8 @@ impl Config {
             dumps,
             capture,
             colour: ColourChoice::from_flags(cli.color, cli.colourless),
-            quiet: cli.quiet,
+            quiet: cli.quiet > 0,
+            tally_only: cli.quiet > 1,
             max_dump: cli.max_dump,
             timestamps: cli.timestamps,
             events,

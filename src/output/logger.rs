@@ -97,6 +97,13 @@ impl<W: Write> Logger<W> {
         self
     }
 
+    /// `-qq`: with `-k`, no line for each connection, only the final tally (errors
+    /// still go to standard error).
+    pub fn tally_only(mut self, tally_only: bool) -> Self {
+        self.terminal.tally_only = tally_only;
+        self
+    }
+
     /// `-t`: start each line (but the hexdump rows) with the time of its event.
     pub fn timestamps(mut self, kind: Option<TimestampKind>) -> Self {
         self.terminal.timestamps(kind);

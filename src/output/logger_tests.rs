@@ -142,7 +142,7 @@ fn many_connections_label_every_line_and_sum_up() {
         &lines[lines.len() - 2..],
         [
             "[1] Relayed A -> B 6 bytes, B -> A 23 bytes in 1.500 s (failed)",
-            "Served 1 connections: 0 completed, 1 failed, 0 cancelled",
+            "Served 1 connection: 0 completed, 1 failed, 0 cancelled",
         ]
     );
     assert_eq!(report.connections.failed, 1);

@@ -125,6 +125,7 @@ impl Outputs {
         let mut logger = Logger::new(terminal, say.colour(config.colour))
             .terminal_named(name)
             .quiet(config.quiet)
+            .tally_only(config.tally_only)
             .max_dump(config.max_dump)
             .timestamps(config.timestamps)
             .faults(&config.faults)
