@@ -374,6 +374,12 @@ impl ReplayConfig {
                     path.display()
                 ));
             }
+            // Standard output carries the replay's own lines.
+            Some(path) if path.as_os_str() == "-" => {
+                return Err(
+                    "-w -: the replay's capture goes to a file, not standard output".into(),
+                );
+            }
             Some(path) => Some(CaptureFile {
                 format: Format::for_path(&path),
                 path,
@@ -522,6 +528,12 @@ mod tests {
             Some(crate::cli::args::Command::Replay(args)) => ReplayConfig::from_args(args),
             _ => Err("not replay".into()),
         }
+    }
+
+    #[test]
+    fn replay_capture_goes_to_a_file() {
+        let err = replay_config(&["f", "--as", "b", "-A", ":0", "-w", "-"]).unwrap_err();
+        assert!(err.contains("-w -"), "{err}");
     }
 
     #[test]
