@@ -246,3 +246,23 @@ A is in sync
 "
     );
 }
+
+#[test]
+fn the_demo_passes_its_colour_choice_to_its_relay() {
+    let run = |flags: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["demo", "--pace", "fast"])
+            .args(flags)
+            .env_remove("CLICOLOR_FORCE")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coloured = run(&["--color=always"]);
+    assert!(
+        coloured.contains(&format!("{RED}A -> B sent ")),
+        "{coloured:?}"
+    );
+    assert!(!run(&[]).contains('\x1b'));
+}
