@@ -19,6 +19,10 @@ pub enum Error {
     #[error("Wait for connection from the source failed: {}", os_text(.0))]
     Accept(#[source] io::Error),
 
+    /// Listening for A failed: the original's words, then the address it was about.
+    #[error("Wait for connection from the source failed: {addr}: {}", os_text(.source))]
+    Listen { addr: String, source: io::Error },
+
     #[error("Passthrough from {} to {} failed: {}", .dir.from(), .dir.to(), os_text(.source))]
     Passthrough { dir: Direction, source: io::Error },
 

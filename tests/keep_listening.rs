@@ -189,7 +189,7 @@ fn a_client_whose_b_is_unreachable_is_turned_away() {
     );
     assert_eq!(
         lines.last().map(String::as_str),
-        Some("Served 1 connections: 0 completed, 1 failed, 0 cancelled")
+        Some("Served 1 connection: 0 completed, 1 failed, 0 cancelled")
     );
 }
 
@@ -213,7 +213,9 @@ fn a_busy_address_for_a_is_named_before_the_error() {
     );
     assert_eq!(
         p.stderr.text(),
-        "Wait for connection from the source failed: Address already in use\n"
+        format!(
+            "Wait for connection from the source failed: 127.0.0.1:{a_port}: Address already in use\n"
+        )
     );
 }
 
@@ -487,4 +489,44 @@ fn a_hundred_concurrent_connections_both_ways() {
     // Two 2048-byte buffers and five threads per connection: the peak must not grow
     // with the bytes relayed (a leak of 1% of them would be 2 MB per MB relayed).
     assert!(peak_kb < 64 * 1024, "peak RSS {peak_kb} kB");
+}
+
+/// `-qq`: nothing for each connection, only the tally at the end (with its plural
+/// right); errors still go to standard error.
+#[test]
+fn twice_quiet_prints_only_the_tally() {
+    let mut k = Listening::start(&["-c", "-qq"], &Options::default());
+    let (mut a1, mut b1) = k.connect();
+    exchange(&mut a1, &mut b1, b"one\n");
+    close_both(&mut a1, &mut b1);
+    // The second is still open when the signal comes: it is cancelled.
+    let (mut a2, mut b2) = k.connect();
+    exchange(&mut a2, &mut b2, b"two\n");
+    k.process.signal(libc::SIGINT);
+    assert_eq!(k.process.wait().code(), Some(130));
+    assert_eq!(k.process.stderr.text(), "User cancelled.\n");
+    let lines = k.process.stdout.lines();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines[0].starts_with("Waiting for connections from A "));
+    assert!(lines[1].starts_with("Served 2 connections: "), "{lines:#?}");
+
+    // One client whose B is gone: one error line, and "1 connection".
+    let mut k = Listening::start(&["-c", "-qq"], &Options::default());
+    drop(std::mem::replace(
+        &mut k.b,
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+    ));
+    let mut a = TcpStream::connect(("127.0.0.1", k.port)).unwrap();
+    a.set_read_timeout(Some(DEADLINE)).unwrap();
+    let _ = a.read(&mut [0; 16]);
+    k.process
+        .stderr
+        .wait_line("the refusal", |l| l.starts_with("[1] Establish"));
+    k.process.signal(libc::SIGTERM);
+    assert_eq!(k.process.wait().code(), Some(1));
+    let lines = k.process.stdout.lines();
+    assert_eq!(
+        lines[1..],
+        ["Served 1 connection: 0 completed, 1 failed, 0 cancelled"]
+    );
 }

@@ -298,8 +298,16 @@ fn the_replay_shows_what_the_relay_shows() {
             .contains("A -> B sent 703 bytes\n00000003           ")
     );
 
-    // Without -c, the colours of the relay: red for A -> B, blue for B -> A.
-    let args = ["replay", file.to_str().unwrap(), "--as", "a", "-B"];
+    // --color=always, even into a pipe: the colours of the relay, red for A -> B,
+    // blue for B -> A.
+    let args = [
+        "replay",
+        file.to_str().unwrap(),
+        "--color=always",
+        "--as",
+        "a",
+        "-B",
+    ];
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let b = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
     let server = steps(&said, false);

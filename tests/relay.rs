@@ -358,7 +358,9 @@ fn a_busy_address_for_a_is_named_before_the_error() {
     );
     assert_eq!(
         p.stderr.text(),
-        "Wait for connection from the source failed: Address already in use\n"
+        format!(
+            "Wait for connection from the source failed: 127.0.0.1:{a_port}: Address already in use\n"
+        )
     );
 }
 

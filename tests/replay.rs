@@ -313,7 +313,7 @@ fn as_b_on_a_busy_address_names_it_before_the_error() {
     assert_eq!(stdout, format!("Waiting for a connection from A {a}...\n"));
     assert_eq!(
         stderr,
-        "Wait for connection from the source failed: Address already in use\n"
+        format!("Wait for connection from the source failed: {a}: Address already in use\n")
     );
 }
 

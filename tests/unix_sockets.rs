@@ -180,7 +180,7 @@ fn a_stale_socket_file_is_replaced_and_a_live_one_is_not() {
     assert_eq!(status.code(), Some(1));
     assert_eq!(
         process.stderr.text(),
-        "Wait for connection from the source failed: Address already in use\n"
+        format!("Wait for connection from the source failed: {a}: Address already in use\n")
     );
     assert!(
         UnixStream::connect(&path).is_ok(),

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::cli::addr::{Address, Endpoint};
+use crate::cli::colour::ColourChoice;
 use crate::cli::sizes::SizePair;
 use crate::output::timestamps::TimestampKind;
 use crate::relay::faults::{self, Delay};
@@ -75,17 +76,41 @@ pub struct Cli {
     #[arg(short = 'f', value_name = "prefix")]
     pub prefix: Option<PathBuf>,
 
-    /// No colours
+    /// No colours (as --color=never)
     #[arg(short = 'c')]
     pub colourless: bool,
 
-    /// No per-chunk output: start-up lines, errors and a final summary only
-    #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
+    /// Colour the text: auto (on a terminal, unless NO_COLOR is set or TERM=dumb;
+    /// CLICOLOR_FORCE=1 forces it), always or never
+    #[arg(long = "color", value_name = "when", value_enum)]
+    pub color: Option<ColourChoice>,
 
-    /// Save the session for Wireshark: pcapng if the name ends in .pcapng, else pcap
-    #[arg(short = 'w', value_name = "capture")]
+    /// No per-chunk output: start-up lines, errors and a final summary only; twice
+    /// (-qq), with -k: the final tally and errors only
+    #[arg(short = 'q', long = "quiet", action = clap::ArgAction::Count)]
+    pub quiet: u8,
+
+    /// Show at most N bytes of each chunk as hex, then `... M more bytes`; 0: no
+    /// hexdump, only the sent and status lines (dumps, capture and events still get
+    /// every byte)
+    #[arg(long = "max-dump", value_name = "N")]
+    pub max_dump: Option<usize>,
+
+    /// Save the session for Wireshark: pcapng if the name ends in .pcapng, else pcap;
+    /// with - to standard output as a live stream (the text then goes to standard
+    /// error)
+    #[arg(short = 'w', value_name = "capture|-")]
     pub capture: Option<PathBuf>,
+
+    /// The capture's format, whatever its name: pcap or pcapng
+    #[arg(
+        long = "capture-format",
+        value_name = "format",
+        value_enum,
+        requires = "capture"
+    )]
+    pub capture_format: Option<CaptureFormat>,
+
     /// Start each event line with the time: local time of day to the microsecond, or
     /// with =relative the seconds since the first connection
     #[arg(short = 't', long = "timestamps", value_name = "how", value_enum,
@@ -272,6 +297,13 @@ pub enum DemoName {
     Many,
 }
 
+/// `--capture-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureFormat {
+    Pcap,
+    Pcapng,
+}
+
 /// A demo's pace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Pace {
@@ -300,9 +332,14 @@ pub struct DemoRelayFlags {
     #[arg(short = 'f', value_name = "prefix")]
     pub prefix: Option<PathBuf>,
 
-    /// No colours
+    /// No colours (as --color=never)
     #[arg(short = 'c')]
     pub colourless: bool,
+
+    /// Colour the relay's text: auto (on a terminal, unless NO_COLOR is set or
+    /// TERM=dumb), always or never
+    #[arg(long = "color", value_name = "when", value_enum)]
+    pub color: Option<ColourChoice>,
 
     /// No per-chunk output from the relay
     #[arg(short = 'q', long = "quiet")]
@@ -409,9 +446,14 @@ pub struct ReplayArgs {
           allow_negative_numbers = true)]
     pub timeout: Duration,
 
-    /// No colours
+    /// No colours (as --color=never)
     #[arg(short = 'c')]
     pub colourless: bool,
+
+    /// Colour the text: auto (on a terminal, unless NO_COLOR is set or TERM=dumb;
+    /// CLICOLOR_FORCE=1 forces it), always or never
+    #[arg(long = "color", value_name = "when", value_enum)]
+    pub color: Option<ColourChoice>,
 
     /// Don't show the bytes as they are exchanged, only the result
     #[arg(short = 'q')]
@@ -715,7 +757,9 @@ mod tests {
         let cli = Cli::try_parse_from(typed.split(' ')).unwrap();
         assert_eq!(cli.a.unwrap().to_string(), "localhost:2");
         assert_eq!(cli.buffers, Some(SizePair(20, 20)));
-        assert!(cli.colourless && cli.quiet);
+        assert!(cli.colourless);
+        // -q counts, though: -qq is quieter still.
+        assert_eq!(cli.quiet, 2);
         assert_eq!(cli.prefix, Some(PathBuf::from("y")));
         assert_eq!(cli.timestamps, Some(TimestampKind::Relative));
         let r = replay(&[

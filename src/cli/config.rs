@@ -5,13 +5,14 @@
 //! relay: sizes are in range, names resolve, B has a real port.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use std::time::Duration;
 
 use crate::capture::Format;
 use crate::cli::addr::{Address, Endpoint};
-use crate::cli::args::{Cli, ReplayArgs, Side, Timing, TlsFlags};
+use crate::cli::args::{CaptureFormat, Cli, ReplayArgs, Side, Timing, TlsFlags};
+use crate::cli::colour::ColourChoice;
 use crate::cli::sizes::SizePair;
 use crate::output::dump::DumpPaths;
 use crate::output::timestamps::TimestampKind;
@@ -34,8 +35,16 @@ pub enum EventsTo {
 /// Where the capture goes (`-w`), and in which format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureFile {
+    /// `-` for standard output.
     pub path: PathBuf,
     pub format: Format,
+}
+
+impl CaptureFile {
+    /// `-w -`: the capture is a live stream on standard output.
+    pub fn is_stdout(&self) -> bool {
+        self.path.as_os_str() == "-"
+    }
 }
 
 /// The TLS flags, each checked against a TLS side that uses it.
@@ -70,8 +79,13 @@ pub struct Config {
     pub socket_buffers: Option<(usize, usize)>,
     pub dumps: Option<DumpPaths>,
     pub capture: Option<CaptureFile>,
-    pub colour: bool,
+    /// `--color` and `-c`: decided for the stream the text goes to when it is opened.
+    pub colour: ColourChoice,
     pub quiet: bool,
+    /// `-qq`: with `-k`, not even each connection's lines: the final tally only.
+    pub tally_only: bool,
+    /// `--max-dump`: at most this many bytes of each chunk in its hexdump.
+    pub max_dump: Option<usize>,
     /// `-t`: show when each event happened, and how.
     pub timestamps: Option<TimestampKind>,
     /// `--events`: where the JSON lines go.
@@ -100,7 +114,7 @@ impl Config {
         let a_addrs = resolve(&a).map_err(|e| format!("-A: {e}"))?;
         let b_addrs = resolve(&b).map_err(|e| format!("-B: {e}"))?;
         let dumps = dump_paths(cli.dump, cli.prefix);
-        let capture = capture_file(cli.capture, dumps.as_ref())?;
+        let capture = capture_file(cli.capture, cli.capture_format, dumps.as_ref())?;
         let events = events_to(cli.events, dumps.as_ref(), capture.as_ref())?;
         let buffers = cli
             .buffers
@@ -115,8 +129,10 @@ impl Config {
             socket_buffers: cli.socket_buffers.map(|s| (s.0, s.1)),
             dumps,
             capture,
-            colour: !cli.colourless,
-            quiet: cli.quiet,
+            colour: ColourChoice::from_flags(cli.color, cli.colourless),
+            quiet: cli.quiet > 0,
+            tally_only: cli.quiet > 1,
+            max_dump: cli.max_dump,
             timestamps: cli.timestamps,
             events,
             faults,
@@ -184,11 +200,18 @@ fn dump_paths(dump: bool, prefix: Option<PathBuf>) -> Option<DumpPaths> {
     }
 }
 
-/// `-w`: the capture, in the format its name asks for.
+/// `-w`: the capture, in the format `--capture-format` or else its name asks for
+/// (`-`, standard output, is pcap unless pcapng is asked for).
 fn capture_file(
     path: Option<PathBuf>,
+    format: Option<CaptureFormat>,
     dumps: Option<&DumpPaths>,
 ) -> Result<Option<CaptureFile>, String> {
+    let format_for = |path: &Path| match format {
+        Some(CaptureFormat::Pcap) => Format::Pcap,
+        Some(CaptureFormat::Pcapng) => Format::PcapNg,
+        None => Format::for_path(path),
+    };
     match path {
         // The dump files would overwrite the capture, or the other way round.
         Some(path) if dumps.is_some_and(|d| d.contains(&path)) => Err(format!(
@@ -196,7 +219,7 @@ fn capture_file(
             path.display()
         )),
         Some(path) => Ok(Some(CaptureFile {
-            format: Format::for_path(&path),
+            format: format_for(&path),
             path,
         })),
         None => Ok(None),
@@ -210,6 +233,9 @@ fn events_to(
     capture: Option<&CaptureFile>,
 ) -> Result<Option<EventsTo>, String> {
     match path {
+        Some(path) if path.as_os_str() == "-" && capture.is_some_and(CaptureFile::is_stdout) => {
+            Err("-w - and --events - both want standard output: send one of them to a file".into())
+        }
         Some(path) if path.as_os_str() == "-" => Ok(Some(EventsTo::Stdout)),
         // The dump files would overwrite the events, or the other way round.
         Some(path) if dumps.is_some_and(|d| d.contains(&path)) => Err(format!(
@@ -262,7 +288,8 @@ pub struct ReplayConfig {
     /// `--timing recorded`: the speed factor for the recorded pauses.
     pub pace: Option<f64>,
     pub timeout: Duration,
-    pub colour: bool,
+    /// `--color` and `-c`: decided for standard output when the replay starts.
+    pub colour: ColourChoice,
     pub quiet: bool,
     /// `-w`: the replayed session, as the relay's capture shows a relayed one.
     pub record: Option<CaptureFile>,
@@ -347,6 +374,12 @@ impl ReplayConfig {
                     path.display()
                 ));
             }
+            // Standard output carries the replay's own lines.
+            Some(path) if path.as_os_str() == "-" => {
+                return Err(
+                    "-w -: the replay's capture goes to a file, not standard output".into(),
+                );
+            }
             Some(path) => Some(CaptureFile {
                 format: Format::for_path(&path),
                 path,
@@ -378,7 +411,7 @@ impl ReplayConfig {
             stream: args.stream.map(|s| s.0),
             pace: (args.timing == Timing::Recorded).then_some(args.speed),
             timeout: args.timeout,
-            colour: !args.colourless,
+            colour: ColourChoice::from_flags(args.color, args.colourless),
             quiet: args.quiet,
             client: args.client,
         })
@@ -442,7 +475,40 @@ mod tests {
         let c = config(&["-A", "127.0.0.1:0", "-B", "127.0.0.1:9"]).unwrap();
         assert_eq!(c.buffers, (2048, 2048));
         assert_eq!(c.socket_buffers, None);
-        assert!(c.colour && c.dumps.is_none());
+        assert!(c.colour == ColourChoice::Auto && c.dumps.is_none());
+    }
+
+    #[test]
+    fn capture_to_standard_output() {
+        let c = config(&["-A", "1", "-B", "2", "-w", "-"]).unwrap();
+        let capture = c.capture.unwrap();
+        assert!(capture.is_stdout());
+        assert_eq!(capture.format, Format::Pcap);
+        let c = config(&[
+            "-A",
+            "1",
+            "-B",
+            "2",
+            "-w",
+            "-",
+            "--capture-format",
+            "pcapng",
+        ]);
+        assert_eq!(c.unwrap().capture.unwrap().format, Format::PcapNg);
+        let c = config(&[
+            "-A",
+            "1",
+            "-B",
+            "2",
+            "-w",
+            "x.pcapng",
+            "--capture-format",
+            "pcap",
+        ]);
+        assert_eq!(c.unwrap().capture.unwrap().format, Format::Pcap);
+        let err = config(&["-A", "1", "-B", "2", "-w", "-", "--events", "-"]).unwrap_err();
+        assert!(err.contains("both want standard output"), "{err}");
+        assert!(config(&["-A", "1", "-B", "2", "--capture-format", "pcap"]).is_err());
     }
 
     #[test]
@@ -462,6 +528,12 @@ mod tests {
             Some(crate::cli::args::Command::Replay(args)) => ReplayConfig::from_args(args),
             _ => Err("not replay".into()),
         }
+    }
+
+    #[test]
+    fn replay_capture_goes_to_a_file() {
+        let err = replay_config(&["f", "--as", "b", "-A", ":0", "-w", "-"]).unwrap_err();
+        assert!(err.contains("-w -"), "{err}");
     }
 
     #[test]

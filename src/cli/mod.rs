@@ -6,11 +6,12 @@
 //! one clear line and the usage, for `main` to print and exit with 2.
 //!
 //! The files depend on each other in one direction: `addr` and `sizes` parse single
-//! values; `args` is clap's plain data, built from them; `config` resolves `args`
+//! values (and `colour` the `--color` rules); `args` is clap's plain data, built from them; `config` resolves `args`
 //! into what runs; `usage` words what clap or `config` refused.
 
 pub mod addr;
 pub mod args;
+pub mod colour;
 pub mod config;
 pub mod sizes;
 pub mod usage;

@@ -30,6 +30,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 
 use crate::cli::args::{DemoArgs, DemoName, DemoRefusedFlags, DemoRelayFlags, Pace};
+use crate::cli::colour::ColourChoice;
 use crate::cli::sizes::SizePair;
 use crate::demo::child::RelayChild;
 use crate::error::Error;
@@ -51,6 +52,10 @@ impl Demo {
         refuse(&args.refused)?;
         let name = args.name.unwrap_or(DemoName::Hello);
         let flags = args.relay;
+        // The demo reads the relay's standard output for its lines: no capture there.
+        if flags.capture.as_ref().is_some_and(|c| c.as_os_str() == "-") {
+            return Err("-w -: the demo's standard output is its story; write to a file".into());
+        }
         if matches!(name, DemoName::SlowReceiver | DemoName::HalfClose) {
             // Their steps count on the sizes they set: which buffer fills when.
             if flags.buffers.is_some_and(|b| b.0 != slow_receiver::RING)
@@ -198,8 +203,11 @@ impl Show {
         if let Some(z) = flags.socket_buffers.or(sizes.socket_buffers) {
             args.extend(["-z".into(), pair(z)]);
         }
-        // Colours are for a person at a terminal; in a file they are noise.
-        if flags.colourless || !std::io::stdout().is_terminal() {
+        // The relay's output is a pipe to us: it is coloured when ours would be.
+        let choice = ColourChoice::from_flags(flags.color, flags.colourless);
+        if choice.for_stream(&std::io::stdout()) {
+            args.push("--color=always".into());
+        } else {
             args.push("-c".into());
         }
         for (on, flag) in [

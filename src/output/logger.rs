@@ -97,9 +97,24 @@ impl<W: Write> Logger<W> {
         self
     }
 
+    /// `-qq`: with `-k`, no line for each connection, only the final tally (errors
+    /// still go to standard error).
+    pub fn tally_only(mut self, tally_only: bool) -> Self {
+        self.terminal.tally_only = tally_only;
+        self
+    }
+
     /// `-t`: start each line (but the hexdump rows) with the time of its event.
     pub fn timestamps(mut self, kind: Option<TimestampKind>) -> Self {
         self.terminal.timestamps(kind);
+        self
+    }
+
+    /// `--max-dump`: show at most this many bytes of each chunk as hex, then how
+    /// many more there were; with 0 no hexdump at all. (The other outputs get every
+    /// byte.)
+    pub fn max_dump(mut self, most: Option<usize>) -> Self {
+        self.terminal.max_dump(most);
         self
     }
 

@@ -142,7 +142,7 @@ fn many_connections_label_every_line_and_sum_up() {
         &lines[lines.len() - 2..],
         [
             "[1] Relayed A -> B 6 bytes, B -> A 23 bytes in 1.500 s (failed)",
-            "Served 1 connections: 0 completed, 1 failed, 0 cancelled",
+            "Served 1 connection: 0 completed, 1 failed, 0 cancelled",
         ]
     );
     assert_eq!(report.connections.failed, 1);
@@ -394,4 +394,68 @@ fn a_broken_capture_is_reported_once_and_stops_every_stream() {
         failures,
         ["Writing to the capture failed: No space left on device"]
     );
+}
+
+/// The terminal text for `events` with `--max-dump most`.
+fn log_max_dump(most: usize, events: impl FnOnce() -> Vec<Event>) -> String {
+    let mut out = Vec::new();
+    let logger = Logger::new(&mut out, false).max_dump(Some(most));
+    feed(logger, T, Ending::Completed, events);
+    let text = String::from_utf8(out).unwrap();
+    text.strip_prefix("Allocating buffers: 2048 and 2048 bytes...\n")
+        .expect("the first line")
+        .to_string()
+}
+
+#[test]
+fn max_dump_shows_the_first_bytes_and_counts_the_rest() {
+    let expected = "\
+A -> B sent 6 bytes
+00000000  68 65 6c 6c                                       |hell            |
+... 2 more bytes
+B is 6 bytes behind
+B is in sync
+B -> A sent 10 bytes
+00000000  68 69 20 74                                       |hi t            |
+... 6 more bytes
+A is 10 bytes behind
+A is in sync
+B -> A sent 13 bytes
+0000000a                                 68 6f 77 20        |          how   |
+... 9 more bytes
+A is 13 bytes behind
+A is in sync
+A -> B flow shutdown
+B is in sync
+";
+    assert_eq!(log_max_dump(4, hello_how_are_you), expected);
+    // A chunk that fits shows whole, without a count; one more byte is "byte".
+    let text = log_max_dump(5, hello_how_are_you);
+    assert!(
+        text.contains("|hello           |\n... 1 more byte\n"),
+        "{text}"
+    );
+    let text = log_max_dump(10, hello_how_are_you);
+    assert!(
+        text.contains("|hi there!.      |\nA is 10 bytes behind"),
+        "{text}"
+    );
+}
+
+#[test]
+fn max_dump_zero_shows_no_hexdump() {
+    let expected = "\
+A -> B sent 6 bytes
+B is 6 bytes behind
+B is in sync
+B -> A sent 10 bytes
+A is 10 bytes behind
+A is in sync
+B -> A sent 13 bytes
+A is 13 bytes behind
+A is in sync
+A -> B flow shutdown
+B is in sync
+";
+    assert_eq!(log_max_dump(0, hello_how_are_you), expected);
 }

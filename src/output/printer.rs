@@ -37,6 +37,8 @@ pub(crate) struct Printer {
     colour: bool,
     /// `-t`: the time at the start of each line that says something.
     pub(crate) timestamps: Option<Timestamps>,
+    /// `--max-dump`: at most this many bytes of a chunk in its hexdump.
+    pub(crate) max_dump: Option<usize>,
 }
 
 /// `[N] `, what every line of connection N starts with under `-k`.
@@ -50,6 +52,7 @@ impl Printer {
             text: Vec::with_capacity(64 * 1024),
             colour,
             timestamps: None,
+            max_dump: None,
         }
     }
 
@@ -89,7 +92,8 @@ impl Printer {
         }
     }
 
-    /// `A -> B sent N bytes` and the hexdump rows.
+    /// `A -> B sent N bytes` and the hexdump rows (with `--max-dump N`, of the first N
+    /// bytes only, then `... M more bytes`).
     ///
     /// Only the first line carries the timestamp, not the rows: the rows are that
     /// line's bytes, read at that one instant, so a time on each would repeat it
@@ -119,7 +123,16 @@ impl Printer {
         if self.colour {
             self.text.extend_from_slice(BOLD);
         }
-        hexdump::write_prefixed_rows(&mut self.text, label.as_bytes(), offset, bytes);
+        let shown = self
+            .max_dump
+            .map_or(bytes.len(), |most| most.min(bytes.len()));
+        hexdump::write_prefixed_rows(&mut self.text, label.as_bytes(), offset, &bytes[..shown]);
+        let more = bytes.len() - shown;
+        // With --max-dump 0 there is no hexdump to say the rest of.
+        if more > 0 && shown > 0 {
+            let unit = if more == 1 { "byte" } else { "bytes" };
+            let _ = writeln!(self.text, "{label}... {more} more {unit}");
+        }
         if self.colour {
             self.text.extend_from_slice(RESET);
         }

@@ -4,7 +4,8 @@
 //! Each note's lines are formatted into the printer's one buffer and written in one
 //! piece, which is what keeps the lines of concurrent connections (`-k`) whole. The
 //! wording is the original tool's (see `printer`); `-q` keeps only what changes the
-//! conversation (an injected fault) and a summary when each connection ends.
+//! conversation (an injected fault) and a summary when each connection ends; `-qq`
+//! only the tally of a `-k` run.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -22,6 +23,8 @@ pub(crate) struct Terminal<W: Write> {
     screen: Screen<W>,
     /// `-q`: no per-chunk lines, only a summary when a connection ends.
     pub(crate) quiet: bool,
+    /// `-qq`: no line for any connection; with `-k` the final tally only.
+    pub(crate) tally_only: bool,
     /// `Injecting faults: ...`, printed when each connection opens.
     pub(crate) faults: Option<String>,
     /// `-k`: where B is, as typed, for the line that says it is being dialled. Also
@@ -37,6 +40,7 @@ impl<W: Write> Terminal<W> {
                 print: Printer::new(colour),
             },
             quiet: false,
+            tally_only: false,
             faults: None,
             many: None,
         }
@@ -45,6 +49,11 @@ impl<W: Write> Terminal<W> {
     /// How messages name it (`to standard output`).
     pub(crate) fn named(&mut self, what: &str) {
         self.screen.out.what = what.to_string();
+    }
+
+    /// `--max-dump`: at most this many bytes of each chunk in its hexdump.
+    pub(crate) fn max_dump(&mut self, most: Option<usize>) {
+        self.screen.print.max_dump = most;
     }
 
     /// `-t`: each line that says something starts with the time of its event.
@@ -83,6 +92,9 @@ impl<W: Write> Output for Terminal<W> {
         at: SystemTime,
         failures: &mut Failures,
     ) {
+        if self.tally_only {
+            return;
+        }
         let b = self.many.as_deref().unwrap_or("B");
         // Only a UNIX socket's client has no address to show.
         let a = a.map_or_else(|| "(UNIX socket)".to_string(), |a| a.to_string());
@@ -98,6 +110,9 @@ impl<W: Write> Output for Terminal<W> {
     }
 
     fn open(&mut self, conn: &Conn, opening: &mut Opening, failures: &mut Failures) {
+        if self.tally_only {
+            return;
+        }
         let (at, (ab, ba)) = (opening.at, opening.buffers);
         let faults = self.faults.as_deref();
         self.screen.show(failures, |print| {
@@ -121,6 +136,9 @@ impl<W: Write> Output for Terminal<W> {
         kernel: Option<Queues>,
         failures: &mut Failures,
     ) {
+        if self.tally_only {
+            return;
+        }
         let quiet = self.quiet;
         self.screen.show(failures, |print| {
             event_lines(print, quiet, conn, event, kernel);
@@ -131,7 +149,7 @@ impl<W: Write> Output for Terminal<W> {
     /// word for word.
     fn close(&mut self, conn: &Conn, closing: &Closing, failures: &mut Failures) {
         let many = self.many.is_some();
-        if !self.quiet && !many {
+        if self.tally_only || (!self.quiet && !many) {
             return;
         }
         let [ab, ba] = closing.bytes;
@@ -166,11 +184,16 @@ impl<W: Write> Output for Terminal<W> {
             cancelled,
         } = tally;
         let total = completed + failed + cancelled;
+        let connections = if total == 1 {
+            "connection"
+        } else {
+            "connections"
+        };
         self.screen.show(failures, |print| {
             print.lead("", SystemTime::now());
             let _ = writeln!(
                 print.text,
-                "Served {total} connections: {completed} completed, {failed} failed, \
+                "Served {total} {connections}: {completed} completed, {failed} failed, \
                  {cancelled} cancelled"
             );
         });

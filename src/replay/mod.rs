@@ -128,7 +128,7 @@ impl Run<'_> {
             stream,
             timeout: self.config.timeout,
             pace: self.config.pace,
-            colour: self.config.colour,
+            colour: self.config.colour.for_stream(&io::stdout()),
             quiet: self.config.quiet,
             label: if several {
                 format!("[{stream}] ")
@@ -182,7 +182,10 @@ impl Run<'_> {
         let listener = net::listen_with_backlog(self.addrs, None, backlog);
         let shown = self.shown.as_listening(listener.as_ref().ok());
         println!("Waiting for a connection from A {shown}...");
-        let listener = listener.map_err(Error::Accept)?;
+        let listener = listener.map_err(|source| Error::Listen {
+            addr: shown.to_string(),
+            source,
+        })?;
         let mut command = self.start_client(&listener)?;
         let unplayed = Unplayed::new(openings);
         let mut verdicts = thread::scope(|scope| {

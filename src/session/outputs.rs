@@ -7,10 +7,12 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use crate::capture::Format;
-use crate::cli::config::{Config, EventsTo};
+use crate::cli::colour::ColourChoice;
+use crate::cli::config::{CaptureFile, Config, EventsTo};
 use crate::error::Error;
 use crate::output::dump::DumpPaths;
 use crate::output::logger::{JsonOut, Logger};
@@ -31,7 +33,8 @@ pub(crate) type Terminal = BufWriter<Box<dyn Write + Send>>;
 pub(crate) type DumpFiles = [(String, File); 2];
 
 /// Where the text for people goes: standard output, unless `--events -` took it for
-/// the JSON, in which case standard error (so neither stream mixes two formats).
+/// the JSON or `-w -` for the capture, in which case standard error (so neither
+/// stream mixes two formats).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Say {
     to_stderr: bool,
@@ -39,8 +42,9 @@ pub(crate) struct Say {
 
 impl Say {
     fn for_config(config: &Config) -> Say {
+        let capture_to_stdout = config.capture.as_ref().is_some_and(CaptureFile::is_stdout);
         Say {
-            to_stderr: config.events == Some(EventsTo::Stdout),
+            to_stderr: config.events == Some(EventsTo::Stdout) || capture_to_stdout,
         }
     }
 
@@ -50,6 +54,15 @@ impl Say {
             eprintln!("{args}");
         } else {
             println!("{args}");
+        }
+    }
+
+    /// Whether `--color` colours the stream the text goes to.
+    fn colour(self, choice: ColourChoice) -> bool {
+        if self.to_stderr {
+            choice.for_stream(&io::stderr())
+        } else {
+            choice.for_stream(&io::stdout())
         }
     }
 
@@ -85,7 +98,11 @@ impl Outputs {
     pub(crate) fn open(config: &Config) -> Result<Outputs, Error> {
         let capture = match &config.capture {
             Some(capture) => {
-                let (name, file) = create(&capture.path)?;
+                let (name, file) = if capture.is_stdout() {
+                    stdout_file()?
+                } else {
+                    create(&capture.path)?
+                };
                 Some(CaptureOut {
                     name,
                     file,
@@ -105,9 +122,11 @@ impl Outputs {
     pub(crate) fn logger(self, config: &Config) -> Logger<Terminal> {
         let Outputs { say, json, capture } = self;
         let (terminal, name) = say.terminal();
-        let mut logger = Logger::new(terminal, config.colour)
+        let mut logger = Logger::new(terminal, say.colour(config.colour))
             .terminal_named(name)
             .quiet(config.quiet)
+            .tally_only(config.tally_only)
+            .max_dump(config.max_dump)
             .timestamps(config.timestamps)
             .faults(&config.faults)
             .dumping(config.dumps.is_some());
@@ -143,6 +162,20 @@ fn open_events(config: &Config) -> Result<Option<(String, JsonOut)>, Error> {
             ))
         }
     })
+}
+
+/// `-w -`: standard output, as a file of its own (a duplicate of the descriptor), so
+/// that the capture is written as any other, unbuffered by the text's lock.
+fn stdout_file() -> Result<(String, File), Error> {
+    let name = "the capture to standard output".to_string();
+    let fd = io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|source| Error::Output {
+            what: name.clone(),
+            source,
+        })?;
+    Ok((name, File::from(fd)))
 }
 
 fn create(path: &Path) -> Result<(String, File), Error> {

@@ -131,7 +131,10 @@ impl Listener {
         // The line comes before a failure to listen too, as the original's does: the
         // error ("Address already in use") then follows the address it is about.
         clients.say_waiting(say, &shown_a);
-        listener.map_err(Error::Accept)
+        listener.map_err(|source| Error::Listen {
+            addr: shown_a.to_string(),
+            source,
+        })
     }
 }
 

@@ -36,7 +36,7 @@ pub const BULK_TAIL: usize = 256 * 1024;
 impl Captured {
     /// Collects everything, or with `bulk` only the head and the tail (a bulk
     /// transfer's hexdump is hundreds of MB nobody reads).
-    fn collect(mut from: impl Read + Send + 'static, bulk: bool) -> Captured {
+    pub fn collect(mut from: impl Read + Send + 'static, bulk: bool) -> Captured {
         let captured = Captured::default();
         let sink = captured.clone();
         thread::spawn(move || {
@@ -77,7 +77,7 @@ impl Captured {
         self.text().lines().map(str::to_string).collect()
     }
 
-    fn closed(&self) -> bool {
+    pub fn closed(&self) -> bool {
         self.0.lock().unwrap().1
     }
 
