@@ -6,22 +6,21 @@
 //! "nanosecond" magic; pcapng's `if_tsresol` of 9) and use LINKTYPE_RAW, which holds
 //! IPv4 and IPv6 packets alike.
 //!
-//! The headers and records are written straight into `W` with pcap-file's own
-//! types rather than through its writers, because its pcap writer cannot flush the
-//! writer it owns, and the logger flushes whenever it is idle. Nothing is
-//! allocated per packet: the packet buffer and the comment string move into the
-//! pcapng block and come back out.
+//! The file headers are written straight into `W` with pcap-file's own types
+//! rather than through its writers, because its pcap writer cannot flush the writer
+//! it owns, and the logger flushes whenever it is idle. The per-packet records are
+//! laid out here: pcap-file's types want the packet in one slice, which would mean
+//! copying every payload behind its headers first, and its pcapng block writes each
+//! field with a call of its own. Nothing is allocated per packet.
 
 use std::borrow::Cow;
 use std::io::{self, Write};
-use std::mem;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use byteorder_slice::NativeEndian;
-use pcap_file::pcap::{PcapHeader, PcapPacket};
+use pcap_file::pcap::PcapHeader;
 use pcap_file::pcapng::Block;
-use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
@@ -55,10 +54,9 @@ impl Format {
 /// The per-format state.
 enum Layout {
     Pcap,
-    /// The options of the block being written, kept between packets so that their
-    /// vector, and the comment string in it, are reused.
+    /// The comment of the packet being written, kept between packets so that its
+    /// string is reused.
     PcapNg {
-        options: Vec<EnhancedPacketOption<'static>>,
         comment: String,
     },
 }
@@ -126,7 +124,6 @@ impl<W: Write> PacketFile<W> {
                     }
                 }
                 Layout::PcapNg {
-                    options: Vec::with_capacity(1),
                     comment: String::with_capacity(128),
                 }
             }
@@ -138,8 +135,12 @@ impl<W: Write> PacketFile<W> {
         })
     }
 
-    /// Appends `packet` stamped `at`. In pcapng, `comment` is asked to write the
-    /// packet's comment (nothing for none); classic pcap has no place for one.
+    /// Appends the packet made of `headers` then `payload`, stamped `at`. In
+    /// pcapng, `comment` is asked to write the packet's comment (nothing for none);
+    /// classic pcap has no place for one.
+    ///
+    /// The record's own fields go out in one small write, then the two parts of the
+    /// packet: the payload is never copied into a packet buffer first.
     ///
     /// Each event is stamped when its system call returned, but events of the two
     /// directions can reach the logger a few microseconds out of that order (a
@@ -150,46 +151,33 @@ impl<W: Write> PacketFile<W> {
     pub fn write(
         &mut self,
         at: SystemTime,
-        packet: &mut Vec<u8>,
+        headers: &[u8],
+        payload: &[u8],
         comment: impl FnOnce(&mut String),
     ) -> io::Result<()> {
         let at = at.max(self.last_at);
         self.last_at = at;
         let timestamp = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-        // At most MAX_PACKET: `packet::write` refuses anything longer.
-        let length = packet.len() as u32;
+        // At most MAX_PACKET: `packet::write_headers` refuses anything longer.
+        let length = (headers.len() + payload.len()) as u32;
         match &mut self.layout {
             Layout::Pcap => {
-                PcapPacket::new(timestamp, length, packet)
-                    .write_to::<_, NativeEndian>(&mut self.out, TsResolution::NanoSecond, SNAPLEN)
-                    .map_err(into_io)?;
+                // The record header: seconds, nanoseconds, captured and original
+                // length (the same: nothing is cut), in the file's byte order.
+                let mut record = [0u8; 16];
+                let seconds = timestamp.as_secs() as u32;
+                record[..4].copy_from_slice(&seconds.to_ne_bytes());
+                record[4..8].copy_from_slice(&timestamp.subsec_nanos().to_ne_bytes());
+                record[8..12].copy_from_slice(&length.to_ne_bytes());
+                record[12..].copy_from_slice(&length.to_ne_bytes());
+                self.out.write_all(&record)?;
+                self.out.write_all(headers)?;
+                self.out.write_all(payload)?;
             }
-            Layout::PcapNg {
-                options,
-                comment: text,
-            } => {
+            Layout::PcapNg { comment: text } => {
                 text.clear();
                 comment(text);
-                if !text.is_empty() {
-                    options.push(EnhancedPacketOption::Comment(Cow::Owned(mem::take(text))));
-                }
-                // The block borrows nothing: the buffers move in and come back out.
-                let block = Block::EnhancedPacket(EnhancedPacketBlock {
-                    interface_id: 0,
-                    timestamp,
-                    original_len: length,
-                    data: Cow::Owned(mem::take(packet)),
-                    options: mem::take(options),
-                });
-                let written = block.write_to::<NativeEndian, _>(&mut self.out);
-                if let Block::EnhancedPacket(block) = block {
-                    *packet = block.data.into_owned();
-                    *options = block.options;
-                    if let Some(EnhancedPacketOption::Comment(Cow::Owned(back))) = options.pop() {
-                        *text = back;
-                    }
-                }
-                written?;
+                write_enhanced_packet(&mut self.out, timestamp, length, [headers, payload], text)?;
             }
         }
         Ok(())
@@ -202,6 +190,65 @@ impl<W: Write> PacketFile<W> {
     pub fn into_inner(self) -> W {
         self.out
     }
+}
+
+/// pcapng's Enhanced Packet Block type.
+const ENHANCED_PACKET: u32 = 6;
+/// The `opt_comment` option code, and `opt_endofopt`'s.
+const OPT_COMMENT: u16 = 1;
+const OPT_END: u16 = 0;
+
+/// One Enhanced Packet Block, laid out as the pcapng specification (and pcap-file's
+/// reader) has it: type, total length, interface 0, the timestamp in two halves,
+/// captured and original length, the packet padded to 32 bits, the comment option
+/// and the end of options when there is a comment, and the total length again.
+fn write_enhanced_packet(
+    out: &mut impl Write,
+    timestamp: Duration,
+    length: u32,
+    packet: [&[u8]; 2],
+    comment: &str,
+) -> io::Result<()> {
+    let padding = |len: usize| (4 - len % 4) % 4;
+    let data_pad = padding(length as usize);
+    let options_len = if comment.is_empty() {
+        0
+    } else {
+        4 + comment.len() + padding(comment.len()) + 4
+    };
+    // Eight words of fields, the padded packet and the options; a comment is a few
+    // dozen bytes, so this stays well within 32 bits.
+    let total = (32 + length as usize + data_pad + options_len) as u32;
+    let nanos = timestamp.as_nanos() as u64;
+    let mut fields = [0u8; 28];
+    for (i, word) in [
+        ENHANCED_PACKET,
+        total,
+        0,
+        (nanos >> 32) as u32,
+        nanos as u32,
+        length,
+        length,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        fields[i * 4..i * 4 + 4].copy_from_slice(&word.to_ne_bytes());
+    }
+    out.write_all(&fields)?;
+    out.write_all(packet[0])?;
+    out.write_all(packet[1])?;
+    const ZEROS: [u8; 3] = [0; 3];
+    out.write_all(&ZEROS[..data_pad])?;
+    if !comment.is_empty() {
+        out.write_all(&OPT_COMMENT.to_ne_bytes())?;
+        out.write_all(&(comment.len() as u16).to_ne_bytes())?;
+        out.write_all(comment.as_bytes())?;
+        out.write_all(&ZEROS[..padding(comment.len())])?;
+        out.write_all(&OPT_END.to_ne_bytes())?;
+        out.write_all(&OPT_END.to_ne_bytes())?;
+    }
+    out.write_all(&total.to_ne_bytes())
 }
 
 fn into_io(error: PcapError) -> io::Error {

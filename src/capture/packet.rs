@@ -24,6 +24,8 @@ const IPV4_HEADER: usize = Ipv4Header::MIN_LEN;
 const IPV6_HEADER: usize = Ipv6Header::LEN;
 /// TCP header without options: data segments carry none.
 const TCP_HEADER: usize = TcpHeader::MIN_LEN;
+/// The longest headers we write: IPv6, and TCP with the handshake's options.
+pub const MAX_HEADERS: usize = IPV6_HEADER + TCP_HEADER + 8;
 /// The largest packet we write, header included.
 pub const MAX_PACKET: usize = u16::MAX as usize;
 /// TTL / hop limit: what Linux uses.
@@ -131,27 +133,26 @@ pub fn same_family(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
     }
 }
 
-/// Replaces `out`'s contents with `segment` as a raw IP packet (LINKTYPE_RAW), both
-/// checksums filled in.
-pub fn write(out: &mut Vec<u8>, segment: &Segment) -> Result<(), PacketError> {
+/// Replaces `out`'s contents with the IP and TCP headers of `segment` as a raw IP
+/// packet (LINKTYPE_RAW), both checksums filled in. The payload is not copied: the
+/// packet is `out` followed by `segment.payload`, and the capture file writes the
+/// two one after the other.
+pub fn write_headers(out: &mut Vec<u8>, segment: &Segment) -> Result<(), PacketError> {
     let max = max_payload(segment.src.ip());
+    let too_big = PacketError::TooBig {
+        len: segment.payload.len(),
+        max,
+    };
     if segment.payload.len() > max {
-        return Err(PacketError::TooBig {
-            len: segment.payload.len(),
-            max,
-        });
+        return Err(too_big);
     }
     let tcp = tcp_header(segment);
     // The TCP length, options included, for the IP header and the pseudo-header.
     let tcp_len = tcp.header_len() + segment.payload.len();
     out.clear();
-    // The length check above keeps every value below in range, so these errors
-    // cannot happen; they are mapped rather than unwrapped all the same.
-    let too_big = PacketError::TooBig {
-        len: segment.payload.len(),
-        max,
-    };
-    match (segment.src.ip(), segment.dst.ip()) {
+    // The length check above keeps every value below in range, so this error
+    // cannot happen; it is mapped rather than unwrapped all the same.
+    let pseudo_sum = match (segment.src.ip(), segment.dst.ip()) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
             let mut ip = Ipv4Header::new(
                 tcp_len as u16,
@@ -160,14 +161,16 @@ pub fn write(out: &mut Vec<u8>, segment: &Segment) -> Result<(), PacketError> {
                 src.octets(),
                 dst.octets(),
             )
-            .map_err(|_| too_big.clone())?;
+            .map_err(|_| too_big)?;
             ip.header_checksum = ip.calc_header_checksum();
-            let mut tcp = tcp;
-            tcp.checksum = tcp
-                .calc_checksum_ipv4(&ip, segment.payload)
-                .map_err(|_| too_big.clone())?;
             out.extend_from_slice(&ip.to_bytes());
-            out.extend_from_slice(&tcp.to_bytes());
+            // The pseudo-header: addresses, protocol, TCP length.
+            let mut pseudo = [0u8; 12];
+            pseudo[..4].copy_from_slice(&src.octets());
+            pseudo[4..8].copy_from_slice(&dst.octets());
+            pseudo[9] = IpNumber::TCP.0;
+            pseudo[10..].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+            word_sum(&pseudo)
         }
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
             let ip = Ipv6Header {
@@ -179,17 +182,72 @@ pub fn write(out: &mut Vec<u8>, segment: &Segment) -> Result<(), PacketError> {
                 source: src.octets(),
                 destination: dst.octets(),
             };
-            let mut tcp = tcp;
-            tcp.checksum = tcp
-                .calc_checksum_ipv6(&ip, segment.payload)
-                .map_err(|_| too_big.clone())?;
             out.extend_from_slice(&ip.to_bytes());
-            out.extend_from_slice(&tcp.to_bytes());
+            let mut pseudo = [0u8; 40];
+            pseudo[..16].copy_from_slice(&src.octets());
+            pseudo[16..32].copy_from_slice(&dst.octets());
+            pseudo[32..36].copy_from_slice(&(tcp_len as u32).to_be_bytes());
+            pseudo[39] = IpNumber::TCP.0;
+            word_sum(&pseudo)
         }
         _ => return Err(PacketError::MixedFamilies),
-    }
-    out.extend_from_slice(segment.payload);
+    };
+    let tcp_start = out.len();
+    // Written with a checksum of 0, which is what the sum covers.
+    out.extend_from_slice(&tcp.to_bytes());
+    let sum = pseudo_sum + word_sum(&out[tcp_start..]) + word_sum(segment.payload);
+    let checksum = internet_checksum(sum);
+    out[tcp_start + TCP_CHECKSUM..tcp_start + TCP_CHECKSUM + 2].copy_from_slice(&checksum);
     Ok(())
+}
+
+/// Where the checksum sits in the TCP header.
+const TCP_CHECKSUM: usize = 16;
+
+/// The sum of `bytes` as 32-bit words in the machine's byte order, to be folded by
+/// `internet_checksum`; a last odd byte counts as if followed by a zero. Only the
+/// last of several parts summed together may have an odd length.
+///
+/// This is the Internet checksum of RFC 1071 done the fast way: its one's complement
+/// sum does not depend on byte order (the bytes swapped in, swapped out at the end,
+/// §2(B)), and 32-bit words added into a 64-bit total carry nothing that folding
+/// does not recover (2^16 is 1 modulo 0xffff), so the loop has no carry to chain
+/// and the compiler turns it into vector additions. A payload of 64 KiB is 16384
+/// words: the total stays far below 2^64.
+fn word_sum(bytes: &[u8]) -> u64 {
+    // Four words at a time into four totals: the shape that becomes one vector
+    // load and two vector additions per 16 bytes (measured: a fifth fewer
+    // instructions than one word at a time).
+    let mut blocks = bytes.chunks_exact(16);
+    let mut lanes = [0u64; 4];
+    for block in blocks.by_ref() {
+        for (lane, w) in lanes.iter_mut().zip(block.chunks_exact(4)) {
+            *lane += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+        }
+    }
+    let mut words = blocks.remainder().chunks_exact(4);
+    let mut sum: u64 = lanes.iter().sum();
+    for w in words.by_ref() {
+        sum += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    let mut pairs = words.remainder().chunks_exact(2);
+    for pair in pairs.by_ref() {
+        sum += u64::from(u16::from_ne_bytes([pair[0], pair[1]]));
+    }
+    if let [last] = pairs.remainder() {
+        sum += u64::from(u16::from_ne_bytes([*last, 0]));
+    }
+    sum
+}
+
+/// The checksum field's bytes for a `word_sum` total: folded to 16 bits, and
+/// complemented.
+fn internet_checksum(mut sum: u64) -> [u8; 2] {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    // Summed in the machine's byte order, so its bytes are already in network order.
+    (!(sum as u16)).to_ne_bytes()
 }
 
 fn tcp_header(segment: &Segment) -> TcpHeader {
@@ -278,6 +336,13 @@ mod tests {
         );
     }
 
+    /// The whole packet, as the capture file holds it: the headers, then the payload.
+    fn write(out: &mut Vec<u8>, segment: &Segment) -> Result<(), PacketError> {
+        write_headers(out, segment)?;
+        out.extend_from_slice(segment.payload);
+        Ok(())
+    }
+
     fn segment<'a>(src: &str, dst: &str, payload: &'a [u8]) -> Segment<'a> {
         Segment {
             src: addr(src),
@@ -356,6 +421,34 @@ mod tests {
         }
         assert_eq!(max_payload(addr("1.2.3.4:1").ip()), 65495);
         assert_eq!(max_payload(addr("[::1]:1").ip()), 65475);
+    }
+
+    #[test]
+    fn checksums_hold_for_every_length_and_content() {
+        let mut out = Vec::new();
+        // Every remainder modulo 8, odd lengths, carries (bytes of 0xff), and the
+        // largest payloads; both families.
+        let mut x: u32 = 1;
+        let noise: Vec<u8> = (0..70_000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect();
+        let ones = vec![0xff; 70_000];
+        for (a, b) in [
+            ("1.2.3.4:1", "255.255.255.255:65535"),
+            ("[::1]:1", "[ffff::2]:2"),
+        ] {
+            let max = max_payload(addr(a).ip());
+            let lengths = (0..40).chain([1000, 1001, max - 1, max]);
+            for len in lengths {
+                for bytes in [&noise[..len], &ones[..len]] {
+                    write(&mut out, &segment(a, b, bytes)).unwrap();
+                    checks_out(&out);
+                }
+            }
+        }
     }
 
     #[test]

@@ -37,8 +37,8 @@
 //! comment with the relay's view (`B is 512 bytes behind`), which no packet sniffer
 //! can know. `file` writes the formats; `packet` lays out each packet's bytes.
 //!
-//! Every packet is built in one reused buffer; the capture allocates nothing per
-//! packet.
+//! Every packet's headers are built in one reused buffer and written before its
+//! payload, which is never copied; the capture allocates nothing per packet.
 
 #[cfg(test)]
 #[path = "capture_tests.rs"]
@@ -187,7 +187,7 @@ pub struct Capture<W: Write> {
     held: Option<Held>,
     /// A RST was written: the connection is over, later events are not shown.
     reset: bool,
-    /// The packet being written.
+    /// The headers of the packet being written.
     packet: Vec<u8>,
     /// A held byte and the start of the next read, as one payload.
     joined: Vec<u8>,
@@ -217,7 +217,7 @@ impl<W: Write> Capture<W> {
             mss,
             held: None,
             reset: false,
-            packet: Vec::with_capacity(packet::MAX_PACKET),
+            packet: Vec::with_capacity(packet::MAX_HEADERS),
             joined: Vec::with_capacity(mss),
         };
         capture.handshake(connection.at)?;
@@ -437,7 +437,7 @@ impl<W: Write> Capture<W> {
         for (from, flags) in [(0, Flags::SYN), (1, Flags::SYN_ACK)] {
             let (seq, ack) = (self.peers[from].isn, self.peers[1 - from].isn);
             self.write_segment(from, seq, ack.wrapping_add(1), flags, options, &[])?;
-            self.write_record(at, Comment::None)?;
+            self.write_record(at, &[], Comment::None)?;
         }
         self.ack(0, at, Comment::None)
     }
@@ -493,7 +493,7 @@ impl<W: Write> Capture<W> {
         let side = &mut self.peers[from];
         side.acked = acked;
         side.past_syn = true;
-        self.write_record(at, comment)
+        self.write_record(at, payload, comment)
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
@@ -505,7 +505,7 @@ impl<W: Write> Capture<W> {
         self.file.into_inner()
     }
 
-    /// Builds the packet into the reused buffer.
+    /// Builds the packet's headers into the reused buffer.
     fn write_segment(
         &mut self,
         from: usize,
@@ -525,14 +525,14 @@ impl<W: Write> Capture<W> {
             syn_options,
             payload,
         };
-        packet::write(&mut self.packet, &segment).map_err(io::Error::other)
+        packet::write_headers(&mut self.packet, &segment).map_err(io::Error::other)
     }
 
-    /// Appends the packet in the buffer to the file, stamped `at`, with `comment`
-    /// where the format has room for one.
-    fn write_record(&mut self, at: SystemTime, comment: Comment) -> io::Result<()> {
+    /// Appends the packet whose headers are in the buffer, and `payload`, to the
+    /// file, stamped `at`, with `comment` where the format has room for one.
+    fn write_record(&mut self, at: SystemTime, payload: &[u8], comment: Comment) -> io::Result<()> {
         let (peers, held) = (&self.peers, self.held);
-        self.file.write(at, &mut self.packet, |text| {
+        self.file.write(at, &self.packet, payload, |text| {
             write_comment(text, &comment, peers, held)
         })
     }
