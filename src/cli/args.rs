@@ -58,32 +58,9 @@ pub struct Cli {
     #[arg(short = 'B', value_name = "addr", value_parser = Address::parse, required = true)]
     pub b: Option<Address>,
 
-    /// User-space buffer per direction, A->B[:B->A] (default 2048)
-    #[arg(short = 'b', value_name = "bsz", value_parser = SizePair::parse_buffer,
-          allow_negative_numbers = true)]
-    pub buffers: Option<SizePair>,
-
-    /// Kernel socket buffers SO_SNDBUF[:SO_RCVBUF] for both sockets (default: untouched)
-    #[arg(short = 'z', value_name = "bsz", value_parser = SizePair::parse_socket,
-          allow_negative_numbers = true)]
-    pub socket_buffers: Option<SizePair>,
-
-    /// Save the bytes of each direction as hex in AtoB.dump and BtoA.dump
-    #[arg(short = 'o', conflicts_with = "prefix")]
-    pub dump: bool,
-
-    /// Like -o, with the files named PREFIXAtoB.dump and PREFIXBtoA.dump
-    #[arg(short = 'f', value_name = "prefix")]
-    pub prefix: Option<PathBuf>,
-
-    /// No colours (as --color=never)
-    #[arg(short = 'c')]
-    pub colourless: bool,
-
-    /// Colour the text: auto (on a terminal, unless NO_COLOR is set or TERM=dumb;
-    /// CLICOLOR_FORCE=1 forces it), always or never
-    #[arg(long = "color", value_name = "when", value_enum)]
-    pub color: Option<ColourChoice>,
+    /// What the relay keeps and shows, as the demo takes it too.
+    #[command(flatten)]
+    pub output: OutputFlags,
 
     /// No per-chunk output: start-up lines, errors and a final summary only; twice
     /// (-qq), with -k: the final tally and errors only
@@ -96,12 +73,6 @@ pub struct Cli {
     #[arg(long = "max-dump", value_name = "N")]
     pub max_dump: Option<usize>,
 
-    /// Save the session for Wireshark: pcapng if the name ends in .pcapng, else pcap;
-    /// with - to standard output as a live stream (the text then goes to standard
-    /// error)
-    #[arg(short = 'w', value_name = "capture|-")]
-    pub capture: Option<PathBuf>,
-
     /// The capture's format, whatever its name: pcap or pcapng
     #[arg(
         long = "capture-format",
@@ -110,12 +81,6 @@ pub struct Cli {
         requires = "capture"
     )]
     pub capture_format: Option<CaptureFormat>,
-
-    /// Start each event line with the time: local time of day to the microsecond, or
-    /// with =relative the seconds since the first connection
-    #[arg(short = 't', long = "timestamps", value_name = "how", value_enum,
-          num_args = 0..=1, require_equals = true, default_missing_value = "local")]
-    pub timestamps: Option<TimestampKind>,
 
     /// Keep accepting clients until stopped: each gets its own connection to B and
     /// its own buffers, and its lines start with [N], its number
@@ -127,11 +92,6 @@ pub struct Cli {
     #[arg(long = "max-conns", value_name = "N", requires = "keep_listening",
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_conns: Option<u32>,
-
-    /// Show the kernel's queues beside the backlog: bytes sent to the receiver and
-    /// not yet acknowledged (SIOCOUTQ), bytes from the sender not yet read (SIOCINQ)
-    #[arg(long = "kernel-queues")]
-    pub kernel_queues: bool,
 
     /// Forward at most this many bytes a second (1000, 64k, 1M)
     #[arg(long, value_name = "A2B:B2A", value_parser = rates, help_heading = FAULTS)]
@@ -155,11 +115,6 @@ pub struct Cli {
     #[arg(long = "stall-after", value_name = "N", value_parser = byte_counts,
           help_heading = FAULTS)]
     pub stall_after: Option<[Option<u64>; 2]>,
-
-    /// Also write every event as a line of JSON (schema in the README) to this file,
-    /// or with - to standard output (the text then goes to standard error)
-    #[arg(long = "events", value_name = "path|-")]
-    pub events: Option<PathBuf>,
 
     #[command(flatten)]
     pub tls: TlsFlags,
@@ -311,15 +266,27 @@ pub enum Pace {
     Slow,
 }
 
-/// The relay's flags a demo passes on to the relay (see `Cli` for each).
+/// The relay's flags a demo passes on to the relay.
 #[derive(Debug, Args)]
 pub struct DemoRelayFlags {
-    /// User-space buffer per direction, A->B[:B->A]
+    #[command(flatten)]
+    pub output: OutputFlags,
+
+    /// No per-chunk output from the relay
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+}
+
+/// What the relay keeps and shows: its buffers, its colours, and the files it
+/// writes. The relay's command line and the demo's take the same flags.
+#[derive(Debug, Args)]
+pub struct OutputFlags {
+    /// User-space buffer per direction, A->B[:B->A] (default 2048)
     #[arg(short = 'b', value_name = "bsz", value_parser = SizePair::parse_buffer,
           allow_negative_numbers = true)]
     pub buffers: Option<SizePair>,
 
-    /// Kernel socket buffers SO_SNDBUF[:SO_RCVBUF] for the relay's sockets
+    /// Kernel socket buffers SO_SNDBUF[:SO_RCVBUF] for both sockets (default: untouched)
     #[arg(short = 'z', value_name = "bsz", value_parser = SizePair::parse_socket,
           allow_negative_numbers = true)]
     pub socket_buffers: Option<SizePair>,
@@ -336,30 +303,30 @@ pub struct DemoRelayFlags {
     #[arg(short = 'c')]
     pub colourless: bool,
 
-    /// Colour the relay's text: auto (on a terminal, unless NO_COLOR is set or
-    /// TERM=dumb), always or never
+    /// Colour the text: auto (on a terminal, unless NO_COLOR is set or TERM=dumb;
+    /// CLICOLOR_FORCE=1 forces it), always or never
     #[arg(long = "color", value_name = "when", value_enum)]
     pub color: Option<ColourChoice>,
 
-    /// No per-chunk output from the relay
-    #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
-
-    /// Save the session for Wireshark: pcapng if the name ends in .pcapng, else pcap
-    #[arg(short = 'w', value_name = "capture")]
+    /// Save the session for Wireshark: pcapng if the name ends in .pcapng, else pcap;
+    /// with - to standard output as a live stream (the text then goes to standard
+    /// error)
+    #[arg(short = 'w', value_name = "capture|-")]
     pub capture: Option<PathBuf>,
 
-    /// Start each of the relay's event lines with the time (local, or =relative)
+    /// Start each event line with the time: local time of day to the microsecond, or
+    /// with =relative the seconds since the first connection
     #[arg(short = 't', long = "timestamps", value_name = "how", value_enum,
           num_args = 0..=1, require_equals = true, default_missing_value = "local")]
     pub timestamps: Option<TimestampKind>,
 
-    /// Show the kernel's queues beside the backlog
+    /// Show the kernel's queues beside the backlog: bytes sent to the receiver and
+    /// not yet acknowledged (SIOCOUTQ), bytes from the sender not yet read (SIOCINQ)
     #[arg(long = "kernel-queues")]
     pub kernel_queues: bool,
 
-    /// Also write every event as a line of JSON to this file, or with - to standard
-    /// output (the relay's text then goes to standard error)
+    /// Also write every event as a line of JSON (schema in the README) to this file,
+    /// or with - to standard output (the text then goes to standard error)
     #[arg(long = "events", value_name = "path|-")]
     pub events: Option<PathBuf>,
 }
@@ -579,12 +546,12 @@ mod tests {
         ])
         .unwrap();
         assert!(cli.command.is_none());
-        assert_eq!(cli.buffers, Some(SizePair(512, 2048)));
-        assert_eq!(cli.socket_buffers, Some(SizePair(1024, 4096)));
-        assert!(cli.dump && cli.colourless);
+        assert_eq!(cli.output.buffers, Some(SizePair(512, 2048)));
+        assert_eq!(cli.output.socket_buffers, Some(SizePair(1024, 4096)));
+        assert!(cli.output.dump && cli.output.colourless);
         // getopt-style glued values still work
         let cli = Cli::try_parse_from(["tiburoncin", "-A8081", "-B:8082", "-b0x100"]).unwrap();
-        assert_eq!(cli.buffers, Some(SizePair(256, 256)));
+        assert_eq!(cli.output.buffers, Some(SizePair(256, 256)));
     }
 
     #[test]
@@ -695,8 +662,8 @@ mod tests {
         .unwrap();
         assert_eq!(d.name, Some(DemoName::SlowReceiver));
         assert_eq!(d.pace, Some(Pace::Fast));
-        assert_eq!(d.relay.buffers, Some(SizePair(512, 512)));
-        assert_eq!(d.relay.capture, Some(PathBuf::from("x")));
+        assert_eq!(d.relay.output.buffers, Some(SizePair(512, 512)));
+        assert_eq!(d.relay.output.capture, Some(PathBuf::from("x")));
         // The relay's flags that do not apply are taken, to be refused with a reason.
         let d = demo(&["-A", "1", "-k", "--rate", "1k"]).unwrap();
         assert_eq!(d.refused.a.as_deref(), Some("1"));
@@ -718,7 +685,7 @@ mod tests {
     fn timestamps_local_by_default_relative_on_request() {
         let parse = |extra: &[&str]| {
             let args = ["t", "-A", "1", "-B", "2"].iter().chain(extra).copied();
-            Cli::try_parse_from(args).map(|cli| cli.timestamps)
+            Cli::try_parse_from(args).map(|cli| cli.output.timestamps)
         };
         assert_eq!(parse(&[]).unwrap(), None);
         for local in [&["-t"][..], &["--timestamps"], &["--timestamps=local"]] {
@@ -756,12 +723,12 @@ mod tests {
         let typed = "t -A 1 -A 2 -B 3 -b 10 -b 20 -c -c -q -q -f x -f y -t --timestamps=relative";
         let cli = Cli::try_parse_from(typed.split(' ')).unwrap();
         assert_eq!(cli.a.unwrap().to_string(), "localhost:2");
-        assert_eq!(cli.buffers, Some(SizePair(20, 20)));
-        assert!(cli.colourless);
+        assert_eq!(cli.output.buffers, Some(SizePair(20, 20)));
+        assert!(cli.output.colourless);
         // -q counts, though: -qq is quieter still.
         assert_eq!(cli.quiet, 2);
-        assert_eq!(cli.prefix, Some(PathBuf::from("y")));
-        assert_eq!(cli.timestamps, Some(TimestampKind::Relative));
+        assert_eq!(cli.output.prefix, Some(PathBuf::from("y")));
+        assert_eq!(cli.output.timestamps, Some(TimestampKind::Relative));
         let r = replay(&[
             "x.pcap", "--list", "--list", "--stream", "1", "--stream", "2",
         ])

@@ -113,10 +113,11 @@ impl Config {
         let tls = tls_options(&cli.tls, &a, &b)?;
         let a_addrs = resolve(&a).map_err(|e| format!("-A: {e}"))?;
         let b_addrs = resolve(&b).map_err(|e| format!("-B: {e}"))?;
-        let dumps = dump_paths(cli.dump, cli.prefix);
-        let capture = capture_file(cli.capture, cli.capture_format, dumps.as_ref())?;
-        let events = events_to(cli.events, dumps.as_ref(), capture.as_ref())?;
+        let dumps = dump_paths(cli.output.dump, cli.output.prefix);
+        let capture = capture_file(cli.output.capture, cli.capture_format, dumps.as_ref())?;
+        let events = events_to(cli.output.events, dumps.as_ref(), capture.as_ref())?;
         let buffers = cli
+            .output
             .buffers
             .unwrap_or(SizePair(DEFAULT_BUFFER, DEFAULT_BUFFER));
         Ok(Config {
@@ -126,17 +127,17 @@ impl Config {
             b_addrs,
             tls,
             buffers: (buffers.0, buffers.1),
-            socket_buffers: cli.socket_buffers.map(|s| (s.0, s.1)),
+            socket_buffers: cli.output.socket_buffers.map(|s| (s.0, s.1)),
             dumps,
             capture,
-            colour: ColourChoice::from_flags(cli.color, cli.colourless),
+            colour: ColourChoice::from_flags(cli.output.color, cli.output.colourless),
             quiet: cli.quiet > 0,
             tally_only: cli.quiet > 1,
             max_dump: cli.max_dump,
-            timestamps: cli.timestamps,
+            timestamps: cli.output.timestamps,
             events,
             faults,
-            kernel_queues: cli.kernel_queues,
+            kernel_queues: cli.output.kernel_queues,
             keep_listening: cli
                 .keep_listening
                 .then(|| cli.max_conns.map_or(DEFAULT_MAX_CONNS, |n| n as usize)),

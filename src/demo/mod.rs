@@ -53,13 +53,22 @@ impl Demo {
         let name = args.name.unwrap_or(DemoName::Hello);
         let flags = args.relay;
         // The demo reads the relay's standard output for its lines: no capture there.
-        if flags.capture.as_ref().is_some_and(|c| c.as_os_str() == "-") {
+        if flags
+            .output
+            .capture
+            .as_ref()
+            .is_some_and(|c| c.as_os_str() == "-")
+        {
             return Err("-w -: the demo's standard output is its story; write to a file".into());
         }
         if matches!(name, DemoName::SlowReceiver | DemoName::HalfClose) {
             // Their steps count on the sizes they set: which buffer fills when.
-            if flags.buffers.is_some_and(|b| b.0 != slow_receiver::RING)
+            if flags
+                .output
+                .buffers
+                .is_some_and(|b| b.0 != slow_receiver::RING)
                 || flags
+                    .output
                     .socket_buffers
                     .is_some_and(|z| z.0 != slow_receiver::SEND_BUFFER)
             {
@@ -197,24 +206,24 @@ impl Show {
         args.extend(["-A".into(), "127.0.0.1:0".into(), "-B".into()]);
         args.push(format!("127.0.0.1:{b_port}").into());
         let pair = |p: SizePair| OsString::from(format!("{}:{}", p.0, p.1));
-        if let Some(b) = flags.buffers.or(sizes.buffers) {
+        if let Some(b) = flags.output.buffers.or(sizes.buffers) {
             args.extend(["-b".into(), pair(b)]);
         }
-        if let Some(z) = flags.socket_buffers.or(sizes.socket_buffers) {
+        if let Some(z) = flags.output.socket_buffers.or(sizes.socket_buffers) {
             args.extend(["-z".into(), pair(z)]);
         }
         // The relay's output is a pipe to us: it is coloured when ours would be.
-        let choice = ColourChoice::from_flags(flags.color, flags.colourless);
+        let choice = ColourChoice::from_flags(flags.output.color, flags.output.colourless);
         if choice.for_stream(&std::io::stdout()) {
             args.push("--color=always".into());
         } else {
             args.push("-c".into());
         }
         for (on, flag) in [
-            (flags.dump, "-o"),
+            (flags.output.dump, "-o"),
             (flags.quiet, "-q"),
             (
-                flags.kernel_queues || sizes.kernel_queues,
+                flags.output.kernel_queues || sizes.kernel_queues,
                 "--kernel-queues",
             ),
         ] {
@@ -223,15 +232,15 @@ impl Show {
             }
         }
         for (value, flag) in [
-            (&flags.prefix, "-f"),
-            (&flags.capture, "-w"),
-            (&flags.events, "--events"),
+            (&flags.output.prefix, "-f"),
+            (&flags.output.capture, "-w"),
+            (&flags.output.events, "--events"),
         ] {
             if let Some(value) = value {
                 args.extend([flag.into(), value.into()]);
             }
         }
-        if let Some(kind) = flags.timestamps.and_then(|k| k.to_possible_value()) {
+        if let Some(kind) = flags.output.timestamps.and_then(|k| k.to_possible_value()) {
             args.push(format!("--timestamps={}", kind.get_name()).into());
         }
         args
