@@ -368,6 +368,13 @@ fn many_labels_each_connection_and_stops_on_a_signal() {
         run.stdout.last().unwrap(),
         "Served 3 connections: 3 completed, 0 failed, 0 cancelled"
     );
+    // The -k rows are the narrow ones (one space after the offset, not two), and
+    // the relay's lines fit 80 columns.
+    let rows = run.stdout.iter().filter(|l| l.contains("] 00000000 "));
+    assert_eq!(rows.filter(|l| !l.contains("00000000  ")).count(), 6);
+    for line in run.stdout.iter().filter(|l| !l.starts_with('#')) {
+        assert!(line.len() <= 80, "{} columns: {line}", line.len());
+    }
     assert!(run.position("# Every connection ended") < run.position("Served 3 connections"));
 }
 

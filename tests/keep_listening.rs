@@ -94,7 +94,8 @@ fn concurrent_connections_each_get_their_own_b_and_label() {
                 a.local_addr().unwrap()
             )
         );
-        // Each connection's own transcript is that of a single relay.
+        // Each connection's own transcript is that of a single relay, but for the
+        // narrower hexdump rows.
         let transcript = own[1..own.len() - 1].join("\n");
         assert_eq!(
             transcript,
@@ -102,11 +103,11 @@ fn concurrent_connections_each_get_their_own_b_and_label() {
                 "\
 Allocating buffers: 2048 and 2048 bytes...
 A -> B sent 8 bytes
-00000000  68 65 6c 6c 6f 20 3{i} 0a                           |hello {i}.        |
+00000000 68 65 6c 6c 6f 20 3{i} 0a                         hello {i}.
 B is 8 bytes behind
 B is in sync
 B -> A sent 3 bytes
-00000000  68 69 0a                                          |hi.             |
+00000000 68 69 0a                                        hi.
 A is 3 bytes behind
 A is in sync
 A -> B flow shutdown
@@ -121,6 +122,39 @@ A is in sync"
                 .starts_with("Relayed A -> B 8 bytes, B -> A 3 bytes in "),
             "{own:?}"
         );
+    }
+}
+
+/// Every line fits an 80-column terminal, hexdump rows too, up to connection 100.
+/// The connections before it come and go with a byte each, so that the run stays
+/// short; the hundredth carries full rows and partial ones in both directions.
+#[test]
+fn lines_fit_80_columns_up_to_three_digit_connections() {
+    let mut k = Listening::start(&["-c"], &Options::default());
+    let out = k.process.stdout.clone();
+    for n in 1..=100u64 {
+        let (mut a, mut b) = k.connect();
+        let said: Vec<u8> = if n == 100 {
+            (0..100u8).map(|i| b'!' + i % 90).collect()
+        } else {
+            vec![b'x']
+        };
+        exchange(&mut a, &mut b, &said);
+        close_both(&mut a, &mut b);
+        let summary = format!("[{n}] Relayed");
+        out.wait_line(&summary, |l| l.starts_with(&summary));
+    }
+    k.process.signal(libc::SIGTERM);
+    assert_eq!(k.process.wait().code(), Some(0));
+    let lines = out.lines();
+    let rows = lines_of(&lines, 100);
+    // 100 bytes from offset 0 (7 rows), then 3 bytes back.
+    assert_eq!(rows.iter().filter(|l| l.starts_with("0000")).count(), 8);
+    assert!(rows.contains(
+        &"00000000 21 22 23 24 25 26 27 28 29 2a 2b 2c 2d 2e 2f 30 !\"#$%&'()*+,-./0".to_string()
+    ));
+    for line in &lines {
+        assert!(line.len() <= 80, "{} columns: {line}", line.len());
     }
 }
 

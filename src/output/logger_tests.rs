@@ -136,7 +136,7 @@ fn many_connections_label_every_line_and_sum_up() {
     assert_eq!(lines[0], "[1] Allocating buffers: 2048 and 2048 bytes...");
     assert_eq!(
         lines[2],
-        "[1] 00000000  68 65 6c 6c 6f 0a                                 |hello.          |"
+        "[1] 00000000 68 65 6c 6c 6f 0a                               hello."
     );
     assert_eq!(
         &lines[lines.len() - 2..],

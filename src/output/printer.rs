@@ -97,9 +97,9 @@ impl Printer {
     ///
     /// Only the first line carries the timestamp, not the rows: the rows are that
     /// line's bytes, read at that one instant, so a time on each would repeat it
-    /// hundreds of times for a big chunk, and would push the 79-column rows past the
-    /// width of a standard terminal, which would wrap every one of them. The label
-    /// `[N] ` is on every row, so that `grep '^\[3\] '` keeps whole hexdumps.
+    /// hundreds of times for a big chunk, and would push the rows past the width of a
+    /// standard terminal, which would wrap every one of them. The label `[N] ` is on
+    /// every row, so that `grep '^\[3\] '` keeps whole hexdumps.
     pub(crate) fn sent(
         &mut self,
         label: &str,
@@ -126,7 +126,13 @@ impl Printer {
         let shown = self
             .max_dump
             .map_or(bytes.len(), |most| most.min(bytes.len()));
-        hexdump::write_prefixed_rows(&mut self.text, label.as_bytes(), offset, &bytes[..shown]);
+        // Only `-k` labels its lines; its rows are the narrow ones, so that the label
+        // and a row fit an 80-column terminal.
+        if label.is_empty() {
+            hexdump::write_rows(&mut self.text, offset, &bytes[..shown]);
+        } else {
+            hexdump::write_prefixed_rows(&mut self.text, label.as_bytes(), offset, &bytes[..shown]);
+        }
         let more = bytes.len() - shown;
         // With --max-dump 0 there is no hexdump to say the rest of.
         if more > 0 && shown > 0 {
