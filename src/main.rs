@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use tiburoncin::Outcome;
 use tiburoncin::cli::args::{Command, DemoArgs, ReplayArgs};
 use tiburoncin::cli::config::{Config, ReplayConfig};
+use tiburoncin::cli::generated;
 use tiburoncin::cli::usage::{self, Usage};
 use tiburoncin::error::Error;
 
@@ -17,6 +18,8 @@ fn main() -> ExitCode {
     match cli.command.take() {
         Some(Command::Replay(args)) => return replay(args),
         Some(Command::Demo(args)) => return demo(args),
+        Some(Command::Completions(args)) => return print(generated::completions(args.shell)),
+        Some(Command::Man(args)) => return print(generated::man_page(args.subcommand.as_deref())),
         None => {}
     }
     let config = match Config::from_cli(cli) {
@@ -62,6 +65,13 @@ fn demo(args: DemoArgs) -> ExitCode {
         Err(reason) => return exit_usage(usage::invalid_demo(&reason)),
     };
     match tiburoncin::demo::run(demo) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => report(error),
+    }
+}
+
+fn print(text: Vec<u8>) -> ExitCode {
+    match generated::print(&text) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => report(error),
     }

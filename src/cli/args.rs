@@ -163,6 +163,26 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Watch the relay between built-in peers, on loopback: what TCP really does
     Demo(DemoArgs),
+    /// Print a completion script for bash, zsh or fish
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff); view it with `man -l -`
+    Man(ManArgs),
+}
+
+/// What `tiburoncin man` prints.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A subcommand's page (tiburoncin-replay(1)...) instead of the main one
+    #[arg(value_parser = ["replay", "demo", "completions", "man"])]
+    pub subcommand: Option<String>,
+}
+
+/// What `tiburoncin completions` prints.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub shell: crate::cli::generated::Shell,
 }
 
 /// Runs the real relay between a built-in client A and server B on loopback, and

@@ -7,11 +7,13 @@
 //!
 //! The files depend on each other in one direction: `addr` and `sizes` parse single
 //! values (and `colour` the `--color` rules); `args` is clap's plain data, built from them; `config` resolves `args`
-//! into what runs; `usage` words what clap or `config` refused.
+//! into what runs; `usage` words what clap or `config` refused; `generated` makes
+//! the completion scripts and the man page from `args`.
 
 pub mod addr;
 pub mod args;
 pub mod colour;
 pub mod config;
+pub mod generated;
 pub mod sizes;
 pub mod usage;

@@ -49,16 +49,18 @@ pub fn parse_args() -> Result<Cli, Usage> {
 
 /// What a failed parse shows.
 pub fn of_clap(error: clap::Error) -> Usage {
-    // A mistake in `tiburoncin replay ...` or `tiburoncin demo ...` shows that
-    // subcommand's usage. The subcommand is the first argument (the relay's flags and
+    // A mistake in a subcommand (`tiburoncin replay ...`) shows that subcommand's
+    // usage. The subcommand is the first argument (the relay's flags and
     // the subcommands do not mix); clap's own text names it only for some errors.
     let first = std::env::args_os().nth(1);
     let mut command = Cli::command();
     command.build();
-    let named = ["replay", "demo"].into_iter().find(|name| {
-        first.as_deref().is_some_and(|a| a == *name)
-            || error.to_string().contains(&format!("tiburoncin {name}"))
-    });
+    let named = ["replay", "demo", "completions", "man"]
+        .into_iter()
+        .find(|name| {
+            first.as_deref().is_some_and(|a| a == *name)
+                || error.to_string().contains(&format!("tiburoncin {name}"))
+        });
     let usage = match named.and_then(|name| command.find_subcommand_mut(name)) {
         Some(sub) => sub.render_usage(),
         None => command.render_usage(),
