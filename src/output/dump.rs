@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use crate::error::Error;
 use crate::output::hexdump::HEX;
+use crate::output::progress;
 use crate::output::sink::{Conn, ConnMap, Failures, Output, Sink};
 use crate::relay::event::{Closing, Event, Opening};
 use crate::relay::kernel_queues::Queues;
@@ -128,7 +129,7 @@ impl Output for DumpFiles {
             ),
             // A file that cannot be created costs that file, not the relay.
             Err(error) => {
-                eprintln!("{}{error}", conn.label);
+                progress::error_line(format_args!("{}{error}", conn.label));
                 failures.push(error);
                 Sink::failed()
             }

@@ -34,6 +34,7 @@ use crate::output::capture_streams::CaptureStreams;
 use crate::output::dump::{DumpFiles, DumpPaths};
 use crate::output::json::JsonLines;
 use crate::output::printer::{Flow, label};
+use crate::output::progress;
 use crate::output::sink::{Conn, ConnMap, Failures, Output};
 use crate::output::terminal::Terminal;
 use crate::output::timestamps::TimestampKind;
@@ -325,7 +326,7 @@ fn say(outputs: &mut [&mut dyn Output], failures: &mut Failures, conn: &Conn, er
     for output in outputs.iter_mut() {
         output.flush(failures);
     }
-    eprintln!("{}{error}", conn.label);
+    progress::error_line(format_args!("{}{error}", conn.label));
 }
 
 /// What stderr and the JSON events say of a direction that failed. The error owns

@@ -6,7 +6,8 @@
 //! with `hexdump` and `timestamps`), the dump files (`dump`), the JSON events
 //! (`json`) and the capture (`capture_streams`, each connection's stream written by
 //! `capture` through the packet files of the `capture` folder). It leaves as bytes
-//! in those files and streams, and as a `Report` of how the run went.
+//! in those files and streams, and as a `Report` of how the run went. Beside the
+//! logger, `progress` draws `-q`'s live line from the relay's counts.
 
 pub mod capture;
 pub(crate) mod capture_streams;
@@ -15,6 +16,7 @@ pub mod hexdump;
 pub mod json;
 pub mod logger;
 pub(crate) mod printer;
+pub mod progress;
 pub mod sink;
 pub(crate) mod terminal;
 pub mod timestamps;

@@ -18,6 +18,7 @@ use std::time::SystemTime;
 use crate::error::Error;
 use crate::output::logger::Tally;
 use crate::output::printer::Flow;
+use crate::output::progress;
 use crate::relay::event::{Closing, ConnId, Event, Opening};
 use crate::relay::kernel_queues::Queues;
 
@@ -156,6 +157,6 @@ impl<T> Sink<T> {
 /// Reports an output that failed, once, on stderr, and keeps it for the report.
 pub(crate) fn output_failed(what: String, source: io::Error, failures: &mut Failures) {
     let error = Error::Output { what, source };
-    eprintln!("{error}");
+    progress::error_line(format_args!("{error}"));
     failures.push(error);
 }

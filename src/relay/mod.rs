@@ -46,6 +46,7 @@ pub mod buffer;
 pub mod event;
 pub mod faults;
 pub mod kernel_queues;
+pub mod meter;
 pub mod net;
 pub(crate) mod outlet;
 mod reader;
@@ -69,6 +70,7 @@ use crate::relay::stream::Stream;
 use crate::relay::buffer::user_space_buffer;
 use crate::relay::event::{Closing, ConnId, Direction, Ending, Note, Opening};
 use crate::relay::faults::{Faults, Shaper};
+use crate::relay::meter::Meter;
 use crate::relay::outlet::Outlet;
 use crate::relay::reader::Reader;
 use crate::relay::stop::Stopper;
@@ -91,6 +93,8 @@ pub struct Settings {
     pub faults: [Faults; 2],
     /// `--kernel-queues`: show the kernel's queues beside the user-space backlog.
     pub kernel_queues: bool,
+    /// The live progress line's counts, when it is shown.
+    pub meter: Option<Arc<Meter>>,
 }
 
 /// One connection, ready to relay.
@@ -131,6 +135,10 @@ pub fn connection(
         dumps,
     };
     let _ = notes.send(Note::Open(id, Box::new(opening)));
+    let meter = settings.meter.as_deref();
+    if let Some(meter) = meter {
+        meter.opened();
+    }
 
     let shared = Shared {
         id,
@@ -150,6 +158,9 @@ pub fn connection(
         lasted: accepted.1.elapsed(),
         at: SystemTime::now(),
     };
+    if let Some(meter) = meter {
+        meter.closed();
+    }
     let _ = notes.send(Note::Close(id, closing));
     ending
 }
@@ -235,6 +246,7 @@ impl<'a> Shared<'a> {
             ring: filler,
             outlet: outlet(),
             total: &self.totals[dir.index()],
+            meter: settings.meter.as_deref(),
             // A TLS consumer is written by its writer only (see `stream`).
             cut_through: !faults.any() && !consumer.is_tls(),
             marks,

@@ -8,6 +8,7 @@ use crossbeam_channel::Sender;
 
 use crate::relay::buffer::Filler;
 use crate::relay::event::{End, Event};
+use crate::relay::meter::Meter;
 use crate::relay::outlet::Outlet;
 use crate::relay::stream::Stream;
 use crate::relay::writer::Mark;
@@ -26,6 +27,8 @@ pub(crate) struct Reader<'a> {
     pub(crate) outlet: Outlet<'a>,
     /// Bytes read so far, for the logger's summary.
     pub(crate) total: &'a AtomicU64,
+    /// The live progress line's counts, when it is shown.
+    pub(crate) meter: Option<&'a Meter>,
     /// False when the direction has faults: then every byte goes through the
     /// writer's shaper.
     pub(crate) cut_through: bool,
@@ -56,6 +59,9 @@ impl Reader<'_> {
                 }
                 Ok(n) => {
                     self.total.fetch_add(n as u64, Ordering::Relaxed);
+                    if let Some(meter) = self.meter {
+                        meter.read(dir, n);
+                    }
                     // Rule 1: logged before anyone writes it.
                     if self.outlet.watched {
                         self.outlet.tell(Event::Read {

@@ -16,6 +16,7 @@ use crate::cli::config::{CaptureFile, Config, EventsTo};
 use crate::error::Error;
 use crate::output::dump::DumpPaths;
 use crate::output::logger::{JsonOut, Logger};
+use crate::output::progress::AroundProgress;
 
 /// Terminal output is gathered into blocks this big between flushes.
 const TERMINAL_BUFFER: usize = 64 * 1024;
@@ -68,10 +69,11 @@ impl Say {
 
     /// The logger's terminal, and its name for messages.
     fn terminal(self) -> (Terminal, &'static str) {
+        // On a terminal, -q's live line is cleared around each write (see `progress`).
         let (out, name): (Box<dyn Write + Send>, _) = if self.to_stderr {
-            (Box::new(io::stderr()), "to standard error")
+            (Box::new(AroundProgress(io::stderr())), "to standard error")
         } else {
-            (Box::new(io::stdout()), "to standard output")
+            (Box::new(AroundProgress(io::stdout())), "to standard output")
         };
         (BufWriter::with_capacity(TERMINAL_BUFFER, out), name)
     }

@@ -26,7 +26,9 @@ use socket2::Socket;
 use crate::cli::addr::Address;
 use crate::cli::config::Config;
 use crate::error::Error;
+use crate::output::progress::{self, Progress};
 use crate::relay::event::{ConnId, Note};
+use crate::relay::meter::Meter;
 use crate::relay::stop::Stopper;
 use crate::relay::stream::{Stream, tls_summary};
 use crate::relay::unix::SocketFile;
@@ -61,6 +63,11 @@ pub(crate) fn serve(
     let say = outputs.say;
     let listener = Listener::open(config, clients, say, stopper)?;
     let logger = clients.logger(config, outputs);
+    // -q: a live line with the counts, on standard error if it is a terminal.
+    let meter = config.quiet.then(|| Arc::new(Meter::default()));
+    let progress = meter
+        .clone()
+        .and_then(|meter| Progress::start(meter, matches!(clients, Clients::Many { .. })));
     let server = Server {
         config,
         clients,
@@ -69,6 +76,7 @@ pub(crate) fn serve(
             watched: logger.watches_chunks(),
             faults: config.faults,
             kernel_queues: config.kernel_queues,
+            meter: progress.as_ref().and(meter),
         },
         stopper,
         tls,
@@ -83,6 +91,10 @@ pub(crate) fn serve(
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
+    // Gone before the last lines (an error, `User cancelled.`) are printed.
+    if let Some(progress) = progress {
+        progress.finish();
+    }
     clients.judge(report, server.failure.into_inner(), stopper)
 }
 
@@ -269,7 +281,7 @@ impl<'env> Server<'env> {
                 // A client that gave up while waiting in the backlog: take the next.
                 Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
                 Err(e) if out_of_resources(&e) => {
-                    eprintln!("{} (trying again)", Error::Accept(e));
+                    progress::error_line(format_args!("{} (trying again)", Error::Accept(e)));
                     if self
                         .stopper
                         .channel()
