@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use crate::direction::Direction;
+use crate::words::Count;
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -44,7 +45,7 @@ pub enum Error {
     #[error("{} has no TCP connection {stream} (see --list)", .path.display())]
     NoSuchStream { path: PathBuf, stream: usize },
 
-    #[error("Cannot replay: the capture lacks {len} bytes of {} -> {} at stream offset {offset}", .dir.from(), .dir.to())]
+    #[error("Cannot replay: the capture lacks {} of {} -> {} at stream offset {offset}", Count(*.len, "byte"), .dir.from(), .dir.to())]
     NotCaptured {
         dir: Direction,
         offset: u64,

@@ -25,5 +25,6 @@ pub mod output;
 pub mod relay;
 pub mod replay;
 pub mod session;
+pub mod words;
 
 pub use session::{Outcome, run};

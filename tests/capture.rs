@@ -287,7 +287,7 @@ fn a_pcapng_follows_the_session_exactly_and_cleanly() {
     // The handshake, then the first ping, 1 byte. What follows — B's ACK of it, B's
     // 5-byte answer, A's ACK of that — happens all at once, in any order a scheduler
     // picks (the threads of the two directions run side by side).
-    assert_eq!(comments[..4], ["", "", "", "B is 1 bytes behind"]);
+    assert_eq!(comments[..4], ["", "", "", "B is 1 byte behind"]);
     assert!(comments[4..].contains(&"B is in sync"));
     assert!(comments[4..].contains(&"A is 5 bytes behind"));
     assert!(comments.contains(&"A -> B flow shutdown"));

@@ -200,7 +200,7 @@ fn a_stale_socket_file_is_replaced_and_a_live_one_is_not() {
     client.shutdown(Shutdown::Both).unwrap();
     process
         .stdout
-        .wait_line("the byte relayed", |l| l == "A -> B sent 1 bytes");
+        .wait_line("the byte relayed", |l| l == "A -> B sent 1 byte");
     process.signal(libc::SIGTERM);
     process.wait();
     assert!(!path.exists());

@@ -57,6 +57,7 @@ use crate::relay::faults::Injected;
 
 use crate::capture::Format;
 use crate::capture::file::PacketFile;
+use crate::words::Count;
 
 /// The window scale both sides announce: the largest RFC 7323 allows.
 const WINDOW_SHIFT: u8 = 14;
@@ -549,7 +550,7 @@ fn write_comment(out: &mut String, comment: &Comment, peers: &[Peer; 2], held: O
             let read = from.sent + u64::from(held.is_some_and(|h| h.dir == dir));
             match read.saturating_sub(to.got) {
                 0 => write!(out, "{} is in sync", dir.to()),
-                behind => write!(out, "{} is {behind} bytes behind", dir.to()),
+                behind => write!(out, "{} is {} behind", dir.to(), Count(behind, "byte")),
             }
         }
         Comment::Shutdown { dir } => write!(out, "{} -> {} flow shutdown", dir.from(), dir.to()),
@@ -562,9 +563,10 @@ fn write_comment(out: &mut String, comment: &Comment, peers: &[Peer; 2], held: O
         ),
         Comment::Injected { dir, after } => write!(
             out,
-            "{} -> {} reset after {after} bytes (injected)",
+            "{} -> {} reset after {} (injected)",
             dir.from(),
-            dir.to()
+            dir.to(),
+            Count(after, "byte")
         ),
     };
 }

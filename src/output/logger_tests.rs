@@ -459,3 +459,36 @@ B is in sync
 ";
     assert_eq!(log_max_dump(0, hello_how_are_you), expected);
 }
+
+#[test]
+fn one_byte_is_singular() {
+    let mut out = Vec::new();
+    let logger = Logger::new(&mut out, false).many("127.0.0.1:8082");
+    feed(logger, T, Ending::Completed, || {
+        vec![
+            Event::Read {
+                dir: Direction::AtoB,
+                chunk: chunk(b"!"),
+                at: T,
+            },
+            Event::Wrote {
+                dir: Direction::AtoB,
+                n: 1,
+                at: T,
+            },
+        ]
+    });
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[1..],
+        [
+            "[1] A -> B sent 1 byte",
+            "[1] 00000000 21                                              !",
+            "[1] B is 1 byte behind",
+            "[1] B is in sync",
+            "[1] Relayed A -> B 1 byte, B -> A 0 bytes in 1.500 s",
+            "Served 1 connection: 1 completed, 0 failed, 0 cancelled",
+        ]
+    );
+}

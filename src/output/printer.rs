@@ -12,6 +12,7 @@ use crate::output::hexdump;
 use crate::output::timestamps::Timestamps;
 use crate::relay::event::{ConnId, Direction};
 use crate::relay::kernel_queues::Queues;
+use crate::words::Count;
 
 pub(crate) const COLOURS: [&[u8]; 2] = [b"\x1b[91m", b"\x1b[94m"];
 pub(crate) const BOLD: &[u8] = b"\x1b[1m";
@@ -115,10 +116,10 @@ impl Printer {
         self.lead(label, at);
         let _ = writeln!(
             self.text,
-            "{} -> {} sent {} bytes",
+            "{} -> {} sent {}",
             dir.from(),
             dir.to(),
-            bytes.len()
+            Count(bytes.len(), "byte")
         );
         if self.colour {
             self.text.extend_from_slice(BOLD);
@@ -167,7 +168,7 @@ impl Printer {
                 Some(dir),
                 label,
                 at,
-                format_args!("{} is {behind} bytes behind{kernel}\n", dir.to()),
+                format_args!("{} is {} behind{kernel}\n", dir.to(), Count(behind, "byte")),
             ),
         }
     }

@@ -18,6 +18,7 @@ use crate::output::timestamps::{TimestampKind, Timestamps};
 use crate::relay::event::{Closing, Ending, Event, Opening};
 use crate::relay::faults::Injected;
 use crate::relay::kernel_queues::Queues;
+use crate::words::Count;
 
 pub(crate) struct Terminal<W: Write> {
     screen: Screen<W>,
@@ -167,7 +168,9 @@ impl<W: Write> Output for Terminal<W> {
                 &conn.label,
                 SystemTime::now(),
                 format_args!(
-                    "Relayed A -> B {ab} bytes, B -> A {ba} bytes in {seconds:.3} s{how}\n"
+                    "Relayed A -> B {}, B -> A {} in {seconds:.3} s{how}\n",
+                    Count(ab, "byte"),
+                    Count(ba, "byte")
                 ),
             );
         });
@@ -245,10 +248,10 @@ fn event_lines(
                 label,
                 at,
                 format_args!(
-                    "{} -> {} {what} after {} bytes (injected)\n",
+                    "{} -> {} {what} after {} (injected)\n",
                     dir.from(),
                     dir.to(),
-                    fault.after()
+                    Count(fault.after(), "byte")
                 ),
             );
         }

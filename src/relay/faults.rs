@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use crate::words::Count;
+
 /// A rate's burst: the bucket holds this much time's worth of bytes, so a writer
 /// that was idle cannot then exceed the rate for more than this long.
 const BURST: Duration = Duration::from_millis(50);
@@ -102,13 +104,13 @@ impl fmt::Display for Faults {
             }
         }
         if let Some(slice) = self.slice {
-            parts.push(format!("slice {slice} bytes"));
+            parts.push(format!("slice {}", Count(slice, "byte")));
         }
         if let Some(n) = self.reset_after {
-            parts.push(format!("reset after {n} bytes"));
+            parts.push(format!("reset after {}", Count(n, "byte")));
         }
         if let Some(n) = self.stall_after {
-            parts.push(format!("stall after {n} bytes"));
+            parts.push(format!("stall after {}", Count(n, "byte")));
         }
         f.write_str(&parts.join(", "))
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::direction::Direction;
 use crate::output::hexdump;
+use crate::words::Count;
 
 /// How much of each side a report shows: four rows of sixteen.
 pub const SHOWN: usize = 64;
@@ -100,8 +101,8 @@ impl Difference {
                 format!("{from} closed its side at {offset}, before the recording has it close.\n")
             }
             Difference::Closed { expected } => format!(
-                "{from} closed its side at {offset}, with {} bytes still to send.\n",
-                expected.len()
+                "{from} closed its side at {offset}, with {} still to send.\n",
+                Count(expected.len(), "byte")
             ),
             Difference::Reset { error, .. } | Difference::SendFailed { error } => format!(
                 "{from} -> {to} failed at {offset}: {}\n",
@@ -148,7 +149,7 @@ fn write_side(out: &mut Vec<u8>, label: &str, offset: u64, bytes: &[u8]) {
     let shown = &bytes[..bytes.len().min(SHOWN)];
     hexdump::write_rows(out, offset, shown);
     if bytes.len() > SHOWN {
-        let more = format!("... and {} bytes more\n", bytes.len() - SHOWN);
+        let more = format!("... and {} more\n", Count(bytes.len() - SHOWN, "byte"));
         out.extend_from_slice(more.as_bytes());
     }
 }

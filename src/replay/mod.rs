@@ -38,6 +38,7 @@ use crate::replay::player::{Carries, PlaySettings, Player};
 use crate::replay::reassembly::{Chosen, StreamEnd};
 use crate::replay::recording::{Listing, Recording};
 use crate::replay::verdict::{CommandReport, Verdict};
+use crate::words::Count;
 
 /// Runs the replay command; a difference from the recording is an `Error::Differs`.
 pub fn run(config: ReplayConfig) -> Result<(), Error> {
@@ -446,7 +447,8 @@ fn print_list(out: &mut impl Write, listing: &Listing) -> io::Result<()> {
             for dir in Direction::BOTH {
                 let missing = s.missing[dir.index()];
                 if missing > 0 {
-                    ended += &format!(" ({} -> {} lacks {missing} bytes)", dir.from(), dir.to());
+                    let lacks = Count(missing, "byte");
+                    ended += &format!(" ({} -> {} lacks {lacks})", dir.from(), dir.to());
                 }
             }
             if let Some(how) = chosen(s.chosen) {

@@ -55,6 +55,7 @@ use crate::replay::matcher::{self, Carried, Step, TurnMatch};
 use crate::replay::reassembly::{StreamEnd, StreamEvent};
 use crate::replay::recording::Recording;
 use crate::replay::verdict::{FirstDifference, Verdict};
+use crate::words::Count;
 
 /// How much the peer may have sent that is read to show it in a difference.
 const SHOWN: usize = crate::replay::difference::SHOWN;
@@ -278,8 +279,12 @@ impl<'o, W: Write> Player<'o, W> {
         }
         let [ab, ba] = self.offsets;
         let summary = format!(
-            "{}Replay matched stream {}: {ab} bytes A -> B, {ba} bytes B -> A, {} turns.\n",
-            self.settings.label, self.settings.stream, self.turns
+            "{}Replay matched stream {}: {} A -> B, {} B -> A, {}.\n",
+            self.settings.label,
+            self.settings.stream,
+            Count(ab, "byte"),
+            Count(ba, "byte"),
+            Count(self.turns, "turn")
         );
         self.printer.text.extend_from_slice(summary.as_bytes());
         self.flush();

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::cli::config::Rule;
 use crate::direction::Direction;
 use crate::error::Error;
+use crate::words::Count;
 
 /// The first difference of a connection, as the report shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -78,8 +79,10 @@ impl Verdict {
         let [ab, ba] = self.bytes;
         match &self.result {
             Ok(()) => format!(
-                "[{}] matched: {ab} bytes A -> B, {ba} bytes B -> A",
-                self.stream
+                "[{}] matched: {} A -> B, {} B -> A",
+                self.stream,
+                Count(ab, "byte"),
+                Count(ba, "byte")
             ),
             Err(error) => format!("[{}] differs: {error}", self.stream),
         }
