@@ -14,6 +14,7 @@ fn parse_status(line: &str) -> Option<(u64, u64, u64)> {
     let (behind, kernel) = rest.split_once(" (kernel: ")?;
     let behind = match behind {
         "in sync" => 0,
+        "1 byte behind" => 1,
         b => b.strip_suffix(" bytes behind")?.parse().ok()?,
     };
     let kernel = kernel.strip_suffix(" unread from A)")?;

@@ -268,7 +268,9 @@ fn parse(lines: &[String]) -> [Shown; 2] {
             continue; // the start-up lines
         };
         let view = &mut shown[dir];
-        if let Some(n) = line
+        // "1 byte", else "N bytes".
+        let singular = |l: &str| l.replace(" 1 byte", " 1 bytes");
+        if let Some(n) = singular(line)
             .strip_suffix(" bytes")
             .and_then(|l| l.split(" sent ").nth(1))
         {
@@ -303,7 +305,7 @@ fn parse(lines: &[String]) -> [Shown; 2] {
             }
         } else if line.ends_with("flow shutdown") {
             view.shutdowns.push(i);
-        } else if let Some(n) = line
+        } else if let Some(n) = singular(line)
             .strip_suffix(" bytes behind")
             .and_then(|l| l.rsplit(' ').next())
         {

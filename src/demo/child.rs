@@ -114,9 +114,9 @@ impl RelayChild {
     }
 
     /// Waits until the relay has shown `total` bytes read from `from` and written
-    /// to `to`, every one: its `from -> to sent N bytes` lines add up to `total`, and
-    /// its last word on `to` is `to is in sync`. With `-q` there is nothing to wait
-    /// for.
+    /// to `to`, every one: its `from -> to sent N bytes` (and `1 byte`) lines add up
+    /// to `total`, and its last word on `to` is `to is in sync`. With `-q` there is
+    /// nothing to wait for.
     pub(crate) fn caught_up(&mut self, from: &str, to: &str, total: usize) -> Result<(), Error> {
         if !self.chatty {
             return Ok(());
@@ -129,7 +129,10 @@ impl RelayChild {
                 .iter()
                 .filter_map(|line| {
                     let (_, rest) = line.split_once(&sent)?;
-                    rest.strip_suffix(" bytes")?.parse::<usize>().ok()
+                    match rest.strip_suffix(" bytes") {
+                        Some(n) => n.parse::<usize>().ok(),
+                        None => (rest == "1 byte").then_some(1),
+                    }
                 })
                 .sum();
             shown == total

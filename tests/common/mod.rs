@@ -382,31 +382,30 @@ pub fn statuses(lines: &[String], who: &str) -> Vec<String> {
         .collect()
 }
 
-/// The N of every `X -> Y sent N bytes` line for `dir` ("A -> B").
+/// The N of every `X -> Y sent N bytes` (or `1 byte`) line for `dir` ("A -> B").
 pub fn sent_sizes(lines: &[String], dir: &str) -> Vec<usize> {
     let prefix = format!("{dir} sent ");
     lines
         .iter()
-        .filter_map(|l| {
-            l.strip_prefix(&prefix)?
-                .strip_suffix(" bytes")?
-                .parse()
-                .ok()
-        })
+        .filter_map(|l| count_of(l.strip_prefix(&prefix)?, ""))
         .collect()
 }
 
-/// The N of every `Y is N bytes behind` line for `who`.
+/// `N` of `N bytes<tail>`, or 1 of `1 byte<tail>`.
+fn count_of(text: &str, tail: &str) -> Option<usize> {
+    let count = text.strip_suffix(tail)?;
+    match count.strip_suffix(" bytes") {
+        Some(n) => n.parse().ok(),
+        None => (count == "1 byte").then_some(1),
+    }
+}
+
+/// The N of every `Y is N bytes behind` (or `1 byte`) line for `who`.
 pub fn behinds(lines: &[String], who: &str) -> Vec<usize> {
     let prefix = format!("{who} is ");
     lines
         .iter()
-        .filter_map(|l| {
-            l.strip_prefix(&prefix)?
-                .strip_suffix(" bytes behind")?
-                .parse()
-                .ok()
-        })
+        .filter_map(|l| count_of(l.strip_prefix(&prefix)?, " behind"))
         .collect()
 }
 
