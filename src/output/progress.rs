@@ -94,21 +94,17 @@ impl Drop for Progress {
 /// The progress thread: redraws every `TICK` until told to stop.
 fn redraw(bar: &ProgressBar, meter: &Meter, many: bool, stopped: &Receiver<()>) {
     let mut rate = Rate::default();
-    let mut shown = String::new();
     loop {
         let reading = meter.reading();
         let per_second = rate.sample(Instant::now(), reading.bytes[0] + reading.bytes[1]);
+        // Set on every tick, changed or not: indicatif may skip a draw to keep to
+        // its rate, and the next tick then draws what was skipped.
         let line = Line {
             reading,
             per_second,
             many,
-        }
-        .to_string();
-        // An idle run's line stays as it is: nothing is sent to the terminal.
-        if line != shown {
-            bar.set_message(line.clone());
-            shown = line;
-        }
+        };
+        bar.set_message(line.to_string());
         match stopped.recv_timeout(TICK) {
             Err(RecvTimeoutError::Timeout) => {}
             _ => return,
