@@ -605,3 +605,97 @@ fn tls_a_to_a_unix_b() {
     assert_eq!(tls_read_to_end(&mut tls, &mut tcp), b"and back\n");
     assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
 }
+
+/// A TLS server in Python that, like many real ones, ends its side with a bare TCP
+/// FIN and no close_notify (`openssl s_server -www` does send one): it greets, shuts
+/// its write side down, waits for the client's end, and prints `PORT :n` first.
+const PYTHON_BARE_FIN_SERVER: &str = r#"
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(1)
+print(f"PORT :{listener.getsockname()[1]}", flush=True)
+raw, _ = listener.accept()
+conn = ctx.wrap_socket(raw, server_side=True)
+conn.sendall(b"hello from B\n")
+# detach() hands back the descriptor without a TLS shutdown: only a FIN goes.
+plain = socket.socket(fileno=conn.detach())
+plain.shutdown(socket.SHUT_WR)
+plain.settimeout(10)
+while plain.recv(4096):
+    pass
+print("A ENDED", flush=True)
+"#;
+
+#[test]
+fn a_tls_b_that_closes_without_close_notify_ends_its_direction_normally() {
+    if !have_tls_tools() || !have_program("python3", "--version", "python3") {
+        return;
+    }
+    let dir = scratch_dir("tls-bare-fin-b");
+    let (cert, key) = server_certificate(&dir, "b");
+    let server = Helper::spawn(
+        "python3",
+        &[
+            "-c",
+            PYTHON_BARE_FIN_SERVER,
+            &cert.display().to_string(),
+            &key.display().to_string(),
+        ],
+        Stdio::null(),
+    );
+    let line = server
+        .stdout
+        .wait_line("the server's port", |l| l.starts_with("PORT "));
+    let mut process = Process::spawn(&strings(&[
+        "-A",
+        "127.0.0.1:0",
+        "-B",
+        &format!("tls:127.0.0.1:{}", waiting_port(&line)),
+        "--tls-ca",
+        &cert.display().to_string(),
+    ]));
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A ")
+    });
+    let mut a = TcpStream::connect(("127.0.0.1", waiting_port(&waiting))).unwrap();
+    a.set_read_timeout(Some(DEADLINE)).unwrap();
+    // B's bare FIN reaches A as the end of B's stream, after all B said.
+    assert_eq!(read_to_end(&mut a).unwrap(), b"hello from B\n");
+    process
+        .stdout
+        .wait_line("B's end", |l| l == "B -> A flow shutdown");
+    a.shutdown(Shutdown::Write).unwrap();
+    server
+        .stdout
+        .wait_line("the server to see A's end", |l| l == "A ENDED");
+    assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
+    assert_eq!(process.stderr.text(), "");
+}
+
+#[test]
+fn a_tls_client_that_closes_without_close_notify_ends_its_direction_normally() {
+    let dir = scratch_dir("tls-bare-fin-a");
+    let (b_listener, b_addr) = tcp_b();
+    let mut process = spawn_tls_a(&dir, &[], &b_addr);
+    let ca = printed_ca(&process.stdout);
+    let mut b = accept_in_time(&b_listener);
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A ")
+    });
+    let (mut tls, mut tcp) = rustls_client(&ca, waiting_port(&waiting));
+    tls.writer().write_all(b"then a bare FIN\n").unwrap();
+    tls.complete_io(&mut tcp).unwrap();
+    tcp.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut b).unwrap(), b"then a bare FIN\n");
+    process
+        .stdout
+        .wait_line("A's end", |l| l == "A -> B flow shutdown");
+    b.write_all(b"still answered\n").unwrap();
+    b.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(tls_read_to_end(&mut tls, &mut tcp), b"still answered\n");
+    assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
+    assert_eq!(process.stderr.text(), "");
+}
