@@ -48,22 +48,16 @@ fn server_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 /// `openssl s_server -www` on a free loopback port, speaking HTTP/1.1 by ALPN if
 /// asked: the server and its port.
 fn s_server(cert: &Path, key: &Path) -> (Helper, u16) {
-    let server = Helper::spawn(
-        "openssl",
-        &[
-            "s_server",
-            "-www",
-            "-alpn",
-            "http/1.1",
-            "-accept",
-            "127.0.0.1:0",
-            "-cert",
-            &cert.display().to_string(),
-            "-key",
-            &key.display().to_string(),
-        ],
-        Stdio::null(),
-    );
+    s_server_with(cert, key, &["-www", "-alpn", "http/1.1"])
+}
+
+/// `openssl s_server` with `args` on a free loopback port: the server and its port.
+fn s_server_with(cert: &Path, key: &Path, args: &[&str]) -> (Helper, u16) {
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let mut all = vec!["s_server"];
+    all.extend(args);
+    all.extend(["-accept", "127.0.0.1:0", "-cert", &cert, "-key", &key]);
+    let server = Helper::spawn("openssl", &all, Stdio::null());
     let line = server
         .stdout
         .wait_line("s_server's ACCEPT line", |l| l.starts_with("ACCEPT "));
@@ -698,4 +692,129 @@ fn a_tls_client_that_closes_without_close_notify_ends_its_direction_normally() {
     assert_eq!(tls_read_to_end(&mut tls, &mut tcp), b"still answered\n");
     assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
     assert_eq!(process.stderr.text(), "");
+}
+
+/// A TLS relay (`-A tls:localhost:0 -B tls:` to B's `port`, with `flags`) between
+/// `openssl s_client -alpn offered` and `openssl s_server -rev -alpn h2,http/1.1`
+/// (which sends each line back reversed): the protocol s_client says it got, and
+/// the relay's output.
+fn alpn_through_tls_to_tls(dir: &Path, flags: &[&str], offered: &str) -> (String, String) {
+    let (cert, key) = server_certificate(dir, "b");
+    let (_server, b_port) = s_server_with(&cert, &key, &["-rev", "-alpn", "h2,http/1.1"]);
+    let mut args = strings(&["-c", "--tls-ca", &cert.display().to_string()]);
+    args.extend(strings(flags));
+    args.extend(strings(&["-A", "tls:localhost:0"]));
+    args.extend(strings(&["-B", &format!("tls:127.0.0.1:{b_port}")]));
+    let mut process = Process::spawn_with(&args, &with_data_home(dir));
+    let ca = printed_ca(&process.stdout).display().to_string();
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A ")
+    });
+    let connect = format!("127.0.0.1:{}", waiting_port(&waiting));
+    let mut client = Helper::spawn(
+        "openssl",
+        &[
+            "s_client",
+            "-verify_return_error",
+            "-servername",
+            "localhost",
+            "-CAfile",
+            &ca,
+            "-alpn",
+            offered,
+            "-connect",
+            &connect,
+        ],
+        Stdio::piped(),
+    );
+    let mut to_client = client.child.stdin.take().unwrap();
+    to_client.write_all(b"hello\n").unwrap();
+    client.stdout.wait_line("B's answer", |l| l == "olleh");
+    // s_client ends at the end of its input, with a close_notify.
+    drop(to_client);
+    assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
+    let agreed = client.stdout.wait_line("s_client's ALPN line", |l| {
+        l.starts_with("ALPN protocol: ") || l == "No ALPN negotiated"
+    });
+    (agreed, process.stdout.text())
+}
+
+#[test]
+fn a_tls_a_offers_b_what_it_offered_and_gets_what_b_chose() {
+    if !have_tls_tools() {
+        return;
+    }
+    let dir = scratch_dir("tls-alpn-follow");
+    let (agreed, out) = alpn_through_tls_to_tls(&dir, &[], "h2,http/1.1");
+    assert_eq!(agreed, "ALPN protocol: h2");
+    // B's handshake waited for A's ClientHello: it is told of once A is in.
+    let lines: Vec<&str> = out.lines().collect();
+    let at = |prefix: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {out}"))
+    };
+    assert!(at("Waiting for a connection from A") < at("TLS with B: "));
+    assert!(at("TLS with B: ") < at("TLS with A: "));
+    assert!(lines[at("TLS with B: ")].ends_with(", ALPN h2"), "{out}");
+    assert!(lines[at("TLS with A: ")].ends_with(", ALPN h2"), "{out}");
+    // A protocol B does not know is not chosen; one both know is.
+    let (agreed, _) = alpn_through_tls_to_tls(&dir, &[], "spdy/1,http/1.1");
+    assert_eq!(agreed, "ALPN protocol: http/1.1");
+}
+
+#[test]
+fn tls_alpn_overrides_what_a_tls_a_offered() {
+    if !have_tls_tools() {
+        return;
+    }
+    let dir = scratch_dir("tls-alpn-override");
+    let (agreed, out) = alpn_through_tls_to_tls(&dir, &["--tls-alpn", "http/1.1"], "h2,http/1.1");
+    assert_eq!(agreed, "ALPN protocol: http/1.1");
+    // B's handshake is done before A connects, as for a plain A.
+    let b = out.find("TLS with B: ").unwrap_or(usize::MAX);
+    let waiting = out.find("Waiting for a connection from A").unwrap_or(0);
+    assert!(b < waiting, "{out}");
+}
+
+#[test]
+fn curl_http2_through_tls_to_tls_gets_the_http_1_1_b_chose() {
+    if !have_tls_tools() {
+        return;
+    }
+    let dir = scratch_dir("tls-alpn-curl");
+    let (cert, key) = server_certificate(&dir, "b");
+    let (_server, b_port) = s_server(&cert, &key);
+    let mut process = Process::spawn_with(
+        &strings(&[
+            "-q",
+            "--tls-ca",
+            &cert.display().to_string(),
+            "-A",
+            "tls:localhost:0",
+            "-B",
+            &format!("tls:127.0.0.1:{b_port}"),
+        ]),
+        &with_data_home(&dir),
+    );
+    let ca = printed_ca(&process.stdout);
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A ")
+    });
+    let curl = Command::new("curl")
+        .args(["-v", "-sS", "--http2", "--max-time", "20", "--cacert"])
+        .arg(&ca)
+        .arg(format!("https://localhost:{}/", waiting_port(&waiting)))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&curl.stderr);
+    assert!(curl.status.success(), "curl: {said}");
+    // curl's offer reached B, which chose HTTP/1.1, and curl was given that.
+    assert!(said.contains("ALPN: offers h2,http/1.1"), "{said}");
+    assert!(said.contains("ALPN: server accepted http/1.1"), "{said}");
+    assert!(String::from_utf8_lossy(&curl.stdout).contains("s_server -www"));
+    assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
+    let out = process.stdout.text();
+    assert!(out.contains(", ALPN http/1.1\nTLS with A: "), "{out}");
 }

@@ -146,8 +146,8 @@ pub struct TlsFlags {
     #[arg(long = "tls-key", value_name = "FILE", requires = "cert", help_heading = TLS)]
     pub key: Option<PathBuf>,
 
-    /// The protocols (ALPN) to offer B, as h2,http/1.1; A is then offered the one
-    /// B chose (with a plain B, this list)
+    /// The protocols (ALPN) to offer B, as h2,http/1.1, instead of what a TLS A
+    /// offered; A is then offered the one B chose (with a plain B, this list)
     #[arg(long = "tls-alpn", value_name = "LIST", help_heading = TLS)]
     pub alpn: Option<String>,
 

@@ -59,7 +59,8 @@ pub struct TlsOptions {
     pub cert_and_key: Option<(PathBuf, PathBuf)>,
     /// `--tls-keylog`: where the sessions' secrets go.
     pub keylog: Option<PathBuf>,
-    /// `--tls-alpn`: the protocols to offer B (or a TLS A, when B is plain).
+    /// `--tls-alpn`: the protocols to offer B instead of a TLS A's (or to offer a TLS
+    /// A, when B is plain).
     pub alpn: Vec<Vec<u8>>,
 }
 

@@ -185,6 +185,48 @@ impl Stream {
         socket.set_write_timeout(None)
     }
 
+    /// Reads a TLS client's ClientHello, blocking for at most `limit` between two
+    /// receives: what it offers (ALPN) is then known before the server answers.
+    pub fn client_hello(socket: &Socket, limit: Duration) -> io::Result<rustls::server::Accepted> {
+        socket.set_read_timeout(Some(limit))?;
+        socket.set_write_timeout(Some(limit))?;
+        let mut acceptor = rustls::server::Acceptor::default();
+        let mut io = SocketIo(socket);
+        loop {
+            if acceptor.read_tls(&mut io).map_err(tls_error)? == 0 {
+                return Err(tls_error(io::ErrorKind::UnexpectedEof.into()));
+            }
+            match acceptor.accept() {
+                Ok(Some(accepted)) => return Ok(accepted),
+                Ok(None) => {}
+                Err((error, mut alert)) => {
+                    // The client is told why, if it can still hear it.
+                    let _ = alert.write_all(&mut io);
+                    return Err(tls_error(io::Error::new(io::ErrorKind::InvalidData, error)));
+                }
+            }
+        }
+    }
+
+    /// Answers the ClientHello `client_hello` read, with `config`, and completes
+    /// the handshake (see `handshake`).
+    pub fn answer_client_hello(
+        socket: &Socket,
+        hello: rustls::server::Accepted,
+        config: Arc<rustls::ServerConfig>,
+        limit: Duration,
+    ) -> io::Result<rustls::Connection> {
+        let mut state = match hello.into_connection(config) {
+            Ok(state) => state.into(),
+            Err((error, mut alert)) => {
+                let _ = alert.write_all(&mut SocketIo(socket));
+                return Err(tls_error(io::Error::new(io::ErrorKind::InvalidData, error)));
+            }
+        };
+        Stream::handshake(socket, &mut state, limit)?;
+        Ok(state)
+    }
+
     /// The protocol ALPN chose, if any.
     pub fn alpn(&self) -> Option<Vec<u8>> {
         lock(&self.tls.as_ref()?.state)

@@ -40,6 +40,27 @@ pub(crate) struct TlsSetup {
     client: Option<(Arc<ClientConfig>, ServerName<'static>)>,
     /// With `-A tls:`: how to answer A.
     server: Option<Arc<ServerConfig>>,
+    /// Both sides speak TLS and `--tls-alpn` is not given: B's handshake waits for
+    /// A's ClientHello, so that B is offered the protocols A offered.
+    follows_a: bool,
+}
+
+/// B's side once connected: ready to relay, or (see `TlsSetup::follows_a`)
+/// connected, its TLS handshake waiting for A's ClientHello. (One is made per
+/// connection and moved a few times: its size does not matter.)
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum BSide {
+    Ready(Stream),
+    AwaitingA(Arc<Socket>),
+}
+
+/// What the handshakes with A (and, when it waited for A, with B) end with.
+pub(crate) struct Handshaken {
+    /// A's TLS connection, with `-A tls:`.
+    pub(crate) a: Option<rustls::Connection>,
+    pub(crate) b: Stream,
+    /// B's handshake was done just now, after A's ClientHello.
+    pub(crate) b_just_now: bool,
 }
 
 impl TlsSetup {
@@ -81,48 +102,93 @@ impl TlsSetup {
             server.alpn_protocols = config.tls.alpn.clone();
             setup.server = Some(Arc::new(server));
         }
+        setup.follows_a =
+            setup.client.is_some() && setup.server.is_some() && config.tls.alpn.is_empty();
         Ok(setup)
     }
 
-    /// B's side, connected: with TLS, once the handshake is done.
-    pub(crate) fn b_side(&self, socket: Socket) -> io::Result<Stream> {
+    /// B's side, connected: with TLS, once the handshake is done, unless it waits
+    /// for A's.
+    pub(crate) fn b_side(&self, socket: Socket) -> io::Result<BSide> {
         let socket = Arc::new(socket);
-        let Some((config, name)) = &self.client else {
-            return Ok(Stream::plain(socket));
-        };
-        let state = rustls::ClientConnection::new(config.clone(), name.clone())
-            .map_err(|e| tls_error(io::Error::other(e)))?;
-        handshake(socket, state.into())
+        match &self.client {
+            None => Ok(BSide::Ready(Stream::plain(socket))),
+            Some(_) if self.follows_a => Ok(BSide::AwaitingA(socket)),
+            Some((config, name)) => b_handshake(socket, config.clone(), name).map(BSide::Ready),
+        }
     }
 
-    /// With `-A tls:`, the handshake with A, on its accepted socket. When B speaks
-    /// TLS, A is offered the one protocol (ALPN) B chose, or none: what A and B
-    /// speak must be the same.
-    pub(crate) fn a_handshake(
-        &self,
-        socket: &Socket,
-        b: &Stream,
-    ) -> io::Result<Option<rustls::Connection>> {
-        let Some(config) = &self.server else {
-            return Ok(None);
+    /// With `-A tls:`, the handshake with A, on its accepted socket; and B's, if it
+    /// waited for A's ClientHello. Whatever the order, A and B must end up speaking
+    /// the same protocol (ALPN): A is offered only the one B chose, or none.
+    pub(crate) fn handshakes(&self, a: &Socket, b: BSide) -> Result<Handshaken, Error> {
+        let b = match b {
+            BSide::Ready(b) => b,
+            BSide::AwaitingA(b) => return self.b_after_a(a, b),
         };
-        let config = match (&self.client, b.alpn()) {
-            (None, _) => config.clone(),
-            (Some(_), chosen) => {
-                let mut config = ServerConfig::clone(config);
-                config.alpn_protocols = chosen.into_iter().collect();
-                Arc::new(config)
-            }
+        let Some(config) = &self.server else {
+            return Ok(Handshaken {
+                a: None,
+                b,
+                b_just_now: false,
+            });
+        };
+        let config = match &self.client {
+            None => config.clone(),
+            Some(_) => with_alpn(config, b.alpn().into_iter().collect()),
         };
         let mut state = rustls::ServerConnection::new(config)
-            .map_err(|e| tls_error(io::Error::other(e)))?
+            .map_err(|e| Error::Accept(tls_error(io::Error::other(e))))?
             .into();
-        Stream::handshake(socket, &mut state, HANDSHAKE_STEP)?;
-        Ok(Some(state))
+        Stream::handshake(a, &mut state, HANDSHAKE_STEP).map_err(Error::Accept)?;
+        Ok(Handshaken {
+            a: Some(state),
+            b,
+            b_just_now: false,
+        })
+    }
+
+    /// Reads A's ClientHello, does B's handshake offering what A offered, then
+    /// finishes A's with what B chose.
+    fn b_after_a(&self, a: &Socket, b: Arc<Socket>) -> Result<Handshaken, Error> {
+        let (Some(server), Some((client, name))) = (&self.server, &self.client) else {
+            return Err(Error::Tls("B's handshake waited for a TLS A".into()));
+        };
+        let hello = Stream::client_hello(a, HANDSHAKE_STEP).map_err(Error::Accept)?;
+        let offered = hello
+            .client_hello()
+            .alpn()
+            .map(|list| list.map(<[u8]>::to_vec).collect())
+            .unwrap_or_default();
+        let mut client = ClientConfig::clone(client);
+        client.alpn_protocols = offered;
+        let b = b_handshake(b, Arc::new(client), name).map_err(Error::Connect)?;
+        let config = with_alpn(server, b.alpn().into_iter().collect());
+        let state =
+            Stream::answer_client_hello(a, hello, config, HANDSHAKE_STEP).map_err(Error::Accept)?;
+        Ok(Handshaken {
+            a: Some(state),
+            b,
+            b_just_now: true,
+        })
     }
 }
 
-fn handshake(socket: Arc<Socket>, mut state: rustls::Connection) -> io::Result<Stream> {
+/// `config`, offering only `protocols`.
+fn with_alpn(config: &Arc<ServerConfig>, protocols: Vec<Vec<u8>>) -> Arc<ServerConfig> {
+    let mut config = ServerConfig::clone(config);
+    config.alpn_protocols = protocols;
+    Arc::new(config)
+}
+
+fn b_handshake(
+    socket: Arc<Socket>,
+    config: Arc<ClientConfig>,
+    name: &ServerName<'static>,
+) -> io::Result<Stream> {
+    let mut state = rustls::ClientConnection::new(config, name.clone())
+        .map_err(|e| tls_error(io::Error::other(e)))?
+        .into();
     Stream::handshake(&socket, &mut state, HANDSHAKE_STEP)?;
     Ok(Stream::tls(socket, state))
 }
