@@ -108,7 +108,7 @@ fn https_from_curl_through_tls_to_tls_to_openssl_s_server() {
     let dir = scratch_dir("tls-https");
     let (cert, key) = server_certificate(&dir, "b");
     let (_server, b_port) = s_server(&cert, &key);
-    let capture = dir.join("s.pcap");
+    let capture = dir.join("s.pcapng");
     let keylog = dir.join("keys.log");
     let mut process = Process::spawn_with(
         &strings(&[
@@ -205,6 +205,23 @@ fn https_from_curl_through_tls_to_tls_to_openssl_s_server() {
         ["GET\t", "\t200"],
         "{found}"
     );
+    // The SYNs' comments give each side's TLS version and cipher suite.
+    let comments = Command::new("tshark")
+        .arg("-r")
+        .arg(&capture)
+        .args(["-c", "2", "-T", "fields", "-e", "frame.comment"])
+        .output()
+        .unwrap();
+    let comments = String::from_utf8_lossy(&comments.stdout);
+    let lines: Vec<&str> = comments.lines().collect();
+    assert_eq!(lines.len(), 2, "{comments}");
+    for (line, side) in lines.iter().zip(["A", "B"]) {
+        let prefix = format!("{side} over TLS (TLSv1_3, TLS13_");
+        assert!(
+            line.starts_with(&prefix) && line.ends_with(", ALPN http/1.1)"),
+            "{comments}"
+        );
+    }
 }
 
 /// Both sessions' TLS 1.3 secrets, in SSLKEYLOGFILE format, readable by the owner only.

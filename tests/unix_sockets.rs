@@ -93,7 +93,7 @@ fn unix_to_unix_abstract_a_and_a_file_b_captured_as_loopback_tcp() {
     let b_path = dir.join("b.sock");
     let b_listener = UnixListener::bind(&b_path).unwrap();
     let abstract_name = format!("tiburoncin-test-{}", std::process::id());
-    let capture = dir.join("s.pcap");
+    let capture = dir.join("s.pcapng");
     let mut process = Process::spawn(&[
         "-c".into(),
         "-A".into(),
@@ -153,6 +153,19 @@ fn unix_to_unix_abstract_a_and_a_file_b_captured_as_loopback_tcp() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&expert.stdout), "");
+    // The SYNs' comments give the sockets' names.
+    let comments = Command::new("tshark")
+        .args(["-r", &capture.display().to_string(), "-c", "2"])
+        .args(["-T", "fields", "-e", "frame.comment"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&comments.stdout),
+        format!(
+            "A over UNIX socket unix:@{abstract_name}\nB over UNIX socket unix:{}\n",
+            b_path.display()
+        )
+    );
 }
 
 fn connect_abstract(name: &str) -> UnixStream {

@@ -86,7 +86,8 @@ impl Output for CaptureStreams {
             return;
         };
         let (a, b) = stand_ins(conn.id, opening.a, opening.b);
-        let connection = Connection::new(a, b, opening.at);
+        let mut connection = Connection::new(a, b, opening.at);
+        connection.transports = opening.transports.clone();
         let started = if self.started {
             Capture::continuing(out, self.format, connection)
         } else {

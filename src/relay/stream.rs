@@ -234,6 +234,15 @@ impl Stream {
             .map(<[u8]>::to_vec)
     }
 
+    /// How this side is reached when it is not plain TCP, for the capture:
+    /// `TLS (TLSv1_3, TLS13_AES_256_GCM_SHA384)`, `UNIX socket unix:/run/x.sock`.
+    pub fn transport(&self) -> Option<String> {
+        if let Some(summary) = self.tls_summary() {
+            return Some(format!("TLS ({summary})"));
+        }
+        crate::relay::unix::name_of(&self.socket).map(|name| format!("UNIX socket {name}"))
+    }
+
     /// The negotiated version and cipher suite, for the start-up line.
     pub fn tls_summary(&self) -> Option<String> {
         tls_summary(&lock(&self.tls.as_ref()?.state))
