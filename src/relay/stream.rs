@@ -23,11 +23,13 @@
 //! for a plain socket. The bytes the relay counts, shows and captures are plaintext;
 //! the kernel's queues of a TLS socket hold ciphertext.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
+use std::os::fd::AsRawFd;
 use std::net::Shutdown;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use nix::sys::socket::MsgFlags;
 use socket2::Socket;
 
 /// The largest TLS record on the wire: 16 KiB of payload and its overhead.
@@ -128,32 +130,50 @@ impl Stream {
         Ok(())
     }
 
+    /// Copies plaintext that has come into `buf` without taking it, blocking until
+    /// some comes (as `recv`, and as a socket's `MSG_PEEK`); 0 at the end of the
+    /// stream.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(tls) = &self.tls else {
+            return nix::sys::socket::recv(self.socket.as_raw_fd(), buf, MsgFlags::MSG_PEEK)
+                .map_err(io::Error::from);
+        };
+        self.receive(tls, buf, Take::Peek)
+    }
+
     /// Receives plaintext, blocking until some comes; 0 at the end of the stream.
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         let Some(tls) = &self.tls else {
             return (&*self.socket).read(buf);
         };
+        self.receive(tls, buf, Take::Read)
+    }
+
+    fn receive(&self, tls: &Tls, buf: &mut [u8], take: Take) -> io::Result<usize> {
         let mut inbox = lock(&tls.inbox);
         loop {
-            if let Some(n) = take_plaintext(&mut lock(&tls.state), &mut inbox, buf)? {
+            if let Some(n) = take_plaintext(&mut lock(&tls.state), &mut inbox, buf, take)? {
                 return Ok(n);
             }
             // Nothing to decrypt: receive more ciphertext, with the state unlocked.
             inbox.bytes.resize(RECORD, 0);
             inbox.start = 0;
-            let n = loop {
+            let received = loop {
                 match (&*self.socket).read(&mut inbox.bytes) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    other => break other?,
+                    other => break other,
                 }
             };
+            // A receive that timed out (or would block) leaves the inbox empty, not
+            // full of zeros the next call would take for ciphertext.
+            let n = received.inspect_err(|_| inbox.bytes.clear())?;
             inbox.bytes.truncate(n);
             if n == 0 {
                 // The TCP stream ended: rustls is told, and says whether a
                 // close_notify came first.
                 let mut state = lock(&tls.state);
                 state.read_tls(&mut io::empty())?;
-                return match state.reader().read(buf) {
+                return match take.from(&mut state.reader(), buf) {
                     Ok(n) => Ok(n),
                     // A peer that just closes the TCP connection (many do) ends the
                     // stream all the same; the relay passes on what it said.
@@ -266,9 +286,10 @@ fn take_plaintext(
     state: &mut rustls::Connection,
     inbox: &mut Inbox,
     buf: &mut [u8],
+    take: Take,
 ) -> io::Result<Option<usize>> {
     loop {
-        match state.reader().read(buf) {
+        match take.from(&mut state.reader(), buf) {
             Ok(n) => return Ok(Some(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
@@ -281,6 +302,27 @@ fn take_plaintext(
         inbox.start += taken;
         if let Err(e) = state.process_new_packets() {
             return Err(tls_error(io::Error::new(io::ErrorKind::InvalidData, e)));
+        }
+    }
+}
+
+/// What a receive does with the plaintext: takes it, or only copies it.
+#[derive(Clone, Copy)]
+enum Take {
+    Read,
+    Peek,
+}
+
+impl Take {
+    fn from(self, reader: &mut rustls::Reader, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Take::Read => reader.read(buf),
+            Take::Peek => {
+                let ready = reader.fill_buf()?;
+                let n = ready.len().min(buf.len());
+                buf[..n].copy_from_slice(&ready[..n]);
+                Ok(n)
+            }
         }
     }
 }
@@ -445,5 +487,23 @@ mod tests {
         }
         sender.join().unwrap();
         assert_eq!(all, vec![7u8; 100_000]);
+    }
+
+    #[test]
+    fn a_peek_leaves_the_plaintext_to_read_and_a_timed_out_read_loses_nothing() {
+        let (a, b) = tls_pair();
+        a.socket()
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut buf = [0; 100];
+        assert!((&a).read(&mut buf).is_err(), "nothing was sent yet");
+        assert_eq!(b.send(b"ping", true).unwrap(), 4);
+        a.socket().set_read_timeout(Some(LIMIT)).unwrap();
+        let n = a.peek(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ping");
+        assert_eq!(read_some(&a), b"ping");
+        b.shutdown_write().unwrap();
+        assert_eq!(a.peek(&mut buf).unwrap(), 0);
+        assert_eq!(read_some(&a), b"");
     }
 }

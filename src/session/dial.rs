@@ -16,7 +16,7 @@ use crate::cli::addr::Address;
 use crate::cli::config::Config;
 use crate::relay::net;
 use crate::relay::stop::Stopper;
-use crate::session::tls::{BSide, TlsSetup};
+use crate::tls::{BSide, TlsSetup};
 
 /// Connects to B (see `net::connect`; a UNIX socket gets one try), and with
 /// `tls:` does the handshake, unless it waits for A's (see `TlsSetup::b_side`). Once `stopper` stops, gives up with `Interrupted`: the

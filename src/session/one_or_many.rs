@@ -37,7 +37,7 @@ use crate::relay::stop::Stopper;
 use crate::session::Outcome;
 use crate::session::dial::dial_b;
 use crate::session::outputs::{Outputs, Say, Terminal};
-use crate::session::tls::{BSide, TlsSetup};
+use crate::tls::{BSide, TlsSetup};
 
 /// With `-k`: clients the kernel may hold, handshake done, while every slot is taken.
 const BACKLOG: i32 = 1024;

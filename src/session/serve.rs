@@ -35,7 +35,7 @@ use crate::session::Outcome;
 use crate::session::dial::dial_b;
 use crate::session::one_or_many::Clients;
 use crate::session::outputs::{DumpFiles, Outputs, Say};
-use crate::session::tls::{BSide, Handshaken, TlsSetup};
+use crate::tls::{BSide, Handshaken, TlsSetup};
 
 /// How long to wait before accepting again after running out of file descriptors
 /// or memory: long enough for a connection to end, short enough not to be noticed.

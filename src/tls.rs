@@ -1,5 +1,5 @@
 //! TLS for `-A tls:` and `-B tls:`: the rustls settings, made once before anything
-//! connects, and each side's handshake.
+//! connects, and each side's handshake. The relay and the replay both use it.
 //!
 //! B's certificate is verified against the system's roots, or `--tls-ca`, or not at
 //! all with `--tls-insecure` (a warning says so). A is shown `--tls-cert`, or a
@@ -22,10 +22,9 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use socket2::Socket;
 
 use crate::cli::addr::Address;
-use crate::cli::config::{Config, TlsOptions};
+use crate::cli::config::TlsOptions;
 use crate::error::Error;
 use crate::relay::stream::{Stream, tls_error};
-use crate::session::outputs::Say;
 
 /// A handshake step (a flight of messages) that takes longer than this fails.
 const HANDSHAKE_STEP: Duration = Duration::from_secs(10);
@@ -64,31 +63,37 @@ pub(crate) struct Handshaken {
 }
 
 impl TlsSetup {
-    /// Reads or makes every certificate and key the run needs, and says where the
-    /// local CA is when A is shown a certificate it signed.
-    pub(crate) fn prepare(config: &Config, say: Say) -> Result<TlsSetup, Error> {
+    /// Reads or makes every certificate and key the run needs for A and B (the
+    /// replay has only one of them), and says with `say` where the local CA is when
+    /// A is shown a certificate it signed.
+    pub(crate) fn prepare(
+        a: Option<&Address>,
+        b: Option<&Address>,
+        options: &TlsOptions,
+        say: impl Fn(std::fmt::Arguments),
+    ) -> Result<TlsSetup, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let key_log: Option<Arc<dyn rustls::KeyLog>> = match &config.tls.keylog {
+        let key_log: Option<Arc<dyn rustls::KeyLog>> = match &options.keylog {
             Some(path) => Some(Arc::new(KeyLogFile::open(path)?)),
             None => None,
         };
         let mut setup = TlsSetup::default();
-        if let Address::Tls(b) = &config.b {
-            let name = ServerName::try_from(b.host.clone())
-                .map_err(|e| Error::Tls(format!("-B {}: {e}", config.b)))?;
-            let mut client = client_config(&config.tls, provider.clone())?;
-            client.alpn_protocols = config.tls.alpn.clone();
+        if let Some(Address::Tls(b_endpoint)) = b {
+            let name = ServerName::try_from(b_endpoint.host.clone())
+                .map_err(|e| Error::Tls(format!("-B tls:{b_endpoint}: {e}")))?;
+            let mut client = client_config(options, provider.clone())?;
+            client.alpn_protocols = options.alpn.clone();
             if let Some(key_log) = &key_log {
                 client.key_log = key_log.clone();
             }
             setup.client = Some((Arc::new(client), name));
         }
-        if let Address::Tls(a) = &config.a {
-            let (chain, key) = match &config.tls.cert_and_key {
+        if let Some(Address::Tls(a)) = a {
+            let (chain, key) = match &options.cert_and_key {
                 Some((cert, key)) => (read_chain(cert)?, read_key(key)?),
                 None => {
                     let mut names = vec![a.host.clone()];
-                    names.extend(config.b.endpoint().map(|b| b.host.clone()));
+                    names.extend(b.and_then(Address::endpoint).map(|b| b.host.clone()));
                     made_certificate(&names, say)?
                 }
             };
@@ -99,11 +104,11 @@ impl TlsSetup {
             if let Some(key_log) = key_log {
                 server.key_log = key_log;
             }
-            server.alpn_protocols = config.tls.alpn.clone();
+            server.alpn_protocols = options.alpn.clone();
             setup.server = Some(Arc::new(server));
         }
         setup.follows_a =
-            setup.client.is_some() && setup.server.is_some() && config.tls.alpn.is_empty();
+            setup.client.is_some() && setup.server.is_some() && options.alpn.is_empty();
         Ok(setup)
     }
 
@@ -116,6 +121,20 @@ impl TlsSetup {
             Some(_) if self.follows_a => Ok(BSide::AwaitingA(socket)),
             Some((config, name)) => b_handshake(socket, config.clone(), name).map(BSide::Ready),
         }
+    }
+
+    /// A's side alone (the replay, which has no B): with `-A tls:`, once the
+    /// handshake is done.
+    pub(crate) fn a_side(&self, socket: Socket) -> io::Result<Stream> {
+        let socket = Arc::new(socket);
+        let Some(config) = &self.server else {
+            return Ok(Stream::plain(socket));
+        };
+        let mut state = rustls::ServerConnection::new(config.clone())
+            .map_err(|e| tls_error(io::Error::other(e)))?
+            .into();
+        Stream::handshake(&socket, &mut state, HANDSHAKE_STEP)?;
+        Ok(Stream::tls(socket, state))
     }
 
     /// With `-A tls:`, the handshake with A, on its accepted socket; and B's, if it
@@ -255,7 +274,7 @@ fn pem_reason(error: rustls::pki_types::pem::Error) -> String {
 /// A certificate for `names` and the usual local ones, signed by the local CA.
 fn made_certificate(
     names: &[String],
-    say: Say,
+    say: impl Fn(std::fmt::Arguments),
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
     let dir = ca_dir()?;
     let (ca_cert, ca_key) = local_ca(&dir)?;
@@ -270,7 +289,7 @@ fn made_certificate(
     let key = KeyPair::generate().map_err(failed)?;
     let cert = params.signed_by(&key, &ca_cert, &ca_key).map_err(failed)?;
     let ca_path = dir.join("ca.pem");
-    say.line(format_args!(
+    say(format_args!(
         "A is shown a certificate signed by the local CA {}; trust it (curl --cacert {}, or add it to the system's store) to see no warning",
         ca_path.display(),
         ca_path.display()
