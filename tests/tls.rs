@@ -835,3 +835,118 @@ fn curl_http2_through_tls_to_tls_gets_the_http_1_1_b_chose() {
     let out = process.stdout.text();
     assert!(out.contains(", ALPN http/1.1\nTLS with A: "), "{out}");
 }
+
+#[test]
+fn replay_as_b_over_tls_answers_curl_with_the_recorded_response() {
+    if !have_tls_tools() {
+        return;
+    }
+    let dir = scratch_dir("tls-replay-b");
+    let http = fixture("http.pcap");
+    let mut process = Process::spawn_with(
+        &strings(&[
+            "replay",
+            http.to_str().unwrap(),
+            "--stream",
+            "0",
+            "-c",
+            "--as",
+            "b",
+            "-A",
+            "tls:localhost:0",
+        ]),
+        &with_data_home(&dir),
+    );
+    let ca = printed_ca(&process.stdout);
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A tls:localhost:")
+    });
+    // The request recorded: curl 7.88.1 asking 127.0.0.1:18080 for /hello.txt.
+    let curl = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--cacert"])
+        .arg(&ca)
+        .args(["-H", "Host: 127.0.0.1:18080", "-A", "curl/7.88.1"])
+        .arg(format!(
+            "https://localhost:{}/hello.txt",
+            waiting_port(&waiting)
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        curl.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&curl.stdout),
+        "Hello from a fixture.\n"
+    );
+    let status = process.wait();
+    let out = process.stdout.text();
+    assert_eq!(status.code(), Some(0), "{out}{}", process.stderr.text());
+    assert!(out.contains("Replay matched stream 0: "), "{out}");
+}
+
+/// A TLS server in Python that plays B of `lines.pcap`: each line answered with
+/// `OK ` and the line in capitals, `BYE` after the last, then the end once A's has
+/// come. Prints `PORT :n` first, `DONE` last.
+const PYTHON_LINES_SERVER: &str = r#"
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(1)
+print(f"PORT :{listener.getsockname()[1]}", flush=True)
+raw, _ = listener.accept()
+raw.settimeout(10)
+conn = ctx.wrap_socket(raw, server_side=True)
+lines = conn.makefile("rb")
+for n in range(5):
+    reply = b"OK " + lines.readline().upper()
+    conn.sendall(reply + (b"BYE\n" if n == 4 else b""))
+assert lines.read() == b"", "A said more"
+lines.close()
+conn.unwrap().shutdown(socket.SHUT_WR)
+print("DONE", flush=True)
+"#;
+
+#[test]
+fn replay_as_a_over_tls_against_a_python_tls_server() {
+    if !have_tls_tools() || !have_program("python3", "--version", "python3") {
+        return;
+    }
+    let dir = scratch_dir("tls-replay-a");
+    let (cert, key) = server_certificate(&dir, "b");
+    let server = Helper::spawn(
+        "python3",
+        &[
+            "-c",
+            PYTHON_LINES_SERVER,
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+        ],
+        Stdio::null(),
+    );
+    let line = server
+        .stdout
+        .wait_line("the server's port", |l| l.starts_with("PORT "));
+    let lines = fixture("lines.pcap");
+    let (code, out, err) = run(&[
+        "replay",
+        lines.to_str().unwrap(),
+        "-c",
+        "--as",
+        "a",
+        "-B",
+        &format!("tls:localhost:{}", waiting_port(&line)),
+        "--tls-ca",
+        cert.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.ends_with("Replay matched stream 0: 90 bytes A -> B, 109 bytes B -> A, 10 turns.\n"),
+        "{out}"
+    );
+    server.stdout.wait_line("the server's end", |l| l == "DONE");
+}

@@ -24,8 +24,8 @@
 //! the kernel's queues of a TLS socket hold ciphertext.
 
 use std::io::{self, BufRead, Read};
-use std::os::fd::AsRawFd;
 use std::net::Shutdown;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
