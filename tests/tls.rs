@@ -950,3 +950,54 @@ fn replay_as_a_over_tls_against_a_python_tls_server() {
     );
     server.stdout.wait_line("the server's end", |l| l == "DONE");
 }
+
+#[test]
+fn a_bare_fin_from_a_tls_b_reaches_a_tls_a_as_a_bare_fin() {
+    if !have_tls_tools() || !have_program("python3", "--version", "python3") {
+        return;
+    }
+    let dir = scratch_dir("tls-bare-fin-both");
+    let (cert, key) = server_certificate(&dir, "b");
+    let server = Helper::spawn(
+        "python3",
+        &[
+            "-c",
+            PYTHON_BARE_FIN_SERVER,
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+        ],
+        Stdio::null(),
+    );
+    let line = server
+        .stdout
+        .wait_line("the server's port", |l| l.starts_with("PORT "));
+    let b = format!("tls:127.0.0.1:{}", waiting_port(&line));
+    let mut process = spawn_tls_a(&dir, &["--tls-ca", cert.to_str().unwrap()], &b);
+    let ca = printed_ca(&process.stdout);
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A ")
+    });
+    let (mut tls, mut tcp) = rustls_client(&ca, waiting_port(&waiting));
+    // All B said, then the end as B made it: no close_notify, which rustls calls an
+    // unexpected end. The relay does not make it look clean.
+    let mut got = Vec::new();
+    let end = loop {
+        tls.complete_io(&mut tcp).unwrap();
+        match tls.reader().read_to_end(&mut got) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(got, b"hello from B\n");
+    assert_eq!(
+        end.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::UnexpectedEof)
+    );
+    tls.send_close_notify();
+    tls.complete_io(&mut tcp).unwrap();
+    server
+        .stdout
+        .wait_line("the server to see A's end", |l| l == "A ENDED");
+    assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
+    assert_eq!(process.stderr.text(), "");
+}

@@ -17,7 +17,8 @@
 //!   with the writer's next records, as TLS 1.3 allows.
 //! - the writer's end of stream is a close_notify, then the TCP write side shut
 //!   down; the reader sees the peer's close_notify (or a bare TCP FIN, taken as the
-//!   end too) as the end of the stream.
+//!   end too) as the end of the stream. A bare FIN is passed on as a bare FIN: the
+//!   relay does not make an unclean end look clean.
 //!
 //! A stop shuts the socket down, which wakes a blocked receive or send as it does
 //! for a plain socket. The bytes the relay counts, shows and captures are plaintext;
@@ -26,6 +27,7 @@
 use std::io::{self, BufRead, Read};
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -46,6 +48,8 @@ pub struct Stream {
 
 struct Tls {
     state: Mutex<rustls::Connection>,
+    /// The peer ended its stream with a bare TCP FIN, no close_notify.
+    ended_bare: AtomicBool,
     /// Ciphertext received and not yet taken by rustls. Only the reader uses it;
     /// the lock is never contended.
     inbox: Mutex<Inbox>,
@@ -68,6 +72,7 @@ impl Stream {
             socket,
             tls: Some(Tls {
                 state: Mutex::new(state),
+                ended_bare: AtomicBool::new(false),
                 inbox: Mutex::new(Inbox::default()),
             }),
         }
@@ -116,6 +121,20 @@ impl Stream {
             })?;
         }
         self.socket.shutdown(Shutdown::Write)
+    }
+
+    /// Ends this side's stream as `producer`'s ended: a TLS peer that sent no
+    /// close_notify gets none passed on either, only the FIN, so the consumer sees
+    /// the same unclean end it would see from that peer itself.
+    pub fn pass_end_on(&self, producer: &Stream) -> io::Result<()> {
+        let bare = producer
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.ended_bare.load(Ordering::Acquire));
+        if bare {
+            return self.socket.shutdown(Shutdown::Write);
+        }
+        self.shutdown_write()
     }
 
     fn send_all(&self, mut bytes: &[u8]) -> io::Result<()> {
@@ -176,8 +195,12 @@ impl Stream {
                 return match take.from(&mut state.reader(), buf) {
                     Ok(n) => Ok(n),
                     // A peer that just closes the TCP connection (many do) ends the
-                    // stream all the same; the relay passes on what it said.
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                    // stream all the same; the relay passes on what it said, and
+                    // then its end as it came (see `pass_end_on`).
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        tls.ended_bare.store(true, Ordering::Release);
+                        Ok(0)
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
                     Err(e) => Err(e),
                 };
