@@ -378,16 +378,7 @@ impl ReplayConfig {
     /// Checks and resolves `tiburoncin replay`'s arguments; the error is one line.
     pub fn from_args(args: ReplayArgs) -> Result<ReplayConfig, String> {
         let (mode, tls) = replay_mode(args.side, args.a, args.b, args.dump, &args.tls)?;
-        if let ReplayMode::Play {
-            shown: Address::Unix(_),
-            ..
-        } = &mode
-        {
-            if args.command.is_some() {
-                // The command is told the port to use ({port}); a UNIX socket has none.
-                return Err("-- CMD goes with a TCP or TLS address, not unix:".into());
-            }
-        }
+        check_command(&mode, args.command.as_deref())?;
         let record = match args.record {
             // Writing the capture being read would destroy the recording.
             Some(path) if path == args.capture => {
@@ -420,9 +411,6 @@ impl ReplayConfig {
         {
             return Err("--ignore, --carry, --report and -- CMD go with --as".into());
         }
-        if args.command.as_ref().is_some_and(|c| c.is_empty()) {
-            return Err("-- must be followed by a command to run".into());
-        }
         Ok(ReplayConfig {
             rules,
             report: args.report,
@@ -438,6 +426,22 @@ impl ReplayConfig {
             client: args.client,
             tls,
         })
+    }
+}
+
+/// `-- CMD`: a command to run, against a replay that has a port to tell it.
+fn check_command(mode: &ReplayMode, command: Option<&[String]>) -> Result<(), String> {
+    match (mode, command) {
+        (_, Some([])) => Err("-- must be followed by a command to run".into()),
+        // The command is told the port to use ({port}); a UNIX socket has none.
+        (
+            ReplayMode::Play {
+                shown: Address::Unix(_),
+                ..
+            },
+            Some(_),
+        ) => Err("-- CMD goes with a TCP or TLS address, not unix:".into()),
+        _ => Ok(()),
     }
 }
 
