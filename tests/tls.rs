@@ -837,7 +837,7 @@ fn curl_http2_through_tls_to_tls_gets_the_http_1_1_b_chose() {
 }
 
 #[test]
-fn replay_as_b_over_tls_answers_curl_with_the_recorded_response() {
+fn replay_as_b_over_tls_answers_curl_with_the_recorded_responses() {
     if !have_tls_tools() {
         return;
     }
@@ -847,8 +847,6 @@ fn replay_as_b_over_tls_answers_curl_with_the_recorded_response() {
         &strings(&[
             "replay",
             http.to_str().unwrap(),
-            "--stream",
-            "0",
             "-c",
             "--as",
             "b",
@@ -861,30 +859,33 @@ fn replay_as_b_over_tls_answers_curl_with_the_recorded_response() {
     let waiting = process.stdout.wait_line("the waiting line", |l| {
         l.starts_with("Waiting for a connection from A tls:localhost:")
     });
-    // The request recorded: curl 7.88.1 asking 127.0.0.1:18080 for /hello.txt.
-    let curl = Command::new("curl")
-        .args(["-sS", "--max-time", "20", "--cacert"])
-        .arg(&ca)
-        .args(["-H", "Host: 127.0.0.1:18080", "-A", "curl/7.88.1"])
-        .arg(format!(
-            "https://localhost:{}/hello.txt",
-            waiting_port(&waiting)
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        curl.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&curl.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&curl.stdout),
-        "Hello from a fixture.\n"
-    );
+    let port = waiting_port(&waiting);
+    // The requests recorded: curl 7.88.1 asking 127.0.0.1:18080 for /hello.txt, then
+    // for /missing with a header of its own. Asked the other way round, the replay
+    // tells them apart by their plaintext (a peek through TLS).
+    let curl = |path: &str, extra: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20", "--cacert"])
+            .arg(&ca)
+            .args(["-H", "Host: 127.0.0.1:18080", "-A", "curl/7.88.1"])
+            .args(extra)
+            .arg(format!("https://localhost:{port}{path}"))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "curl: {said}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let missing = curl("/missing", &["-H", "X-Fixture: second"]);
+    assert!(missing.contains("Error code: 404"), "{missing}");
+    assert_eq!(curl("/hello.txt", &[]), "Hello from a fixture.\n");
     let status = process.wait();
     let out = process.stdout.text();
     assert_eq!(status.code(), Some(0), "{out}{}", process.stderr.text());
-    assert!(out.contains("Replay matched stream 0: "), "{out}");
+    assert!(
+        out.ends_with("Replay: 2 of 2 connections matched.\n"),
+        "{out}"
+    );
 }
 
 /// A TLS server in Python that plays B of `lines.pcap`: each line answered with
