@@ -10,6 +10,8 @@
 //! - `demo`: the relay between built-in peers, narrated (`tiburoncin demo`);
 //! - `session`: running the relay for one client or many, and stopping it;
 //! - `replay`: playing one side of a recorded connection;
+//! - `tls`: the TLS settings and handshakes of `tls:` sides, for the relay and the
+//!   replay;
 //! - `cli`: the command line, checked and resolved into a configuration;
 //! - `output`: the logger and everything it writes;
 //! - `relay`: the threads that move the bytes of one connection;
@@ -25,6 +27,7 @@ pub mod output;
 pub mod relay;
 pub mod replay;
 pub mod session;
+pub mod tls;
 pub mod words;
 
 pub use session::{Outcome, run};

@@ -48,22 +48,16 @@ fn server_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 /// `openssl s_server -www` on a free loopback port, speaking HTTP/1.1 by ALPN if
 /// asked: the server and its port.
 fn s_server(cert: &Path, key: &Path) -> (Helper, u16) {
-    let server = Helper::spawn(
-        "openssl",
-        &[
-            "s_server",
-            "-www",
-            "-alpn",
-            "http/1.1",
-            "-accept",
-            "127.0.0.1:0",
-            "-cert",
-            &cert.display().to_string(),
-            "-key",
-            &key.display().to_string(),
-        ],
-        Stdio::null(),
-    );
+    s_server_with(cert, key, &["-www", "-alpn", "http/1.1"])
+}
+
+/// `openssl s_server` with `args` on a free loopback port: the server and its port.
+fn s_server_with(cert: &Path, key: &Path, args: &[&str]) -> (Helper, u16) {
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let mut all = vec!["s_server"];
+    all.extend(args);
+    all.extend(["-accept", "127.0.0.1:0", "-cert", &cert, "-key", &key]);
+    let server = Helper::spawn("openssl", &all, Stdio::null());
     let line = server
         .stdout
         .wait_line("s_server's ACCEPT line", |l| l.starts_with("ACCEPT "));
@@ -114,7 +108,7 @@ fn https_from_curl_through_tls_to_tls_to_openssl_s_server() {
     let dir = scratch_dir("tls-https");
     let (cert, key) = server_certificate(&dir, "b");
     let (_server, b_port) = s_server(&cert, &key);
-    let capture = dir.join("s.pcap");
+    let capture = dir.join("s.pcapng");
     let keylog = dir.join("keys.log");
     let mut process = Process::spawn_with(
         &strings(&[
@@ -211,6 +205,23 @@ fn https_from_curl_through_tls_to_tls_to_openssl_s_server() {
         ["GET\t", "\t200"],
         "{found}"
     );
+    // The SYNs' comments give each side's TLS version and cipher suite.
+    let comments = Command::new("tshark")
+        .arg("-r")
+        .arg(&capture)
+        .args(["-c", "2", "-T", "fields", "-e", "frame.comment"])
+        .output()
+        .unwrap();
+    let comments = String::from_utf8_lossy(&comments.stdout);
+    let lines: Vec<&str> = comments.lines().collect();
+    assert_eq!(lines.len(), 2, "{comments}");
+    for (line, side) in lines.iter().zip(["A", "B"]) {
+        let prefix = format!("{side} over TLS (TLSv1_3, TLS13_");
+        assert!(
+            line.starts_with(&prefix) && line.ends_with(", ALPN http/1.1)"),
+            "{comments}"
+        );
+    }
 }
 
 /// Both sessions' TLS 1.3 secrets, in SSLKEYLOGFILE format, readable by the owner only.
@@ -604,4 +615,390 @@ fn tls_a_to_a_unix_b() {
     b.shutdown(Shutdown::Write).unwrap();
     assert_eq!(tls_read_to_end(&mut tls, &mut tcp), b"and back\n");
     assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
+}
+
+/// A TLS server in Python that, like many real ones, ends its side with a bare TCP
+/// FIN and no close_notify (`openssl s_server -www` does send one): it greets, shuts
+/// its write side down, waits for the client's end, and prints `PORT :n` first.
+const PYTHON_BARE_FIN_SERVER: &str = r#"
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(1)
+print(f"PORT :{listener.getsockname()[1]}", flush=True)
+raw, _ = listener.accept()
+conn = ctx.wrap_socket(raw, server_side=True)
+conn.sendall(b"hello from B\n")
+# detach() hands back the descriptor without a TLS shutdown: only a FIN goes.
+plain = socket.socket(fileno=conn.detach())
+plain.shutdown(socket.SHUT_WR)
+plain.settimeout(10)
+while plain.recv(4096):
+    pass
+print("A ENDED", flush=True)
+"#;
+
+#[test]
+fn a_tls_b_that_closes_without_close_notify_ends_its_direction_normally() {
+    if !have_tls_tools() || !have_program("python3", "--version", "python3") {
+        return;
+    }
+    let dir = scratch_dir("tls-bare-fin-b");
+    let (cert, key) = server_certificate(&dir, "b");
+    let server = Helper::spawn(
+        "python3",
+        &[
+            "-c",
+            PYTHON_BARE_FIN_SERVER,
+            &cert.display().to_string(),
+            &key.display().to_string(),
+        ],
+        Stdio::null(),
+    );
+    let line = server
+        .stdout
+        .wait_line("the server's port", |l| l.starts_with("PORT "));
+    let mut process = Process::spawn(&strings(&[
+        "-A",
+        "127.0.0.1:0",
+        "-B",
+        &format!("tls:127.0.0.1:{}", waiting_port(&line)),
+        "--tls-ca",
+        &cert.display().to_string(),
+    ]));
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A ")
+    });
+    let mut a = TcpStream::connect(("127.0.0.1", waiting_port(&waiting))).unwrap();
+    a.set_read_timeout(Some(DEADLINE)).unwrap();
+    // B's bare FIN reaches A as the end of B's stream, after all B said.
+    assert_eq!(read_to_end(&mut a).unwrap(), b"hello from B\n");
+    process
+        .stdout
+        .wait_line("B's end", |l| l == "B -> A flow shutdown");
+    a.shutdown(Shutdown::Write).unwrap();
+    server
+        .stdout
+        .wait_line("the server to see A's end", |l| l == "A ENDED");
+    assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
+    assert_eq!(process.stderr.text(), "");
+}
+
+#[test]
+fn a_tls_client_that_closes_without_close_notify_ends_its_direction_normally() {
+    let dir = scratch_dir("tls-bare-fin-a");
+    let (b_listener, b_addr) = tcp_b();
+    let mut process = spawn_tls_a(&dir, &[], &b_addr);
+    let ca = printed_ca(&process.stdout);
+    let mut b = accept_in_time(&b_listener);
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A ")
+    });
+    let (mut tls, mut tcp) = rustls_client(&ca, waiting_port(&waiting));
+    tls.writer().write_all(b"then a bare FIN\n").unwrap();
+    tls.complete_io(&mut tcp).unwrap();
+    tcp.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut b).unwrap(), b"then a bare FIN\n");
+    process
+        .stdout
+        .wait_line("A's end", |l| l == "A -> B flow shutdown");
+    b.write_all(b"still answered\n").unwrap();
+    b.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(tls_read_to_end(&mut tls, &mut tcp), b"still answered\n");
+    assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
+    assert_eq!(process.stderr.text(), "");
+}
+
+/// A TLS relay (`-A tls:localhost:0 -B tls:` to B's `port`, with `flags`) between
+/// `openssl s_client -alpn offered` and `openssl s_server -rev -alpn h2,http/1.1`
+/// (which sends each line back reversed): the protocol s_client says it got, and
+/// the relay's output.
+fn alpn_through_tls_to_tls(dir: &Path, flags: &[&str], offered: &str) -> (String, String) {
+    let (cert, key) = server_certificate(dir, "b");
+    let (_server, b_port) = s_server_with(&cert, &key, &["-rev", "-alpn", "h2,http/1.1"]);
+    let mut args = strings(&["-c", "--tls-ca", &cert.display().to_string()]);
+    args.extend(strings(flags));
+    args.extend(strings(&["-A", "tls:localhost:0"]));
+    args.extend(strings(&["-B", &format!("tls:127.0.0.1:{b_port}")]));
+    let mut process = Process::spawn_with(&args, &with_data_home(dir));
+    let ca = printed_ca(&process.stdout).display().to_string();
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A ")
+    });
+    let connect = format!("127.0.0.1:{}", waiting_port(&waiting));
+    let mut client = Helper::spawn(
+        "openssl",
+        &[
+            "s_client",
+            "-verify_return_error",
+            "-servername",
+            "localhost",
+            "-CAfile",
+            &ca,
+            "-alpn",
+            offered,
+            "-connect",
+            &connect,
+        ],
+        Stdio::piped(),
+    );
+    let mut to_client = client.child.stdin.take().unwrap();
+    to_client.write_all(b"hello\n").unwrap();
+    client.stdout.wait_line("B's answer", |l| l == "olleh");
+    // s_client ends at the end of its input, with a close_notify.
+    drop(to_client);
+    assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
+    let agreed = client.stdout.wait_line("s_client's ALPN line", |l| {
+        l.starts_with("ALPN protocol: ") || l == "No ALPN negotiated"
+    });
+    (agreed, process.stdout.text())
+}
+
+#[test]
+fn a_tls_a_offers_b_what_it_offered_and_gets_what_b_chose() {
+    if !have_tls_tools() {
+        return;
+    }
+    let dir = scratch_dir("tls-alpn-follow");
+    let (agreed, out) = alpn_through_tls_to_tls(&dir, &[], "h2,http/1.1");
+    assert_eq!(agreed, "ALPN protocol: h2");
+    // B's handshake waited for A's ClientHello: it is told of once A is in.
+    let lines: Vec<&str> = out.lines().collect();
+    let at = |prefix: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {out}"))
+    };
+    assert!(at("Waiting for a connection from A") < at("TLS with B: "));
+    assert!(at("TLS with B: ") < at("TLS with A: "));
+    assert!(lines[at("TLS with B: ")].ends_with(", ALPN h2"), "{out}");
+    assert!(lines[at("TLS with A: ")].ends_with(", ALPN h2"), "{out}");
+    // A protocol B does not know is not chosen; one both know is.
+    let (agreed, _) = alpn_through_tls_to_tls(&dir, &[], "spdy/1,http/1.1");
+    assert_eq!(agreed, "ALPN protocol: http/1.1");
+}
+
+#[test]
+fn tls_alpn_overrides_what_a_tls_a_offered() {
+    if !have_tls_tools() {
+        return;
+    }
+    let dir = scratch_dir("tls-alpn-override");
+    let (agreed, out) = alpn_through_tls_to_tls(&dir, &["--tls-alpn", "http/1.1"], "h2,http/1.1");
+    assert_eq!(agreed, "ALPN protocol: http/1.1");
+    // B's handshake is done before A connects, as for a plain A.
+    let b = out.find("TLS with B: ").unwrap_or(usize::MAX);
+    let waiting = out.find("Waiting for a connection from A").unwrap_or(0);
+    assert!(b < waiting, "{out}");
+}
+
+#[test]
+fn curl_http2_through_tls_to_tls_gets_the_http_1_1_b_chose() {
+    if !have_tls_tools() {
+        return;
+    }
+    let dir = scratch_dir("tls-alpn-curl");
+    let (cert, key) = server_certificate(&dir, "b");
+    let (_server, b_port) = s_server(&cert, &key);
+    let mut process = Process::spawn_with(
+        &strings(&[
+            "-q",
+            "--tls-ca",
+            &cert.display().to_string(),
+            "-A",
+            "tls:localhost:0",
+            "-B",
+            &format!("tls:127.0.0.1:{b_port}"),
+        ]),
+        &with_data_home(&dir),
+    );
+    let ca = printed_ca(&process.stdout);
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A ")
+    });
+    let curl = Command::new("curl")
+        .args(["-v", "-sS", "--http2", "--max-time", "20", "--cacert"])
+        .arg(&ca)
+        .arg(format!("https://localhost:{}/", waiting_port(&waiting)))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&curl.stderr);
+    assert!(curl.status.success(), "curl: {said}");
+    // curl's offer reached B, which chose HTTP/1.1, and curl was given that.
+    assert!(said.contains("ALPN: offers h2,http/1.1"), "{said}");
+    assert!(said.contains("ALPN: server accepted http/1.1"), "{said}");
+    assert!(String::from_utf8_lossy(&curl.stdout).contains("s_server -www"));
+    assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
+    let out = process.stdout.text();
+    assert!(out.contains(", ALPN http/1.1\nTLS with A: "), "{out}");
+}
+
+#[test]
+fn replay_as_b_over_tls_answers_curl_with_the_recorded_responses() {
+    if !have_tls_tools() {
+        return;
+    }
+    let dir = scratch_dir("tls-replay-b");
+    let http = fixture("http.pcap");
+    let mut process = Process::spawn_with(
+        &strings(&[
+            "replay",
+            http.to_str().unwrap(),
+            "-c",
+            "--as",
+            "b",
+            "-A",
+            "tls:localhost:0",
+        ]),
+        &with_data_home(&dir),
+    );
+    let ca = printed_ca(&process.stdout);
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A tls:localhost:")
+    });
+    let port = waiting_port(&waiting);
+    // The requests recorded: curl 7.88.1 asking 127.0.0.1:18080 for /hello.txt, then
+    // for /missing with a header of its own. Asked the other way round, the replay
+    // tells them apart by their plaintext (a peek through TLS).
+    let curl = |path: &str, extra: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20", "--cacert"])
+            .arg(&ca)
+            .args(["-H", "Host: 127.0.0.1:18080", "-A", "curl/7.88.1"])
+            .args(extra)
+            .arg(format!("https://localhost:{port}{path}"))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "curl: {said}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let missing = curl("/missing", &["-H", "X-Fixture: second"]);
+    assert!(missing.contains("Error code: 404"), "{missing}");
+    assert_eq!(curl("/hello.txt", &[]), "Hello from a fixture.\n");
+    let status = process.wait();
+    let out = process.stdout.text();
+    assert_eq!(status.code(), Some(0), "{out}{}", process.stderr.text());
+    assert!(
+        out.ends_with("Replay: 2 of 2 connections matched.\n"),
+        "{out}"
+    );
+}
+
+/// A TLS server in Python that plays B of `lines.pcap`: each line answered with
+/// `OK ` and the line in capitals, `BYE` after the last, then the end once A's has
+/// come. Prints `PORT :n` first, `DONE` last.
+const PYTHON_LINES_SERVER: &str = r#"
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(1)
+print(f"PORT :{listener.getsockname()[1]}", flush=True)
+raw, _ = listener.accept()
+raw.settimeout(10)
+conn = ctx.wrap_socket(raw, server_side=True)
+lines = conn.makefile("rb")
+for n in range(5):
+    reply = b"OK " + lines.readline().upper()
+    conn.sendall(reply + (b"BYE\n" if n == 4 else b""))
+assert lines.read() == b"", "A said more"
+lines.close()
+conn.unwrap().shutdown(socket.SHUT_WR)
+print("DONE", flush=True)
+"#;
+
+#[test]
+fn replay_as_a_over_tls_against_a_python_tls_server() {
+    if !have_tls_tools() || !have_program("python3", "--version", "python3") {
+        return;
+    }
+    let dir = scratch_dir("tls-replay-a");
+    let (cert, key) = server_certificate(&dir, "b");
+    let server = Helper::spawn(
+        "python3",
+        &[
+            "-c",
+            PYTHON_LINES_SERVER,
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+        ],
+        Stdio::null(),
+    );
+    let line = server
+        .stdout
+        .wait_line("the server's port", |l| l.starts_with("PORT "));
+    let lines = fixture("lines.pcap");
+    let (code, out, err) = run(&[
+        "replay",
+        lines.to_str().unwrap(),
+        "-c",
+        "--as",
+        "a",
+        "-B",
+        &format!("tls:localhost:{}", waiting_port(&line)),
+        "--tls-ca",
+        cert.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.ends_with("Replay matched stream 0: 90 bytes A -> B, 109 bytes B -> A, 10 turns.\n"),
+        "{out}"
+    );
+    server.stdout.wait_line("the server's end", |l| l == "DONE");
+}
+
+#[test]
+fn a_bare_fin_from_a_tls_b_reaches_a_tls_a_as_a_bare_fin() {
+    if !have_tls_tools() || !have_program("python3", "--version", "python3") {
+        return;
+    }
+    let dir = scratch_dir("tls-bare-fin-both");
+    let (cert, key) = server_certificate(&dir, "b");
+    let server = Helper::spawn(
+        "python3",
+        &[
+            "-c",
+            PYTHON_BARE_FIN_SERVER,
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+        ],
+        Stdio::null(),
+    );
+    let line = server
+        .stdout
+        .wait_line("the server's port", |l| l.starts_with("PORT "));
+    let b = format!("tls:127.0.0.1:{}", waiting_port(&line));
+    let mut process = spawn_tls_a(&dir, &["--tls-ca", cert.to_str().unwrap()], &b);
+    let ca = printed_ca(&process.stdout);
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A ")
+    });
+    let (mut tls, mut tcp) = rustls_client(&ca, waiting_port(&waiting));
+    // All B said, then the end as B made it: no close_notify, which rustls calls an
+    // unexpected end. The relay does not make it look clean.
+    let mut got = Vec::new();
+    let end = loop {
+        tls.complete_io(&mut tcp).unwrap();
+        match tls.reader().read_to_end(&mut got) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(got, b"hello from B\n");
+    assert_eq!(
+        end.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::UnexpectedEof)
+    );
+    tls.send_close_notify();
+    tls.complete_io(&mut tcp).unwrap();
+    server
+        .stdout
+        .wait_line("the server to see A's end", |l| l == "A ENDED");
+    assert_eq!(process.wait().code(), Some(0), "{}", process.stderr.text());
+    assert_eq!(process.stderr.text(), "");
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
+use tiburoncin::direction::Direction;
 
 /// Connects to a UNIX socket that is about to listen (the waiting line is printed
 /// before `listen` returns only in the failure case, so this waits for the file).
@@ -93,7 +94,7 @@ fn unix_to_unix_abstract_a_and_a_file_b_captured_as_loopback_tcp() {
     let b_path = dir.join("b.sock");
     let b_listener = UnixListener::bind(&b_path).unwrap();
     let abstract_name = format!("tiburoncin-test-{}", std::process::id());
-    let capture = dir.join("s.pcap");
+    let capture = dir.join("s.pcapng");
     let mut process = Process::spawn(&[
         "-c".into(),
         "-A".into(),
@@ -153,6 +154,19 @@ fn unix_to_unix_abstract_a_and_a_file_b_captured_as_loopback_tcp() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&expert.stdout), "");
+    // The SYNs' comments give the sockets' names.
+    let comments = Command::new("tshark")
+        .args(["-r", &capture.display().to_string(), "-c", "2"])
+        .args(["-T", "fields", "-e", "frame.comment"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&comments.stdout),
+        format!(
+            "A over UNIX socket unix:@{abstract_name}\nB over UNIX socket unix:{}\n",
+            b_path.display()
+        )
+    );
 }
 
 fn connect_abstract(name: &str) -> UnixStream {
@@ -234,4 +248,73 @@ fn a_missing_unix_b_is_reported_like_a_refused_tcp_one() {
         process.stderr.text(),
         "Establish a connection to the destination failed: No such file or directory\n"
     );
+}
+
+const LINES_MATCHED: &str =
+    "Replay matched stream 0: 90 bytes A -> B, 109 bytes B -> A, 10 turns.\n";
+
+#[test]
+fn replay_as_b_on_a_unix_socket_with_a_client_that_repeats_a() {
+    let dir = scratch_dir("unix-replay-b");
+    let path = dir.join("a.sock");
+    let lines = fixture("lines.pcap");
+    let capture = dir.join("replayed.pcapng");
+    let mut process = Process::spawn(&strings(&[
+        "replay",
+        lines.to_str().unwrap(),
+        "-c",
+        "--as",
+        "b",
+        "-A",
+        &format!("unix:{}", path.display()),
+        "-w",
+        capture.to_str().unwrap(),
+    ]));
+    process.stdout.wait_line("the waiting line", |l| {
+        l == format!("Waiting for a connection from A unix:{}...", path.display())
+    });
+    perform(connect_unix(&path), &script(&lines, 0, Direction::AtoB));
+    let status = process.wait();
+    let out = process.stdout.text();
+    assert_eq!(status.code(), Some(0), "{out}{}", process.stderr.text());
+    assert!(out.ends_with(LINES_MATCHED), "{out}");
+    // The listener's socket file goes with the replay.
+    assert!(!path.exists());
+    if !have_tshark() {
+        return;
+    }
+    let comments = Command::new("tshark")
+        .args(["-r", capture.to_str().unwrap(), "-c", "1"])
+        .args(["-T", "fields", "-e", "frame.comment"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&comments.stdout),
+        format!("A over UNIX socket unix:{}\n", path.display())
+    );
+}
+
+#[test]
+fn replay_as_a_to_a_unix_socket_against_a_server_that_repeats_b() {
+    let dir = scratch_dir("unix-replay-a");
+    let path = dir.join("b.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let lines = fixture("lines.pcap");
+    let server = script(&lines, 0, Direction::BtoA);
+    let peer = std::thread::spawn(move || {
+        let (b, _) = listener.accept().unwrap();
+        perform(b, &server);
+    });
+    let (code, out, err) = run(&[
+        "replay",
+        lines.to_str().unwrap(),
+        "-c",
+        "--as",
+        "a",
+        "-B",
+        &format!("unix:{}", path.display()),
+    ]);
+    peer.join().unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.ends_with(LINES_MATCHED), "{out}");
 }

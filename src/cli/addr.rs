@@ -126,15 +126,6 @@ impl Address {
         Endpoint::parse(text.strip_prefix("tcp:").unwrap_or(text)).map(Address::Tcp)
     }
 
-    /// A plain TCP address, for what takes no other (`replay`): a scheme that names
-    /// another transport is refused by name rather than looked up as a host.
-    pub fn parse_tcp(text: &str) -> Result<Endpoint, String> {
-        match Address::parse(text)? {
-            Address::Tcp(endpoint) => Ok(endpoint),
-            _ => Err(format!("'{text}': replay takes plain TCP addresses only")),
-        }
-    }
-
     /// The TCP endpoint, for a TCP or TLS side.
     pub fn endpoint(&self) -> Option<&Endpoint> {
         match self {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
-use crate::cli::addr::{Address, Endpoint};
+use crate::cli::addr::Address;
 use crate::cli::colour::ColourChoice;
 use crate::cli::sizes::SizePair;
 use crate::output::timestamps::TimestampKind;
@@ -146,8 +146,8 @@ pub struct TlsFlags {
     #[arg(long = "tls-key", value_name = "FILE", requires = "cert", help_heading = TLS)]
     pub key: Option<PathBuf>,
 
-    /// The protocols (ALPN) to offer B, as h2,http/1.1; A is then offered the one
-    /// B chose (with a plain B, this list)
+    /// The protocols (ALPN) to offer B, as h2,http/1.1, instead of what a TLS A
+    /// offered; A is then offered the one B chose (with a plain B, this list)
     #[arg(long = "tls-alpn", value_name = "LIST", help_heading = TLS)]
     pub alpn: Option<String>,
 
@@ -389,15 +389,15 @@ pub struct ReplayArgs {
     #[arg(long = "as", value_name = "side", value_enum)]
     pub side: Option<Side>,
 
-    /// With --as b: where to listen for A
-    #[arg(short = 'A', value_name = "addr", value_parser = Address::parse_tcp,
+    /// With --as b: where to listen for A (host:port, tls:[host]:port, unix:PATH)
+    #[arg(short = 'A', value_name = "addr", value_parser = Address::parse,
           required_if_eq("side", "b"))]
-    pub a: Option<Endpoint>,
+    pub a: Option<Address>,
 
-    /// With --as a: where B listens
-    #[arg(short = 'B', value_name = "addr", value_parser = Address::parse_tcp,
+    /// With --as a: where B listens (host:port, tls:host:port, unix:PATH)
+    #[arg(short = 'B', value_name = "addr", value_parser = Address::parse,
           required_if_eq("side", "a"))]
-    pub b: Option<Endpoint>,
+    pub b: Option<Address>,
 
     /// The connections to play, by number (see --list), like 0 or 0,2; all when not given
     #[arg(long, value_name = "N[,N...]", value_parser = parse_streams,
@@ -467,6 +467,10 @@ pub struct ReplayArgs {
     /// environment, say where
     #[arg(last = true, value_name = "CMD", num_args = 0..)]
     pub command: Option<Vec<String>>,
+
+    /// The TLS flags, for a tls: address
+    #[command(flatten)]
+    pub tls: TlsFlags,
 }
 
 /// Which side of the recording we play.

@@ -59,7 +59,8 @@ pub struct TlsOptions {
     pub cert_and_key: Option<(PathBuf, PathBuf)>,
     /// `--tls-keylog`: where the sessions' secrets go.
     pub keylog: Option<PathBuf>,
-    /// `--tls-alpn`: the protocols to offer B (or a TLS A, when B is plain).
+    /// `--tls-alpn`: the protocols to offer B instead of a TLS A's (or to offer a TLS
+    /// A, when B is plain).
     pub alpn: Vec<Vec<u8>>,
 }
 
@@ -110,7 +111,7 @@ impl Config {
         if b.endpoint().and_then(Endpoint::numeric_port) == Some(0) {
             return Err(format!("-B {b}: B needs a real port, not 0"));
         }
-        let tls = tls_options(&cli.tls, &a, &b)?;
+        let tls = tls_options(&cli.tls, Some(&a), Some(&b))?;
         let a_addrs = resolve(&a).map_err(|e| format!("-A: {e}"))?;
         let b_addrs = resolve(&b).map_err(|e| format!("-B: {e}"))?;
         let dumps = dump_paths(cli.output.dump, cli.output.prefix);
@@ -151,8 +152,16 @@ fn resolve(address: &Address) -> Result<Vec<SocketAddr>, String> {
 }
 
 /// The TLS flags, each refused unless the side it is for speaks TLS.
-fn tls_options(flags: &TlsFlags, a: &Address, b: &Address) -> Result<TlsOptions, String> {
-    if !b.is_tls() {
+fn tls_options(
+    flags: &TlsFlags,
+    a: Option<&Address>,
+    b: Option<&Address>,
+) -> Result<TlsOptions, String> {
+    let (a_tls, b_tls) = (
+        a.is_some_and(Address::is_tls),
+        b.is_some_and(Address::is_tls),
+    );
+    if !b_tls {
         for (given, flag) in [
             (flags.ca.is_some(), "--tls-ca"),
             (flags.insecure, "--tls-insecure"),
@@ -162,14 +171,14 @@ fn tls_options(flags: &TlsFlags, a: &Address, b: &Address) -> Result<TlsOptions,
             }
         }
     }
-    if !a.is_tls() && flags.cert.is_some() {
+    if !a_tls && flags.cert.is_some() {
         return Err("--tls-cert is for a TLS A: write -A tls:[HOST]:PORT".to_string());
     }
     for (given, flag) in [
         (flags.keylog.is_some(), "--tls-keylog"),
         (flags.alpn.is_some(), "--tls-alpn"),
     ] {
-        if given && !a.is_tls() && !b.is_tls() {
+        if given && !a_tls && !b_tls {
             return Err(format!("{flag} is for a TLS side: write tls: in -A or -B"));
         }
     }
@@ -274,7 +283,7 @@ pub enum ReplayMode {
     /// (as A); `shown` is the address as typed, for the start-up line.
     Play {
         side: Side,
-        shown: Endpoint,
+        shown: Address,
         addrs: Vec<SocketAddr>,
     },
 }
@@ -302,6 +311,8 @@ pub struct ReplayConfig {
     pub report: Option<PathBuf>,
     /// After `--`: the program to run against the replay, and its arguments.
     pub command: Option<Vec<String>>,
+    /// The TLS flags, for a `tls:` address of `--as`.
+    pub tls: TlsOptions,
 }
 
 /// What a rule does with the bytes its regex matches.
@@ -366,7 +377,8 @@ impl Rule {
 impl ReplayConfig {
     /// Checks and resolves `tiburoncin replay`'s arguments; the error is one line.
     pub fn from_args(args: ReplayArgs) -> Result<ReplayConfig, String> {
-        let mode = replay_mode(args.side, args.a, args.b, args.dump)?;
+        let (mode, tls) = replay_mode(args.side, args.a, args.b, args.dump, &args.tls)?;
+        check_command(&mode, args.command.as_deref())?;
         let record = match args.record {
             // Writing the capture being read would destroy the recording.
             Some(path) if path == args.capture => {
@@ -399,9 +411,6 @@ impl ReplayConfig {
         {
             return Err("--ignore, --carry, --report and -- CMD go with --as".into());
         }
-        if args.command.as_ref().is_some_and(|c| c.is_empty()) {
-            return Err("-- must be followed by a command to run".into());
-        }
         Ok(ReplayConfig {
             rules,
             report: args.report,
@@ -415,7 +424,24 @@ impl ReplayConfig {
             colour: ColourChoice::from_flags(args.color, args.colourless),
             quiet: args.quiet,
             client: args.client,
+            tls,
         })
+    }
+}
+
+/// `-- CMD`: a command to run, against a replay that has a port to tell it.
+fn check_command(mode: &ReplayMode, command: Option<&[String]>) -> Result<(), String> {
+    match (mode, command) {
+        (_, Some([])) => Err("-- must be followed by a command to run".into()),
+        // The command is told the port to use ({port}); a UNIX socket has none.
+        (
+            ReplayMode::Play {
+                shown: Address::Unix(_),
+                ..
+            },
+            Some(_),
+        ) => Err("-- CMD goes with a TCP or TLS address, not unix:".into()),
+        _ => Ok(()),
     }
 }
 
@@ -423,13 +449,20 @@ impl ReplayConfig {
 /// connects to `-B`, and without `--as` the capture is listed (or, hidden, dumped).
 fn replay_mode(
     side: Option<Side>,
-    a: Option<Endpoint>,
-    b: Option<Endpoint>,
+    a: Option<Address>,
+    b: Option<Address>,
     dump: bool,
-) -> Result<ReplayMode, String> {
-    Ok(match (side, a, b) {
+    tls: &TlsFlags,
+) -> Result<(ReplayMode, TlsOptions), String> {
+    let (a_tls, b_tls) = (a.as_ref(), b.as_ref());
+    let options = match side {
+        Some(Side::B) => tls_options(tls, a_tls, None)?,
+        Some(Side::A) => tls_options(tls, None, b_tls)?,
+        None => tls_options(tls, a_tls, b_tls)?,
+    };
+    let mode = match (side, a, b) {
         (Some(Side::B), Some(a), None) => {
-            let addrs = a.resolve().map_err(|e| format!("-A: {e}"))?;
+            let addrs = resolve(&a).map_err(|e| format!("-A: {e}"))?;
             ReplayMode::Play {
                 side: Side::B,
                 shown: a,
@@ -437,10 +470,10 @@ fn replay_mode(
             }
         }
         (Some(Side::A), None, Some(b)) => {
-            if b.numeric_port() == Some(0) {
+            if b.endpoint().and_then(Endpoint::numeric_port) == Some(0) {
                 return Err(format!("-B {b}: B needs a real port, not 0"));
             }
-            let addrs = b.resolve().map_err(|e| format!("-B: {e}"))?;
+            let addrs = resolve(&b).map_err(|e| format!("-B: {e}"))?;
             ReplayMode::Play {
                 side: Side::A,
                 shown: b,
@@ -457,7 +490,8 @@ fn replay_mode(
         (None, None, None) if dump => ReplayMode::Dump,
         (None, None, None) => ReplayMode::List,
         (None, _, _) => return Err("-A and -B go with --as".into()),
-    })
+    };
+    Ok((mode, options))
 }
 
 #[cfg(test)]
@@ -574,6 +608,57 @@ mod tests {
             &["f", "--list", "-A", "1"],
         ] {
             assert!(replay_config(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn replay_takes_tls_and_unix_addresses_and_the_tls_flags_of_its_side() {
+        let c = replay_config(&["f", "--as", "b", "-A", "tls::0", "--tls-alpn", "h2"]).unwrap();
+        assert!(matches!(
+            c.mode,
+            ReplayMode::Play {
+                shown: Address::Tls(_),
+                ..
+            }
+        ));
+        assert_eq!(c.tls.alpn, vec![b"h2".to_vec()]);
+        let c =
+            replay_config(&["f", "--as", "a", "-B", "tls:127.0.0.1:1", "--tls-insecure"]).unwrap();
+        assert!(c.tls.insecure);
+        let c = replay_config(&["f", "--as", "a", "-B", "unix:@x"]).unwrap();
+        assert!(matches!(
+            c.mode,
+            ReplayMode::Play {
+                shown: Address::Unix(_),
+                ..
+            }
+        ));
+        for (bad, why) in [
+            (
+                &["f", "--as", "b", "-A", "tls::0", "--tls-ca", "x"][..],
+                "--tls-ca is for a TLS B",
+            ),
+            (
+                &[
+                    "f",
+                    "--as",
+                    "a",
+                    "-B",
+                    "h:1",
+                    "--tls-cert",
+                    "c",
+                    "--tls-key",
+                    "k",
+                ],
+                "--tls-cert is for a TLS A",
+            ),
+            (
+                &["f", "--as", "b", "-A", "unix:/x", "--", "cmd"],
+                "-- CMD goes with a TCP or TLS address",
+            ),
+        ] {
+            let err = replay_config(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
         }
     }
 

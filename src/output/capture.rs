@@ -66,12 +66,16 @@ const WINDOW: u16 = u16::MAX;
 
 /// The connection as the capture shows it: the real addresses of A and B, the moment
 /// A was accepted, and the initial sequence numbers of A and B.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Connection {
     pub a: SocketAddr,
     pub b: SocketAddr,
     pub at: SystemTime,
     pub isns: [u32; 2],
+    /// How A and B were really reached when not by plain TCP (TLS, its version and
+    /// cipher suite; a UNIX socket, its name): in pcapng, the comment on each one's
+    /// SYN, since the packets show plain TCP.
+    pub transports: [Option<String>; 2],
 }
 
 impl Connection {
@@ -89,6 +93,7 @@ impl Connection {
             b,
             at,
             isns: [x as u32, (x >> 32) as u32],
+            transports: [None, None],
         }
     }
 }
@@ -160,6 +165,11 @@ struct Held {
 /// What a packet's pcapng comment says.
 enum Comment<'a> {
     None,
+    /// `A over TLS (...)`: how side 0 (A) or 1 (B) was really reached.
+    Transport {
+        side: usize,
+        transport: &'a str,
+    },
     /// `B is N bytes behind` / `B is in sync`, for the flow towards `to`.
     Status {
         dir: Direction,
@@ -221,7 +231,7 @@ impl<W: Write> Capture<W> {
             packet: Vec::with_capacity(packet::MAX_HEADERS),
             joined: Vec::with_capacity(mss),
         };
-        capture.handshake(connection.at)?;
+        capture.handshake(connection.at, &connection.transports)?;
         Ok(capture)
     }
 
@@ -428,8 +438,8 @@ impl<W: Write> Capture<W> {
 
     /// SYN, SYN-ACK, ACK, all at the moment A was accepted (the relay saw nothing
     /// earlier of A's connection). Only SYNs carry options, and their windows are
-    /// never scaled.
-    fn handshake(&mut self, at: SystemTime) -> io::Result<()> {
+    /// never scaled. Each SYN's comment says how that side was really reached.
+    fn handshake(&mut self, at: SystemTime, transports: &[Option<String>; 2]) -> io::Result<()> {
         let options = Some(SynOptions {
             // Fits in u16: at most 65495.
             mss: self.mss as u16,
@@ -438,7 +448,14 @@ impl<W: Write> Capture<W> {
         for (from, flags) in [(0, Flags::SYN), (1, Flags::SYN_ACK)] {
             let (seq, ack) = (self.peers[from].isn, self.peers[1 - from].isn);
             self.write_segment(from, seq, ack.wrapping_add(1), flags, options, &[])?;
-            self.write_record(at, &[], Comment::None)?;
+            let comment = match &transports[from] {
+                Some(transport) => Comment::Transport {
+                    side: from,
+                    transport,
+                },
+                None => Comment::None,
+            };
+            self.write_record(at, &[], comment)?;
         }
         self.ack(0, at, Comment::None)
     }
@@ -544,6 +561,9 @@ fn write_comment(out: &mut String, comment: &Comment, peers: &[Peer; 2], held: O
     // Writing into a String cannot fail.
     let _ = match *comment {
         Comment::None => Ok(()),
+        Comment::Transport { side, transport } => {
+            write!(out, "{} over {transport}", ["A", "B"][side])
+        }
         Comment::Status { dir } => {
             let (from, to) = (&peers[dir.index()], &peers[1 - dir.index()]);
             // What the relay read, the held byte included, less what it wrote.

@@ -86,7 +86,8 @@ impl Output for CaptureStreams {
             return;
         };
         let (a, b) = stand_ins(conn.id, opening.a, opening.b);
-        let connection = Connection::new(a, b, opening.at);
+        let mut connection = Connection::new(a, b, opening.at);
+        connection.transports = opening.transports.clone();
         let started = if self.started {
             Capture::continuing(out, self.format, connection)
         } else {
@@ -189,7 +190,11 @@ impl Write for SharedFile {
 /// side gets a made-up loopback one (the README lists them): A at 127.0.0.2, port
 /// 49152 + the connection's number (so each connection is a stream of its own), B
 /// at 127.0.0.3 port 1; with an IPv6 peer, both at ::1 with those ports.
-fn stand_ins(id: u64, a: Option<SocketAddr>, b: Option<SocketAddr>) -> (SocketAddr, SocketAddr) {
+pub fn stand_ins(
+    id: u64,
+    a: Option<SocketAddr>,
+    b: Option<SocketAddr>,
+) -> (SocketAddr, SocketAddr) {
     let a_port = 49152 + (id % 16384) as u16;
     let ipv6 = a.or(b).is_some_and(|known| known.is_ipv6());
     let made_up = |v4: Ipv4Addr, port: u16| match ipv6 {

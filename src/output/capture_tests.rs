@@ -46,6 +46,7 @@ fn connection(isns: [u32; 2]) -> Connection {
         b: B.parse().unwrap(),
         at: time(0),
         isns,
+        transports: [None, None],
     }
 }
 
@@ -279,6 +280,30 @@ fn a_session_is_one_connection_with_derived_numbers() {
     assert_eq!(stamps[10], since(6_000));
     assert_eq!(stream(&packets, true), b"hello\n");
     assert_eq!(stream(&packets, false), b"how are you?\n");
+}
+
+#[test]
+fn each_syn_says_how_its_side_was_really_reached() {
+    let mut connection = connection([7, 9]);
+    connection.transports = [
+        Some("TLS (TLSv1_3, TLS13_AES_256_GCM_SHA384)".into()),
+        Some("UNIX socket unix:/run/b.sock".into()),
+    ];
+    let mut capture = Capture::new(Vec::new(), Format::PcapNg, connection).unwrap();
+    for event in &hello_session().list {
+        capture.record(event).unwrap();
+    }
+    let packets = parse(&capture.into_inner(), Format::PcapNg, [7, 9]);
+    let comments: Vec<Option<&str>> = packets.iter().map(|p| p.comment.as_deref()).collect();
+    assert_eq!(
+        comments[..4],
+        [
+            Some("A over TLS (TLSv1_3, TLS13_AES_256_GCM_SHA384)"),
+            Some("B over UNIX socket unix:/run/b.sock"),
+            None,
+            Some("B is 6 bytes behind"),
+        ]
+    );
 }
 
 #[test]

@@ -26,6 +26,7 @@ fn feed<W: Write>(
         at,
         a: None,
         b: None,
+        transports: [None, None],
         buffers: (2048, 2048),
         dumps: None,
     };
@@ -198,6 +199,7 @@ fn kernel_queues_follow_the_status() {
         at: T,
         a: None,
         b: None,
+        transports: [None, None],
         buffers: (2048, 2048),
         dumps: None,
     };
@@ -370,6 +372,7 @@ fn a_broken_capture_is_reported_once_and_stops_every_stream() {
             at: T,
             a: None,
             b: None,
+            transports: [None, None],
             buffers: (2048, 2048),
             dumps: None,
         };

@@ -95,6 +95,8 @@ pub struct Opening {
     /// A's and B's addresses, as the OS reports them.
     pub a: Option<SocketAddr>,
     pub b: Option<SocketAddr>,
+    /// How A and B are reached when not by plain TCP (see `Stream::transport`).
+    pub transports: [Option<String>; 2],
     /// The user-space buffer of each direction.
     pub buffers: (usize, usize),
     /// `-o`/`-f`: the files for each direction's bytes, with their names.

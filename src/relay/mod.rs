@@ -131,6 +131,7 @@ pub fn connection(
         at: accepted.0,
         a: peer(a.socket()),
         b: peer(b.socket()),
+        transports: [a.transport(), b.transport()],
         buffers: settings.buffers,
         dumps,
     };

@@ -17,17 +17,21 @@
 //!   with the writer's next records, as TLS 1.3 allows.
 //! - the writer's end of stream is a close_notify, then the TCP write side shut
 //!   down; the reader sees the peer's close_notify (or a bare TCP FIN, taken as the
-//!   end too) as the end of the stream.
+//!   end too) as the end of the stream. A bare FIN is passed on as a bare FIN: the
+//!   relay does not make an unclean end look clean.
 //!
 //! A stop shuts the socket down, which wakes a blocked receive or send as it does
 //! for a plain socket. The bytes the relay counts, shows and captures are plaintext;
 //! the kernel's queues of a TLS socket hold ciphertext.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::net::Shutdown;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use nix::sys::socket::MsgFlags;
 use socket2::Socket;
 
 /// The largest TLS record on the wire: 16 KiB of payload and its overhead.
@@ -44,6 +48,8 @@ pub struct Stream {
 
 struct Tls {
     state: Mutex<rustls::Connection>,
+    /// The peer ended its stream with a bare TCP FIN, no close_notify.
+    ended_bare: AtomicBool,
     /// Ciphertext received and not yet taken by rustls. Only the reader uses it;
     /// the lock is never contended.
     inbox: Mutex<Inbox>,
@@ -66,6 +72,7 @@ impl Stream {
             socket,
             tls: Some(Tls {
                 state: Mutex::new(state),
+                ended_bare: AtomicBool::new(false),
                 inbox: Mutex::new(Inbox::default()),
             }),
         }
@@ -116,6 +123,20 @@ impl Stream {
         self.socket.shutdown(Shutdown::Write)
     }
 
+    /// Ends this side's stream as `producer`'s ended: a TLS peer that sent no
+    /// close_notify gets none passed on either, only the FIN, so the consumer sees
+    /// the same unclean end it would see from that peer itself.
+    pub fn pass_end_on(&self, producer: &Stream) -> io::Result<()> {
+        let bare = producer
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.ended_bare.load(Ordering::Acquire));
+        if bare {
+            return self.socket.shutdown(Shutdown::Write);
+        }
+        self.shutdown_write()
+    }
+
     fn send_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
             match self.socket.send(bytes) {
@@ -128,36 +149,58 @@ impl Stream {
         Ok(())
     }
 
+    /// Copies plaintext that has come into `buf` without taking it, blocking until
+    /// some comes (as `recv`, and as a socket's `MSG_PEEK`); 0 at the end of the
+    /// stream.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(tls) = &self.tls else {
+            return nix::sys::socket::recv(self.socket.as_raw_fd(), buf, MsgFlags::MSG_PEEK)
+                .map_err(io::Error::from);
+        };
+        self.receive(tls, buf, Take::Peek)
+    }
+
     /// Receives plaintext, blocking until some comes; 0 at the end of the stream.
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         let Some(tls) = &self.tls else {
             return (&*self.socket).read(buf);
         };
+        self.receive(tls, buf, Take::Read)
+    }
+
+    fn receive(&self, tls: &Tls, buf: &mut [u8], take: Take) -> io::Result<usize> {
         let mut inbox = lock(&tls.inbox);
         loop {
-            if let Some(n) = take_plaintext(&mut lock(&tls.state), &mut inbox, buf)? {
+            if let Some(n) = take_plaintext(&mut lock(&tls.state), &mut inbox, buf, take)? {
                 return Ok(n);
             }
             // Nothing to decrypt: receive more ciphertext, with the state unlocked.
             inbox.bytes.resize(RECORD, 0);
             inbox.start = 0;
-            let n = loop {
+            let received = loop {
                 match (&*self.socket).read(&mut inbox.bytes) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    other => break other?,
+                    other => break other,
                 }
             };
+            // A receive that timed out (or would block) leaves the inbox empty, not
+            // full of zeros the next call would take for ciphertext.
+            let n = received.inspect_err(|_| inbox.bytes.clear())?;
             inbox.bytes.truncate(n);
             if n == 0 {
                 // The TCP stream ended: rustls is told, and says whether a
                 // close_notify came first.
                 let mut state = lock(&tls.state);
                 state.read_tls(&mut io::empty())?;
-                return match state.reader().read(buf) {
+                return match take.from(&mut state.reader(), buf) {
                     Ok(n) => Ok(n),
                     // A peer that just closes the TCP connection (many do) ends the
-                    // stream all the same; the relay passes on what it said.
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                    // stream all the same; the relay passes on what it said, and
+                    // then its end as it came (see `pass_end_on`).
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        tls.ended_bare.store(true, Ordering::Release);
+                        Ok(0)
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
                     Err(e) => Err(e),
                 };
@@ -185,11 +228,62 @@ impl Stream {
         socket.set_write_timeout(None)
     }
 
+    /// Reads a TLS client's ClientHello, blocking for at most `limit` between two
+    /// receives: what it offers (ALPN) is then known before the server answers.
+    pub fn client_hello(socket: &Socket, limit: Duration) -> io::Result<rustls::server::Accepted> {
+        socket.set_read_timeout(Some(limit))?;
+        socket.set_write_timeout(Some(limit))?;
+        let mut acceptor = rustls::server::Acceptor::default();
+        let mut io = SocketIo(socket);
+        loop {
+            if acceptor.read_tls(&mut io).map_err(tls_error)? == 0 {
+                return Err(tls_error(io::ErrorKind::UnexpectedEof.into()));
+            }
+            match acceptor.accept() {
+                Ok(Some(accepted)) => return Ok(accepted),
+                Ok(None) => {}
+                Err((error, mut alert)) => {
+                    // The client is told why, if it can still hear it.
+                    let _ = alert.write_all(&mut io);
+                    return Err(tls_error(io::Error::new(io::ErrorKind::InvalidData, error)));
+                }
+            }
+        }
+    }
+
+    /// Answers the ClientHello `client_hello` read, with `config`, and completes
+    /// the handshake (see `handshake`).
+    pub fn answer_client_hello(
+        socket: &Socket,
+        hello: rustls::server::Accepted,
+        config: Arc<rustls::ServerConfig>,
+        limit: Duration,
+    ) -> io::Result<rustls::Connection> {
+        let mut state = match hello.into_connection(config) {
+            Ok(state) => state.into(),
+            Err((error, mut alert)) => {
+                let _ = alert.write_all(&mut SocketIo(socket));
+                return Err(tls_error(io::Error::new(io::ErrorKind::InvalidData, error)));
+            }
+        };
+        Stream::handshake(socket, &mut state, limit)?;
+        Ok(state)
+    }
+
     /// The protocol ALPN chose, if any.
     pub fn alpn(&self) -> Option<Vec<u8>> {
         lock(&self.tls.as_ref()?.state)
             .alpn_protocol()
             .map(<[u8]>::to_vec)
+    }
+
+    /// How this side is reached when it is not plain TCP, for the capture:
+    /// `TLS (TLSv1_3, TLS13_AES_256_GCM_SHA384)`, `UNIX socket unix:/run/x.sock`.
+    pub fn transport(&self) -> Option<String> {
+        if let Some(summary) = self.tls_summary() {
+            return Some(format!("TLS ({summary})"));
+        }
+        crate::relay::unix::name_of(&self.socket).map(|name| format!("UNIX socket {name}"))
     }
 
     /// The negotiated version and cipher suite, for the start-up line.
@@ -215,9 +309,10 @@ fn take_plaintext(
     state: &mut rustls::Connection,
     inbox: &mut Inbox,
     buf: &mut [u8],
+    take: Take,
 ) -> io::Result<Option<usize>> {
     loop {
-        match state.reader().read(buf) {
+        match take.from(&mut state.reader(), buf) {
             Ok(n) => return Ok(Some(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
@@ -230,6 +325,27 @@ fn take_plaintext(
         inbox.start += taken;
         if let Err(e) = state.process_new_packets() {
             return Err(tls_error(io::Error::new(io::ErrorKind::InvalidData, e)));
+        }
+    }
+}
+
+/// What a receive does with the plaintext: takes it, or only copies it.
+#[derive(Clone, Copy)]
+enum Take {
+    Read,
+    Peek,
+}
+
+impl Take {
+    fn from(self, reader: &mut rustls::Reader, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Take::Read => reader.read(buf),
+            Take::Peek => {
+                let ready = reader.fill_buf()?;
+                let n = ready.len().min(buf.len());
+                buf[..n].copy_from_slice(&ready[..n]);
+                Ok(n)
+            }
         }
     }
 }
@@ -394,5 +510,23 @@ mod tests {
         }
         sender.join().unwrap();
         assert_eq!(all, vec![7u8; 100_000]);
+    }
+
+    #[test]
+    fn a_peek_leaves_the_plaintext_to_read_and_a_timed_out_read_loses_nothing() {
+        let (a, b) = tls_pair();
+        a.socket()
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut buf = [0; 100];
+        assert!((&a).read(&mut buf).is_err(), "nothing was sent yet");
+        assert_eq!(b.send(b"ping", true).unwrap(), 4);
+        a.socket().set_read_timeout(Some(LIMIT)).unwrap();
+        let n = a.peek(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ping");
+        assert_eq!(read_some(&a), b"ping");
+        b.shutdown_write().unwrap();
+        assert_eq!(a.peek(&mut buf).unwrap(), 0);
+        assert_eq!(read_some(&a), b"");
     }
 }

@@ -153,6 +153,24 @@ impl Drop for SocketFile {
     }
 }
 
+/// The name a UNIX connection was made through, as `-A`/`-B` write it
+/// (`unix:/run/x.sock`, `unix:@name`): the listener's, which is the accepted
+/// socket's own address and the connecting socket's peer's. `None` for another kind
+/// of socket.
+pub fn name_of(socket: &Socket) -> Option<String> {
+    [socket.local_addr().ok(), socket.peer_addr().ok()]
+        .into_iter()
+        .flatten()
+        .find_map(|addr| {
+            if let Some(path) = addr.as_pathname() {
+                Some(format!("unix:{}", path.display()))
+            } else {
+                let name = addr.as_abstract_namespace()?;
+                Some(format!("unix:@{}", String::from_utf8_lossy(name)))
+            }
+        })
+}
+
 /// Whether a socket is a UNIX one (no TCP options apply to it).
 pub fn is_unix(socket: &Socket) -> bool {
     socket.local_addr().is_ok_and(|a| a.is_unix())

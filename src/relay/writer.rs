@@ -111,8 +111,13 @@ impl Writer<'_> {
 
     /// Passes the producer's end of stream on: shuts down the consumer's write side.
     fn shut_down(&self) {
-        let Outlet { dir, consumer, .. } = self.outlet;
-        let result = consumer.shutdown_write();
+        let Outlet {
+            dir,
+            producer,
+            consumer,
+            ..
+        } = self.outlet;
+        let result = consumer.pass_end_on(producer);
         let at = SystemTime::now();
         match result {
             Ok(()) => self.outlet.tell(Event::Closed { dir, at }),

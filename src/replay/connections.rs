@@ -14,7 +14,7 @@
 //!   `--timing recorded` each connection also keeps its own pauses.
 
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::{Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -22,6 +22,7 @@ use std::time::Duration;
 use socket2::Socket;
 
 use crate::replay::matcher::{Step, TurnMatch};
+use crate::replay::peer_socket::PeerSocket;
 use crate::replay::recording::Opening;
 
 /// How long a client is watched for its first bytes when a recorded connection where
@@ -49,11 +50,18 @@ impl Unplayed {
             .unwrap_or_default()
     }
 
+    /// Takes the first recorded connection still unplayed, for a client that could
+    /// not be served (its TLS handshake failed).
+    pub fn take_first(&self) -> Option<usize> {
+        let mut openings = self.openings.lock().ok()?;
+        (!openings.is_empty()).then(|| openings.remove(0).stream)
+    }
+
     /// Picks the recorded connection for a live client that has just connected, by
     /// what it sends first; `None` when all are taken.
     pub fn pick_for(
         &self,
-        socket: &TcpStream,
+        socket: &PeerSocket,
         rules: &[crate::cli::config::Rule],
         timeout: Duration,
     ) -> Option<usize> {
@@ -91,7 +99,7 @@ impl Unplayed {
 /// What the client has sent so far, without taking it from the socket: waits up to
 /// `wait` for the first bytes, then briefly for the rest of a first turn cut into
 /// several segments.
-fn first_bytes(socket: &TcpStream, wait: Duration) -> Vec<u8> {
+fn first_bytes(socket: &PeerSocket, wait: Duration) -> Vec<u8> {
     let mut buf = vec![0u8; crate::replay::recording::OPENING_BYTES];
     let mut seen = 0;
     let mut wait = wait;
@@ -142,7 +150,7 @@ pub fn accept(
     listener: &Socket,
     limit: Duration,
     gone: &mut dyn FnMut() -> bool,
-) -> io::Result<TcpStream> {
+) -> io::Result<Socket> {
     let tick = Duration::from_millis(100);
     let deadline = std::time::Instant::now() + limit;
     loop {
@@ -154,7 +162,7 @@ pub fn accept(
             left.min(tick)
         };
         match crate::relay::net::accept_within(listener, slice) {
-            Ok(socket) => return Ok(socket.into()),
+            Ok(socket) => return Ok(socket),
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 if was_gone {
                     return Err(io::Error::other("the command exited without connecting"));

@@ -12,6 +12,7 @@ pub mod command;
 pub mod connections;
 pub mod difference;
 pub mod matcher;
+pub mod peer_socket;
 pub mod player;
 pub mod reassembly;
 pub mod recording;
@@ -19,25 +20,28 @@ pub mod verdict;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, SystemTime};
 
 use crate::output::capture::{Capture, Connection};
+use crate::output::capture_streams::stand_ins;
 
-use crate::cli::addr::Endpoint;
+use crate::cli::addr::Address;
 use crate::cli::args::Side;
-use crate::cli::config::{CaptureFile, ReplayConfig, ReplayMode, Rule};
+use crate::cli::config::{CaptureFile, ReplayConfig, ReplayMode, Rule, TlsOptions};
 use crate::direction::Direction;
 use crate::error::Error;
 use crate::relay::net;
 use crate::replay::command::Running;
 use crate::replay::connections::{Schedule, Unplayed};
+use crate::replay::peer_socket::PeerSocket;
 use crate::replay::player::{Carries, PlaySettings, Player};
 use crate::replay::reassembly::{Chosen, StreamEnd};
 use crate::replay::recording::{Listing, Recording};
 use crate::replay::verdict::{CommandReport, Verdict};
+use crate::tls::{BSide, TlsSetup};
 use crate::words::Count;
 
 /// Runs the replay command; a difference from the recording is an `Error::Differs`.
@@ -49,7 +53,15 @@ pub fn run(config: ReplayConfig) -> Result<(), Error> {
             print_list(out, &listing).map_err(written)?;
         }
         ReplayMode::Dump => dump(out, &config)?,
-        ReplayMode::Play { side, shown, addrs } => play(out, &config, *side, shown, addrs)?,
+        ReplayMode::Play { side, shown, addrs } => {
+            let peer = Peer {
+                side: *side,
+                shown,
+                addrs,
+                tls: &config.tls,
+            };
+            play(out, &config, peer)?
+        }
     }
     out.flush().map_err(written)
 }
@@ -74,25 +86,34 @@ fn dump(out: &mut impl Write, config: &ReplayConfig) -> Result<(), Error> {
     Ok(())
 }
 
+/// The live peer: which side we play, where the peer is, and with `tls:`, how.
+struct Peer<'c> {
+    side: Side,
+    shown: &'c Address,
+    addrs: &'c [SocketAddr],
+    tls: &'c TlsOptions,
+}
+
 /// What every connection of a run shares.
 struct Run<'c> {
     config: &'c ReplayConfig,
     side: Side,
-    shown: &'c Endpoint,
+    shown: &'c Address,
     addrs: &'c [SocketAddr],
+    tls: TlsSetup,
     streams: Vec<usize>,
     rules: Arc<[Rule]>,
     carries: Carries,
 }
 
-/// Plays `side` of the chosen connections against the live peers at `addrs`.
-fn play(
-    out: &mut impl Write,
-    config: &ReplayConfig,
-    side: Side,
-    shown: &Endpoint,
-    addrs: &[SocketAddr],
-) -> Result<(), Error> {
+/// Plays `peer.side` of the chosen connections against the live peers.
+fn play(out: &mut impl Write, config: &ReplayConfig, peer: Peer) -> Result<(), Error> {
+    let Peer {
+        side,
+        shown,
+        addrs,
+        tls,
+    } = peer;
     // The file and the connections are checked before anyone connects.
     let streams = chosen_streams(config)?;
     if config.record.is_some() && streams.len() > 1 {
@@ -102,11 +123,17 @@ fn play(
         });
     }
     out.flush().map_err(written)?;
+    let (a, b) = match side {
+        Side::B => (Some(shown), None),
+        Side::A => (None, Some(shown)),
+    };
+    let tls = TlsSetup::prepare(a, b, tls, |line| println!("{line}"))?;
     let run = Run {
         config,
         side,
         shown,
         addrs,
+        tls,
         streams,
         rules: config.rules.clone().into(),
         carries: Carries::default(),
@@ -145,7 +172,7 @@ impl Run<'_> {
     fn play_one(
         &self,
         stream: usize,
-        socket: TcpStream,
+        socket: PeerSocket,
         progress: Option<(&Schedule, usize)>,
     ) -> Verdict {
         let failed = |error| Verdict::failed(stream, error, self.rules.len());
@@ -180,10 +207,16 @@ impl Run<'_> {
             .unwrap_or(i32::MAX)
             .max(16);
         // Said before a failure to listen too, as the relay does.
-        let listener = net::listen_with_backlog(self.addrs, None, backlog);
-        let shown = self.shown.as_listening(listener.as_ref().ok());
+        let listening = match self.shown {
+            Address::Unix(path) => path.listen(None, backlog),
+            _ => net::listen_with_backlog(self.addrs, None, backlog).map(|s| (s, None)),
+        };
+        let shown = self
+            .shown
+            .as_listening(listening.as_ref().ok().map(|(socket, _)| socket));
         println!("Waiting for a connection from A {shown}...");
-        let listener = listener.map_err(|source| Error::Listen {
+        // The socket file goes when the replay is over.
+        let (listener, _file) = listening.map_err(|source| Error::Listen {
             addr: shown.to_string(),
             source,
         })?;
@@ -197,11 +230,7 @@ impl Run<'_> {
                 match connections::accept(&listener, self.config.timeout, &mut gone) {
                     Ok(socket) => {
                         let unplayed = &unplayed;
-                        threads.push(scope.spawn(move || {
-                            let rules = &self.rules;
-                            let stream = unplayed.pick_for(&socket, rules, self.config.timeout)?;
-                            Some(self.play_one(stream, socket, None))
-                        }));
+                        threads.push(scope.spawn(move || self.serve_one(socket, unplayed)));
                     }
                     Err(error) => {
                         missing = Some(error);
@@ -224,6 +253,26 @@ impl Run<'_> {
         verdicts.sort_by_key(|v| v.stream);
         let report = command.map(|c| c.finish_client(self.config.timeout));
         Ok((verdicts, report))
+    }
+
+    /// One client accepted: with `-A tls:` its handshake, then the recorded
+    /// connection it opens, played. `None` when every connection is taken.
+    fn serve_one(&self, socket: socket2::Socket, unplayed: &Unplayed) -> Option<Verdict> {
+        let socket = match self.tls.a_side(socket) {
+            Ok(stream) => PeerSocket::new(stream),
+            // Which connection it meant to open is not known: the first one left
+            // fails with the reason.
+            Err(error) => {
+                let stream = unplayed.take_first()?;
+                return Some(Verdict::failed(
+                    stream,
+                    Error::Accept(error),
+                    self.rules.len(),
+                ));
+            }
+        };
+        let stream = unplayed.pick_for(&socket, &self.rules, self.config.timeout)?;
+        Some(self.play_one(stream, socket, None))
     }
 
     /// `-- CMD` as B's client, told where the replay listens.
@@ -281,9 +330,22 @@ impl Run<'_> {
     fn visit_one(&self, stream: usize, schedule: &Schedule, k: usize) -> Verdict {
         let label = self.settings(stream).label;
         println!("{label}Connecting to B {}...", self.shown);
-        match net::connect(self.addrs, None, &crossbeam_channel::never()) {
-            Ok((socket, _)) => self.play_one(stream, socket.into(), Some((schedule, k))),
+        match self.connect() {
+            Ok(socket) => self.play_one(stream, socket, Some((schedule, k))),
             Err(error) => Verdict::failed(stream, Error::Connect(error), self.rules.len()),
+        }
+    }
+
+    /// As A: a connection to B, with `-B tls:` once the handshake is done.
+    fn connect(&self) -> io::Result<PeerSocket> {
+        let socket = match self.shown {
+            Address::Unix(path) => path.connect(None)?,
+            _ => net::connect(self.addrs, None, &crossbeam_channel::never())?.0,
+        };
+        match self.tls.b_side(socket)? {
+            BSide::Ready(stream) => Ok(PeerSocket::new(stream)),
+            // Only a TLS A makes B's handshake wait, and the replay has no A.
+            BSide::AwaitingA(_) => Err(io::Error::other("B's handshake waits for an A")),
         }
     }
 
@@ -359,25 +421,28 @@ fn existing_recording(config: &ReplayConfig, stream: usize) -> Result<Recording,
 /// side we play.
 fn start_capture(
     file: &CaptureFile,
-    socket: &TcpStream,
+    socket: &PeerSocket,
     side: Side,
 ) -> Result<Capture<BufWriter<File>>, Error> {
-    let addrs = socket
-        .local_addr()
-        .and_then(|l| Ok((l, socket.peer_addr()?)));
-    let (ours, theirs) = addrs.map_err(|source| Error::Output {
-        what: what(file),
-        source,
-    })?;
+    // A UNIX socket has no IP address: made-up ones stand in, as in the relay's
+    // capture.
+    let (ours, theirs) = socket.addrs().unzip();
     let (a, b) = match side {
         Side::A => (ours, theirs),
         Side::B => (theirs, ours),
     };
+    let (a, b) = stand_ins(1, a, b);
     let out = File::create(&file.path).map_err(|source| Error::CreateOutput {
         path: file.path.clone(),
         source,
     })?;
-    let connection = Connection::new(a, b, SystemTime::now());
+    let mut connection = Connection::new(a, b, SystemTime::now());
+    // The live peer's side says how it was reached; ours is this process.
+    let peer = match side {
+        Side::A => 1,
+        Side::B => 0,
+    };
+    connection.transports[peer] = socket.transport();
     Capture::new(
         BufWriter::with_capacity(64 * 1024, out),
         file.format,

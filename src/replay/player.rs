@@ -37,7 +37,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime};
@@ -52,6 +52,7 @@ use crate::output::printer::{Flow, Printer};
 use crate::relay::event;
 use crate::replay::difference::{At, Difference};
 use crate::replay::matcher::{self, Carried, Step, TurnMatch};
+use crate::replay::peer_socket::PeerSocket;
 use crate::replay::reassembly::{StreamEnd, StreamEvent};
 use crate::replay::recording::Recording;
 use crate::replay::verdict::{FirstDifference, Verdict};
@@ -90,7 +91,7 @@ type Progress<'o> = Box<dyn FnMut(Duration) + Send + 'o>;
 
 pub struct Player<'o, W: Write> {
     /// `None` once we have reset the connection.
-    socket: Option<TcpStream>,
+    socket: Option<PeerSocket>,
     settings: PlaySettings,
     theirs: Direction,
     out: &'o mut W,
@@ -165,7 +166,7 @@ fn quoted(bytes: &[u8]) -> String {
 }
 
 impl<'o, W: Write> Player<'o, W> {
-    pub fn new(socket: TcpStream, settings: PlaySettings, out: &'o mut W) -> Self {
+    pub fn new(socket: PeerSocket, settings: PlaySettings, out: &'o mut W) -> Self {
         let theirs = match settings.ours {
             Direction::AtoB => Direction::BtoA,
             Direction::BtoA => Direction::AtoB,

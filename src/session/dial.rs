@@ -16,13 +16,12 @@ use crate::cli::addr::Address;
 use crate::cli::config::Config;
 use crate::relay::net;
 use crate::relay::stop::Stopper;
-use crate::relay::stream::Stream;
-use crate::session::tls::TlsSetup;
+use crate::tls::{BSide, TlsSetup};
 
 /// Connects to B (see `net::connect`; a UNIX socket gets one try), and with
-/// `tls:` does the handshake. Once `stopper` stops, gives up with `Interrupted`: the
+/// `tls:` does the handshake, unless it waits for A's (see `TlsSetup::b_side`). Once `stopper` stops, gives up with `Interrupted`: the
 /// caller then sees the stop.
-pub(crate) fn dial_b(config: &Config, tls: &TlsSetup, stopper: &Stopper) -> io::Result<Stream> {
+pub(crate) fn dial_b(config: &Config, tls: &TlsSetup, stopper: &Stopper) -> io::Result<BSide> {
     let addrs = config.b_addrs.clone();
     let unix = match &config.b {
         Address::Unix(path) => Some(path.clone()),

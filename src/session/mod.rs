@@ -13,7 +13,6 @@ mod one_or_many;
 mod outputs;
 mod serve;
 pub mod signals;
-mod tls;
 
 use std::sync::Arc;
 
@@ -24,7 +23,7 @@ use crate::relay::stop::Stopper;
 use crate::session::one_or_many::Clients;
 use crate::session::outputs::{Outputs, open_dumps};
 use crate::session::serve::{Ahead, serve};
-use crate::session::tls::TlsSetup;
+use crate::tls::TlsSetup;
 
 /// How a run ended.
 #[derive(Debug)]
@@ -72,7 +71,10 @@ pub fn run(config: Config) -> Result<Outcome, Error> {
         None => None,
     };
     let outputs = Outputs::open(&config)?;
-    let tls = TlsSetup::prepare(&config, outputs.say)?;
+    let say = outputs.say;
+    let tls = TlsSetup::prepare(Some(&config.a), Some(&config.b), &config.tls, |line| {
+        say.line(line)
+    })?;
     let b = clients.dial_ahead(&config, &tls, outputs.say, &stopper)?;
     serve(
         &config,

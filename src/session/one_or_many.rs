@@ -34,11 +34,10 @@ use crate::output::dump::DumpPaths;
 use crate::output::logger::{Logger, Report, Tally};
 use crate::relay::event::{Closing, ConnId, Ending, Note};
 use crate::relay::stop::Stopper;
-use crate::relay::stream::Stream;
 use crate::session::Outcome;
 use crate::session::dial::dial_b;
 use crate::session::outputs::{Outputs, Say, Terminal};
-use crate::session::tls::TlsSetup;
+use crate::tls::{BSide, TlsSetup};
 
 /// With `-k`: clients the kernel may hold, handshake done, while every slot is taken.
 const BACKLOG: i32 = 1024;
@@ -77,15 +76,18 @@ impl Clients {
         tls: &TlsSetup,
         say: Say,
         stopper: &Stopper,
-    ) -> Result<Option<Stream>, Error> {
+    ) -> Result<Option<BSide>, Error> {
         if let Clients::Many { .. } = self {
             return Ok(None);
         }
         say.line(format_args!("Connecting to B {}...", config.b));
         match dial_b(config, tls, stopper) {
             Ok(b) => {
-                if let Some(summary) = b.tls_summary() {
-                    say.line(format_args!("TLS with B: {summary}"));
+                // A handshake that waits for A's is told of once done (see `serve`).
+                if let BSide::Ready(b) = &b {
+                    if let Some(summary) = b.tls_summary() {
+                        say.line(format_args!("TLS with B: {summary}"));
+                    }
                 }
                 Ok(Some(b))
             }

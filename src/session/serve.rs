@@ -37,7 +37,7 @@ use crate::session::Outcome;
 use crate::session::dial::dial_b;
 use crate::session::one_or_many::Clients;
 use crate::session::outputs::{DumpFiles, Outputs, Say};
-use crate::session::tls::TlsSetup;
+use crate::tls::{BSide, Handshaken, TlsSetup};
 
 /// How long to wait before accepting again after running out of file descriptors
 /// or memory: long enough for a connection to end, short enough not to be noticed.
@@ -47,7 +47,7 @@ const RESOURCE_PAUSE: Duration = Duration::from_millis(100);
 /// dump files and its B, dialled in advance as the original does.
 pub(crate) struct Ahead {
     pub(crate) dumps: Option<DumpFiles>,
-    pub(crate) b: Option<Stream>,
+    pub(crate) b: Option<BSide>,
 }
 
 /// Listens on `-A` and relays clients to B, as many as `clients` says, until they
@@ -157,7 +157,7 @@ struct Client {
     /// When A was accepted, by the wall clock and by the monotonic one.
     accepted: (SystemTime, Instant),
     /// B, if it was dialled in advance; else it is dialled for this client.
-    b: Option<Stream>,
+    b: Option<BSide>,
     dumps: Option<DumpFiles>,
 }
 
@@ -313,15 +313,17 @@ impl<'env> Server<'env> {
         // A's side is ready once B's is: its TLS handshake is not begun for a client
         // that cannot be relayed.
         // Shut down with the connection's stopper, so that a signal ends a handshake
-        // that a silent client holds up.
+        // that a silent client holds up (or B's, when it waits for A's).
         let a = Arc::new(a);
-        stopper.start_relay(std::slice::from_ref(&a));
-        let ready = b.and_then(|b| match self.a_side(&a, &b) {
-            Ok(tls) => {
-                net::prepare_relay_socket(b.socket()).map_err(Error::Accept)?;
-                Ok((tls, b))
-            }
-            Err(error) => Err(error),
+        let mut sockets = vec![a.clone()];
+        if let Ok(BSide::AwaitingA(b)) = &b {
+            sockets.push(b.clone());
+        }
+        stopper.start_relay(&sockets);
+        let ready = b.and_then(|b| {
+            let ready = self.handshakes(&a, b)?;
+            net::prepare_relay_socket(ready.b.socket()).map_err(Error::Accept)?;
+            Ok(ready)
         });
         if stopper.stopping() {
             self.clients
@@ -329,7 +331,7 @@ impl<'env> Server<'env> {
             return;
         }
         match ready {
-            Ok((tls, b)) => {
+            Ok(Handshaken { a: tls, b, .. }) => {
                 let a = match tls {
                     Some(state) => Stream::tls(a, state),
                     None => Stream::plain(a),
@@ -351,17 +353,22 @@ impl<'env> Server<'env> {
         }
     }
 
-    /// Prepares A's socket, and with `-A tls:` does the handshake; says which
-    /// version and suite the single relay's A got.
-    fn a_side(&self, a: &Socket, b: &Stream) -> Result<Option<rustls::Connection>, Error> {
+    /// Prepares A's socket, and with `-A tls:` does the handshake (and B's, if it
+    /// waited for A's); says which version and suite the single relay's sides got.
+    fn handshakes(&self, a: &Socket, b: BSide) -> Result<Handshaken, Error> {
         net::prepare_relay_socket(a).map_err(Error::Accept)?;
-        let state = self.tls.a_handshake(a, b).map_err(Error::Accept)?;
-        if let (Some(state), Clients::One) = (&state, self.clients) {
-            if let Some(summary) = tls_summary(state) {
+        let ready = self.tls.handshakes(a, b)?;
+        if let Clients::One = self.clients {
+            if ready.b_just_now {
+                if let Some(summary) = ready.b.tls_summary() {
+                    self.say.line(format_args!("TLS with B: {summary}"));
+                }
+            }
+            if let Some(summary) = ready.a.as_ref().and_then(tls_summary) {
                 self.say.line(format_args!("TLS with A: {summary}"));
             }
         }
-        Ok(state)
+        Ok(ready)
     }
 }
 

@@ -624,11 +624,36 @@ pub fn spawn_replay_as_b(path: &Path, extra: &[&str]) -> (Process, u16) {
     (p, port)
 }
 
+/// A connected stream a scripted peer plays on: TCP or UNIX.
+pub trait Connected: Read + Write {
+    fn set_timeouts(&self, limit: Duration) -> io::Result<()>;
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+impl Connected for TcpStream {
+    fn set_timeouts(&self, limit: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(limit))?;
+        self.set_write_timeout(Some(limit))
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+impl Connected for std::os::unix::net::UnixStream {
+    fn set_timeouts(&self, limit: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(limit))?;
+        self.set_write_timeout(Some(limit))
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
 /// Plays `steps` on `stream`; a read error or short read ends it quietly (the
 /// replay's verdict is what the tests check).
-pub fn perform(mut stream: TcpStream, steps: &[Step]) {
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    stream.set_write_timeout(Some(DEADLINE)).unwrap();
+pub fn perform(mut stream: impl Connected, steps: &[Step]) {
+    stream.set_timeouts(DEADLINE).unwrap();
     for step in steps {
         let ok = match step {
             Step::Send(bytes) => stream.write_all(bytes).is_ok(),
@@ -636,8 +661,11 @@ pub fn perform(mut stream: TcpStream, steps: &[Step]) {
                 let mut buf = vec![0; *n];
                 stream.read_exact(&mut buf).is_ok()
             }
-            Step::Shutdown => stream.shutdown(Shutdown::Write).is_ok(),
-            Step::ExpectEnd => read_to_end(&mut stream).is_ok_and(|rest| rest.is_empty()),
+            Step::Shutdown => stream.shutdown_write().is_ok(),
+            Step::ExpectEnd => {
+                let mut rest = Vec::new();
+                stream.read_to_end(&mut rest).is_ok() && rest.is_empty()
+            }
         };
         if !ok {
             return;

@@ -1,5 +1,5 @@
 //! TLS for `-A tls:` and `-B tls:`: the rustls settings, made once before anything
-//! connects, and each side's handshake.
+//! connects, and each side's handshake. The relay and the replay both use it.
 //!
 //! B's certificate is verified against the system's roots, or `--tls-ca`, or not at
 //! all with `--tls-insecure` (a warning says so). A is shown `--tls-cert`, or a
@@ -22,10 +22,9 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use socket2::Socket;
 
 use crate::cli::addr::Address;
-use crate::cli::config::{Config, TlsOptions};
+use crate::cli::config::TlsOptions;
 use crate::error::Error;
 use crate::relay::stream::{Stream, tls_error};
-use crate::session::outputs::Say;
 
 /// A handshake step (a flight of messages) that takes longer than this fails.
 const HANDSHAKE_STEP: Duration = Duration::from_secs(10);
@@ -40,34 +39,61 @@ pub(crate) struct TlsSetup {
     client: Option<(Arc<ClientConfig>, ServerName<'static>)>,
     /// With `-A tls:`: how to answer A.
     server: Option<Arc<ServerConfig>>,
+    /// Both sides speak TLS and `--tls-alpn` is not given: B's handshake waits for
+    /// A's ClientHello, so that B is offered the protocols A offered.
+    follows_a: bool,
+}
+
+/// B's side once connected: ready to relay, or (see `TlsSetup::follows_a`)
+/// connected, its TLS handshake waiting for A's ClientHello. (One is made per
+/// connection and moved a few times: its size does not matter.)
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum BSide {
+    Ready(Stream),
+    AwaitingA(Arc<Socket>),
+}
+
+/// What the handshakes with A (and, when it waited for A, with B) end with.
+pub(crate) struct Handshaken {
+    /// A's TLS connection, with `-A tls:`.
+    pub(crate) a: Option<rustls::Connection>,
+    pub(crate) b: Stream,
+    /// B's handshake was done just now, after A's ClientHello.
+    pub(crate) b_just_now: bool,
 }
 
 impl TlsSetup {
-    /// Reads or makes every certificate and key the run needs, and says where the
-    /// local CA is when A is shown a certificate it signed.
-    pub(crate) fn prepare(config: &Config, say: Say) -> Result<TlsSetup, Error> {
+    /// Reads or makes every certificate and key the run needs for A and B (the
+    /// replay has only one of them), and says with `say` where the local CA is when
+    /// A is shown a certificate it signed.
+    pub(crate) fn prepare(
+        a: Option<&Address>,
+        b: Option<&Address>,
+        options: &TlsOptions,
+        say: impl Fn(std::fmt::Arguments),
+    ) -> Result<TlsSetup, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let key_log: Option<Arc<dyn rustls::KeyLog>> = match &config.tls.keylog {
+        let key_log: Option<Arc<dyn rustls::KeyLog>> = match &options.keylog {
             Some(path) => Some(Arc::new(KeyLogFile::open(path)?)),
             None => None,
         };
         let mut setup = TlsSetup::default();
-        if let Address::Tls(b) = &config.b {
-            let name = ServerName::try_from(b.host.clone())
-                .map_err(|e| Error::Tls(format!("-B {}: {e}", config.b)))?;
-            let mut client = client_config(&config.tls, provider.clone())?;
-            client.alpn_protocols = config.tls.alpn.clone();
+        if let Some(Address::Tls(b_endpoint)) = b {
+            let name = ServerName::try_from(b_endpoint.host.clone())
+                .map_err(|e| Error::Tls(format!("-B tls:{b_endpoint}: {e}")))?;
+            let mut client = client_config(options, provider.clone())?;
+            client.alpn_protocols = options.alpn.clone();
             if let Some(key_log) = &key_log {
                 client.key_log = key_log.clone();
             }
             setup.client = Some((Arc::new(client), name));
         }
-        if let Address::Tls(a) = &config.a {
-            let (chain, key) = match &config.tls.cert_and_key {
+        if let Some(Address::Tls(a)) = a {
+            let (chain, key) = match &options.cert_and_key {
                 Some((cert, key)) => (read_chain(cert)?, read_key(key)?),
                 None => {
                     let mut names = vec![a.host.clone()];
-                    names.extend(config.b.endpoint().map(|b| b.host.clone()));
+                    names.extend(b.and_then(Address::endpoint).map(|b| b.host.clone()));
                     made_certificate(&names, say)?
                 }
             };
@@ -78,51 +104,110 @@ impl TlsSetup {
             if let Some(key_log) = key_log {
                 server.key_log = key_log;
             }
-            server.alpn_protocols = config.tls.alpn.clone();
+            server.alpn_protocols = options.alpn.clone();
             setup.server = Some(Arc::new(server));
         }
+        setup.follows_a =
+            setup.client.is_some() && setup.server.is_some() && options.alpn.is_empty();
         Ok(setup)
     }
 
-    /// B's side, connected: with TLS, once the handshake is done.
-    pub(crate) fn b_side(&self, socket: Socket) -> io::Result<Stream> {
+    /// B's side, connected: with TLS, once the handshake is done, unless it waits
+    /// for A's.
+    pub(crate) fn b_side(&self, socket: Socket) -> io::Result<BSide> {
         let socket = Arc::new(socket);
-        let Some((config, name)) = &self.client else {
-            return Ok(Stream::plain(socket));
-        };
-        let state = rustls::ClientConnection::new(config.clone(), name.clone())
-            .map_err(|e| tls_error(io::Error::other(e)))?;
-        handshake(socket, state.into())
+        match &self.client {
+            None => Ok(BSide::Ready(Stream::plain(socket))),
+            Some(_) if self.follows_a => Ok(BSide::AwaitingA(socket)),
+            Some((config, name)) => b_handshake(socket, config.clone(), name).map(BSide::Ready),
+        }
     }
 
-    /// With `-A tls:`, the handshake with A, on its accepted socket. When B speaks
-    /// TLS, A is offered the one protocol (ALPN) B chose, or none: what A and B
-    /// speak must be the same.
-    pub(crate) fn a_handshake(
-        &self,
-        socket: &Socket,
-        b: &Stream,
-    ) -> io::Result<Option<rustls::Connection>> {
+    /// A's side alone (the replay, which has no B): with `-A tls:`, once the
+    /// handshake is done.
+    pub(crate) fn a_side(&self, socket: Socket) -> io::Result<Stream> {
+        let socket = Arc::new(socket);
         let Some(config) = &self.server else {
-            return Ok(None);
+            return Ok(Stream::plain(socket));
         };
-        let config = match (&self.client, b.alpn()) {
-            (None, _) => config.clone(),
-            (Some(_), chosen) => {
-                let mut config = ServerConfig::clone(config);
-                config.alpn_protocols = chosen.into_iter().collect();
-                Arc::new(config)
-            }
-        };
-        let mut state = rustls::ServerConnection::new(config)
+        let mut state = rustls::ServerConnection::new(config.clone())
             .map_err(|e| tls_error(io::Error::other(e)))?
             .into();
-        Stream::handshake(socket, &mut state, HANDSHAKE_STEP)?;
-        Ok(Some(state))
+        Stream::handshake(&socket, &mut state, HANDSHAKE_STEP)?;
+        Ok(Stream::tls(socket, state))
+    }
+
+    /// With `-A tls:`, the handshake with A, on its accepted socket; and B's, if it
+    /// waited for A's ClientHello. Whatever the order, A and B must end up speaking
+    /// the same protocol (ALPN): A is offered only the one B chose, or none.
+    pub(crate) fn handshakes(&self, a: &Socket, b: BSide) -> Result<Handshaken, Error> {
+        let b = match b {
+            BSide::Ready(b) => b,
+            BSide::AwaitingA(b) => return self.b_after_a(a, b),
+        };
+        let Some(config) = &self.server else {
+            return Ok(Handshaken {
+                a: None,
+                b,
+                b_just_now: false,
+            });
+        };
+        let config = match &self.client {
+            None => config.clone(),
+            Some(_) => with_alpn(config, b.alpn().into_iter().collect()),
+        };
+        let mut state = rustls::ServerConnection::new(config)
+            .map_err(|e| Error::Accept(tls_error(io::Error::other(e))))?
+            .into();
+        Stream::handshake(a, &mut state, HANDSHAKE_STEP).map_err(Error::Accept)?;
+        Ok(Handshaken {
+            a: Some(state),
+            b,
+            b_just_now: false,
+        })
+    }
+
+    /// Reads A's ClientHello, does B's handshake offering what A offered, then
+    /// finishes A's with what B chose.
+    fn b_after_a(&self, a: &Socket, b: Arc<Socket>) -> Result<Handshaken, Error> {
+        let (Some(server), Some((client, name))) = (&self.server, &self.client) else {
+            return Err(Error::Tls("B's handshake waited for a TLS A".into()));
+        };
+        let hello = Stream::client_hello(a, HANDSHAKE_STEP).map_err(Error::Accept)?;
+        let offered = hello
+            .client_hello()
+            .alpn()
+            .map(|list| list.map(<[u8]>::to_vec).collect())
+            .unwrap_or_default();
+        let mut client = ClientConfig::clone(client);
+        client.alpn_protocols = offered;
+        let b = b_handshake(b, Arc::new(client), name).map_err(Error::Connect)?;
+        let config = with_alpn(server, b.alpn().into_iter().collect());
+        let state =
+            Stream::answer_client_hello(a, hello, config, HANDSHAKE_STEP).map_err(Error::Accept)?;
+        Ok(Handshaken {
+            a: Some(state),
+            b,
+            b_just_now: true,
+        })
     }
 }
 
-fn handshake(socket: Arc<Socket>, mut state: rustls::Connection) -> io::Result<Stream> {
+/// `config`, offering only `protocols`.
+fn with_alpn(config: &Arc<ServerConfig>, protocols: Vec<Vec<u8>>) -> Arc<ServerConfig> {
+    let mut config = ServerConfig::clone(config);
+    config.alpn_protocols = protocols;
+    Arc::new(config)
+}
+
+fn b_handshake(
+    socket: Arc<Socket>,
+    config: Arc<ClientConfig>,
+    name: &ServerName<'static>,
+) -> io::Result<Stream> {
+    let mut state = rustls::ClientConnection::new(config, name.clone())
+        .map_err(|e| tls_error(io::Error::other(e)))?
+        .into();
     Stream::handshake(&socket, &mut state, HANDSHAKE_STEP)?;
     Ok(Stream::tls(socket, state))
 }
@@ -189,7 +274,7 @@ fn pem_reason(error: rustls::pki_types::pem::Error) -> String {
 /// A certificate for `names` and the usual local ones, signed by the local CA.
 fn made_certificate(
     names: &[String],
-    say: Say,
+    say: impl Fn(std::fmt::Arguments),
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
     let dir = ca_dir()?;
     let (ca_cert, ca_key) = local_ca(&dir)?;
@@ -204,7 +289,7 @@ fn made_certificate(
     let key = KeyPair::generate().map_err(failed)?;
     let cert = params.signed_by(&key, &ca_cert, &ca_key).map_err(failed)?;
     let ca_path = dir.join("ca.pem");
-    say.line(format_args!(
+    say(format_args!(
         "A is shown a certificate signed by the local CA {}; trust it (curl --cacert {}, or add it to the system's store) to see no warning",
         ca_path.display(),
         ca_path.display()
