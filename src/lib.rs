@@ -16,7 +16,7 @@
 //! - `output`: the logger and everything it writes;
 //! - `relay`: the threads that move the bytes of one connection;
 //! - `capture`: packets, and the pcap and pcapng files that hold them;
-//! - `direction` and `error`: the words they all share.
+//! - `error`, `direction` and `words`: the words they all share.
 
 pub mod capture;
 pub mod cli;
