@@ -140,7 +140,9 @@ impl<W: Write> PacketFile<W> {
     /// classic pcap has no place for one.
     ///
     /// The record's own fields go out in one small write, then the two parts of the
-    /// packet: the payload is never copied into a packet buffer first.
+    /// packet: the payload is never copied into a packet buffer first. (Into a
+    /// `GatherWriter`, the small writes are gathered and a long payload goes to the
+    /// kernel uncopied, in one `writev` together with them.)
     ///
     /// Each event is stamped when its system call returned, but events of the two
     /// directions can reach the logger a few microseconds out of that order (a
