@@ -191,7 +191,8 @@ pub struct Opening {
 /// How much of a client's first turn is kept to tell connections apart.
 pub const OPENING_BYTES: usize = 64 * 1024;
 
-/// How each of `streams` opens, in one pass over the capture.
+/// How each of `streams` opens, in one pass over the capture, which stops as soon as
+/// every opening is known (a long one-way transfer is not read to its end).
 pub fn openings(path: &Path, streams: &[usize]) -> Result<Vec<Opening>, Error> {
     let mut reader = CaptureReader::open(path)?;
     let mut reassembler = Reassembler::new();
@@ -203,11 +204,11 @@ pub fn openings(path: &Path, streams: &[usize]) -> Result<Vec<Opening>, Error> {
             first: Vec::new(),
         })
         .collect();
-    // Whether each connection's first turn is over.
+    // Whether each connection's first turn is over, or as much of it kept as is.
     let mut over = vec![false; streams.len()];
     let mut events = Vec::new();
     let mut more = true;
-    while more {
+    while more && !over.iter().all(|&known| known) {
         match reader.next_segment()? {
             Some(segment) => reassembler.push(segment, &mut events),
             None => {
@@ -235,6 +236,8 @@ pub fn openings(path: &Path, streams: &[usize]) -> Result<Vec<Opening>, Error> {
                 opening
                     .first
                     .extend_from_slice(&bytes[..bytes.len().min(room)]);
+                // More of the turn would change nothing.
+                over[k] = opening.first.len() == OPENING_BYTES;
             } else {
                 over[k] = true;
             }
