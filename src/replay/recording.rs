@@ -245,3 +245,67 @@ pub fn openings(path: &Path, streams: &[usize]) -> Result<Vec<Opening>, Error> {
     }
     Ok(found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Format;
+    use crate::output::capture::{Capture, Connection};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    fn at(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_millis(ms)
+    }
+
+    /// One file with two connections: a client that says more than `OPENING_BYTES`
+    /// before the server answers, then a server that speaks first.
+    fn two_connections(long: &[u8]) -> Vec<u8> {
+        let b = "127.0.0.1:7".parse().unwrap();
+        let a = "127.0.0.1:40001".parse().unwrap();
+        let mut first = Capture::new(Vec::new(), Format::Pcap, Connection::new(a, b, at(0)))
+            .expect("a capture into memory");
+        for piece in long.chunks(30_000) {
+            first.delivered(Direction::AtoB, piece, at(1)).unwrap();
+        }
+        first.delivered(Direction::BtoA, b"ok", at(2)).unwrap();
+        first.finish(at(3)).unwrap();
+        let a = "127.0.0.1:40002".parse().unwrap();
+        let connection = Connection::new(a, b, at(4));
+        let mut second = Capture::continuing(first.into_inner(), Format::Pcap, connection)
+            .expect("a capture into memory");
+        second
+            .delivered(Direction::BtoA, b"220 hello\r\n", at(5))
+            .unwrap();
+        second
+            .delivered(Direction::AtoB, b"QUIT\r\n", at(6))
+            .unwrap();
+        second.finish(at(7)).unwrap();
+        second.into_inner()
+    }
+
+    #[test]
+    fn openings_keep_the_clients_first_turn_up_to_the_limit() {
+        let long: Vec<u8> = (0..3 * OPENING_BYTES).map(|i| (i % 251) as u8).collect();
+        let dir = std::env::temp_dir().join(format!("tiburoncin-openings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("two.pcap");
+        std::fs::write(&path, two_connections(&long)).unwrap();
+        let client_first = Opening {
+            stream: 0,
+            client_first: true,
+            first: long[..OPENING_BYTES].to_vec(),
+        };
+        let server_first = Opening {
+            stream: 1,
+            client_first: false,
+            first: Vec::new(),
+        };
+        let both = openings(&path, &[0, 1]).unwrap();
+        let only_second = openings(&path, &[1]).unwrap();
+        let only_first = openings(&path, &[0]).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(both, [client_first.clone(), server_first.clone()]);
+        assert_eq!(only_second, [server_first]);
+        assert_eq!(only_first, [client_first]);
+    }
+}
