@@ -9,7 +9,7 @@
 //! reported once, not once a connection.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -150,6 +150,14 @@ impl Write for CaptureOut {
         }
     }
 
+    /// Passed on whole: the file's `GatherWriter` takes a packet's parts in one go.
+    fn write_vectored(&mut self, parts: &[IoSlice]) -> io::Result<usize> {
+        match self {
+            CaptureOut::Own(out) => out.write_vectored(parts),
+            CaptureOut::Shared(out) => out.write_vectored(parts),
+        }
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         match self {
             CaptureOut::Own(out) => out.flush(),
@@ -176,6 +184,13 @@ impl Write for SharedFile {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .write_all(bytes)
+    }
+
+    fn write_vectored(&mut self, parts: &[IoSlice]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write_vectored(parts)
     }
 
     fn flush(&mut self) -> io::Result<()> {
