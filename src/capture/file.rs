@@ -14,7 +14,7 @@
 //! field with a call of its own. Nothing is allocated per packet.
 
 use std::borrow::Cow;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +27,7 @@ use pcap_file::pcapng::blocks::interface_description::{
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
 
+use crate::capture::gather::write_all_vectored;
 use crate::capture::packet;
 
 /// No packet is longer (see `packet::MAX_PACKET`), so none is ever cut.
@@ -54,10 +55,11 @@ impl Format {
 /// The per-format state.
 enum Layout {
     Pcap,
-    /// The comment of the packet being written, kept between packets so that its
-    /// string is reused.
+    /// The comment of the packet being written and the block's fields after the
+    /// packet, kept between packets so that their memory is reused.
     PcapNg {
         comment: String,
+        trailer: Vec<u8>,
     },
 }
 
@@ -125,6 +127,7 @@ impl<W: Write> PacketFile<W> {
                 }
                 Layout::PcapNg {
                     comment: String::with_capacity(128),
+                    trailer: Vec::with_capacity(256),
                 }
             }
         };
@@ -139,8 +142,11 @@ impl<W: Write> PacketFile<W> {
     /// pcapng, `comment` is asked to write the packet's comment (nothing for none);
     /// classic pcap has no place for one.
     ///
-    /// The record's own fields go out in one small write, then the two parts of the
-    /// packet: the payload is never copied into a packet buffer first.
+    /// The record's fields, the two parts of the packet and the fields after it go
+    /// out in one vectored write: the payload is never copied into a packet buffer
+    /// first. (A `GatherWriter` gathers the small parts and hands a long payload to
+    /// the kernel uncopied, in one `writev` with the parts before and after it, so
+    /// that nothing of the packet is left over for a write of its own.)
     ///
     /// Each event is stamped when its system call returned, but events of the two
     /// directions can reach the logger a few microseconds out of that order (a
@@ -170,14 +176,22 @@ impl<W: Write> PacketFile<W> {
                 record[4..8].copy_from_slice(&timestamp.subsec_nanos().to_ne_bytes());
                 record[8..12].copy_from_slice(&length.to_ne_bytes());
                 record[12..].copy_from_slice(&length.to_ne_bytes());
-                self.out.write_all(&record)?;
-                self.out.write_all(headers)?;
-                self.out.write_all(payload)?;
+                let parts = [&record[..], headers, payload];
+                write_all_vectored(&mut self.out, &mut parts.map(IoSlice::new))?;
             }
-            Layout::PcapNg { comment: text } => {
+            Layout::PcapNg {
+                comment: text,
+                trailer,
+            } => {
                 text.clear();
                 comment(text);
-                write_enhanced_packet(&mut self.out, timestamp, length, [headers, payload], text)?;
+                let block = EnhancedPacket {
+                    timestamp,
+                    length,
+                    packet: [headers, payload],
+                    comment: text,
+                };
+                block.write(&mut self.out, trailer)?;
             }
         }
         Ok(())
@@ -198,57 +212,63 @@ const ENHANCED_PACKET: u32 = 6;
 const OPT_COMMENT: u16 = 1;
 const OPT_END: u16 = 0;
 
-/// One Enhanced Packet Block, laid out as the pcapng specification (and pcap-file's
-/// reader) has it: type, total length, interface 0, the timestamp in two halves,
-/// captured and original length, the packet padded to 32 bits, the comment option
-/// and the end of options when there is a comment, and the total length again.
-fn write_enhanced_packet(
-    out: &mut impl Write,
+/// One Enhanced Packet Block: a packet in two parts, and its comment (empty: none).
+struct EnhancedPacket<'a> {
     timestamp: Duration,
     length: u32,
-    packet: [&[u8]; 2],
-    comment: &str,
-) -> io::Result<()> {
-    let padding = |len: usize| (4 - len % 4) % 4;
-    let data_pad = padding(length as usize);
-    let options_len = if comment.is_empty() {
-        0
-    } else {
-        4 + comment.len() + padding(comment.len()) + 4
-    };
-    // Eight words of fields, the padded packet and the options; a comment is a few
-    // dozen bytes, so this stays well within 32 bits.
-    let total = (32 + length as usize + data_pad + options_len) as u32;
-    let nanos = timestamp.as_nanos() as u64;
-    let mut fields = [0u8; 28];
-    for (i, word) in [
-        ENHANCED_PACKET,
-        total,
-        0,
-        (nanos >> 32) as u32,
-        nanos as u32,
-        length,
-        length,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        fields[i * 4..i * 4 + 4].copy_from_slice(&word.to_ne_bytes());
+    packet: [&'a [u8]; 2],
+    comment: &'a str,
+}
+
+impl EnhancedPacket<'_> {
+    /// Writes the block as the pcapng specification (and pcap-file's reader) has
+    /// it: type, total length, interface 0, the timestamp in two halves, captured
+    /// and original length, the packet padded to 32 bits, the comment option and the
+    /// end of options when there is a comment, and the total length again. What
+    /// follows the packet is laid out in `trailer`.
+    fn write(&self, out: &mut impl Write, trailer: &mut Vec<u8>) -> io::Result<()> {
+        let padding = |len: usize| (4 - len % 4) % 4;
+        let comment = self.comment;
+        let data_pad = padding(self.length as usize);
+        let options_len = if comment.is_empty() {
+            0
+        } else {
+            4 + comment.len() + padding(comment.len()) + 4
+        };
+        // Eight words of fields, the padded packet and the options; a comment is a
+        // few dozen bytes, so this stays well within 32 bits.
+        let total = (32 + self.length as usize + data_pad + options_len) as u32;
+        let nanos = self.timestamp.as_nanos() as u64;
+        let mut fields = [0u8; 28];
+        for (i, word) in [
+            ENHANCED_PACKET,
+            total,
+            0,
+            (nanos >> 32) as u32,
+            nanos as u32,
+            self.length,
+            self.length,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            fields[i * 4..i * 4 + 4].copy_from_slice(&word.to_ne_bytes());
+        }
+        const ZEROS: [u8; 3] = [0; 3];
+        trailer.clear();
+        trailer.extend_from_slice(&ZEROS[..data_pad]);
+        if !comment.is_empty() {
+            trailer.extend_from_slice(&OPT_COMMENT.to_ne_bytes());
+            trailer.extend_from_slice(&(comment.len() as u16).to_ne_bytes());
+            trailer.extend_from_slice(comment.as_bytes());
+            trailer.extend_from_slice(&ZEROS[..padding(comment.len())]);
+            trailer.extend_from_slice(&OPT_END.to_ne_bytes());
+            trailer.extend_from_slice(&OPT_END.to_ne_bytes());
+        }
+        trailer.extend_from_slice(&total.to_ne_bytes());
+        let parts = [&fields[..], self.packet[0], self.packet[1], &trailer[..]];
+        write_all_vectored(out, &mut parts.map(IoSlice::new))
     }
-    out.write_all(&fields)?;
-    out.write_all(packet[0])?;
-    out.write_all(packet[1])?;
-    const ZEROS: [u8; 3] = [0; 3];
-    out.write_all(&ZEROS[..data_pad])?;
-    if !comment.is_empty() {
-        out.write_all(&OPT_COMMENT.to_ne_bytes())?;
-        out.write_all(&(comment.len() as u16).to_ne_bytes())?;
-        out.write_all(comment.as_bytes())?;
-        out.write_all(&ZEROS[..padding(comment.len())])?;
-        out.write_all(&OPT_END.to_ne_bytes())?;
-        out.write_all(&OPT_END.to_ne_bytes())?;
-    }
-    out.write_all(&total.to_ne_bytes())
 }
 
 fn into_io(error: PcapError) -> io::Error {

@@ -11,6 +11,7 @@
 pub mod decode;
 pub mod defrag;
 pub mod file;
+pub mod gather;
 pub mod packet;
 pub mod read;
 

@@ -9,11 +9,12 @@
 //! reported once, not once a connection.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::capture::Format;
+use crate::capture::gather::GatherWriter;
 use crate::output::capture::{Capture, Connection};
 use crate::output::sink::{Conn, ConnMap, Failures, Output, output_failed};
 use crate::relay::event::{Closing, Event, Opening};
@@ -25,7 +26,7 @@ pub(crate) struct CaptureStreams {
     /// `-k`: the streams share the file.
     pub(crate) shared: bool,
     /// The file, until the first stream takes it (or, with `-k`, shares it).
-    file: Option<BufWriter<File>>,
+    file: Option<GatherWriter<File>>,
     /// `-k`: the file, shared by every connection's stream.
     shared_file: Option<SharedFile>,
     /// Whether the file header is written (by the first connection's stream).
@@ -38,7 +39,7 @@ pub(crate) struct CaptureStreams {
 
 impl CaptureStreams {
     /// Into `file`, named `what` in messages.
-    pub(crate) fn new(what: impl Into<String>, file: BufWriter<File>, format: Format) -> Self {
+    pub(crate) fn new(what: impl Into<String>, file: GatherWriter<File>, format: Format) -> Self {
         CaptureStreams {
             what: what.into(),
             format,
@@ -130,7 +131,7 @@ impl Output for CaptureStreams {
 /// Where a connection's capture stream writes.
 pub(crate) enum CaptureOut {
     /// Without `-k` there is one connection, which owns the file: no lock per write.
-    Own(BufWriter<File>),
+    Own(GatherWriter<File>),
     /// With `-k` the connections share it.
     Shared(SharedFile),
 }
@@ -150,6 +151,14 @@ impl Write for CaptureOut {
         }
     }
 
+    /// Passed on whole: the file's `GatherWriter` takes a packet's parts in one go.
+    fn write_vectored(&mut self, parts: &[IoSlice]) -> io::Result<usize> {
+        match self {
+            CaptureOut::Own(out) => out.write_vectored(parts),
+            CaptureOut::Shared(out) => out.write_vectored(parts),
+        }
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         match self {
             CaptureOut::Own(out) => out.flush(),
@@ -161,7 +170,7 @@ impl Write for CaptureOut {
 /// One buffered file written by several owners, all on the logger's thread: the
 /// lock is never contended, it only makes the sharing safe to hand over to it.
 #[derive(Clone)]
-pub(crate) struct SharedFile(Arc<Mutex<BufWriter<File>>>);
+pub(crate) struct SharedFile(Arc<Mutex<GatherWriter<File>>>);
 
 impl Write for SharedFile {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
@@ -176,6 +185,13 @@ impl Write for SharedFile {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .write_all(bytes)
+    }
+
+    fn write_vectored(&mut self, parts: &[IoSlice]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write_vectored(parts)
     }
 
     fn flush(&mut self) -> io::Result<()> {

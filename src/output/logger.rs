@@ -23,11 +23,12 @@
 
 use std::fmt::Display;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 
 use crossbeam_channel::Receiver;
 
 use crate::capture::Format;
+use crate::capture::gather::GatherWriter;
 use crate::direction::Direction;
 use crate::error::{Error, os_text};
 use crate::output::capture_streams::CaptureStreams;
@@ -144,7 +145,7 @@ impl<W: Write> Logger<W> {
     pub fn with_capture(
         mut self,
         what: impl Into<String>,
-        out: BufWriter<File>,
+        out: GatherWriter<File>,
         format: Format,
     ) -> Self {
         self.capture = Some(CaptureStreams::new(what, out, format));

@@ -365,7 +365,7 @@ fn a_broken_capture_is_reported_once_and_stops_every_stream() {
     let logger = Logger::new(io::sink(), false)
         .quiet(true)
         .many("B")
-        .with_capture("to the capture", BufWriter::new(full), Format::Pcap);
+        .with_capture("to the capture", GatherWriter::new(full), Format::Pcap);
     let (tx, rx) = crossbeam_channel::unbounded();
     for id in [1, 2] {
         let opening = Opening {

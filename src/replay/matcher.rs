@@ -161,7 +161,7 @@ impl<'r> TurnMatch<'r> {
         let want = &self.recorded[self.recorded_at..end];
         let have = &live[self.live_at..];
         let n = want.len().min(have.len());
-        let same = want.iter().zip(have).take_while(|(a, b)| a == b).count();
+        let same = common_prefix(&want[..n], &have[..n]);
         self.recorded_at += same;
         self.live_at += same;
         if same < n {
@@ -213,6 +213,16 @@ impl<'r> TurnMatch<'r> {
         self.next_span += 1;
         None
     }
+}
+
+/// How many bytes at the start of `a` and `b` (of one length) are the same. The
+/// whole runs are compared at once (a `memcmp`, many bytes an instruction); only a
+/// run that differs, which ends the replay, is walked byte by byte to find where.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    if a == b {
+        return a.len();
+    }
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// `bytes` with every occurrence of each carried recorded value replaced by its live
@@ -268,6 +278,24 @@ mod tests {
         );
         // What came beyond the turn is left for the caller.
         assert_eq!(walk(&[], b"hi", b"hi there", false), (Step::Done, (2, 2)));
+    }
+
+    #[test]
+    fn a_long_literal_is_compared_whole_and_a_difference_found_exactly() {
+        let recorded: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        // Live bytes in pieces, as reads bring them: each piece resumes the walk.
+        let mut m = TurnMatch::new(&[], recorded.clone());
+        for end in [1, 4096, 65536, 99_999] {
+            assert_eq!(m.advance(&recorded[..end], false), Step::NeedMore);
+            assert_eq!(m.position(), (end, end));
+        }
+        assert_eq!(m.advance(&recorded, false), Step::Done);
+        for at in [0, 1, 4095, 65_536, 99_999] {
+            let mut live = recorded.clone();
+            live[at] ^= 0x40;
+            let (step, position) = walk(&[], &recorded, &live, false);
+            assert_eq!((step, position), (Step::Differs, (at, at)), "at {at}");
+        }
     }
 
     #[test]

@@ -102,6 +102,8 @@ struct Run<'c> {
     addrs: &'c [SocketAddr],
     tls: TlsSetup,
     streams: Vec<usize>,
+    /// When each of `streams` starts in the recording.
+    firsts: Vec<Duration>,
     rules: Arc<[Rule]>,
     carries: Carries,
 }
@@ -115,7 +117,8 @@ fn play(out: &mut impl Write, config: &ReplayConfig, peer: Peer) -> Result<(), E
         tls,
     } = peer;
     // The file and the connections are checked before anyone connects.
-    let streams = chosen_streams(config)?;
+    let listing = recording::listing(&config.capture, config.client)?;
+    let streams = chosen_streams(config, &listing)?;
     if config.record.is_some() && streams.len() > 1 {
         return Err(Error::ChooseStream {
             path: config.capture.clone(),
@@ -134,6 +137,7 @@ fn play(out: &mut impl Write, config: &ReplayConfig, peer: Peer) -> Result<(), E
         shown,
         addrs,
         tls,
+        firsts: streams.iter().map(|&s| listing.streams[s].first).collect(),
         streams,
         rules: config.rules.clone().into(),
         carries: Carries::default(),
@@ -303,9 +307,7 @@ impl Run<'_> {
             }
             command = Some(running);
         }
-        let infos = recording::listing(&self.config.capture, self.config.client)?.streams;
-        let firsts = self.streams.iter().map(|&s| infos[s].first).collect();
-        let schedule = Schedule::new(firsts);
+        let schedule = Schedule::new(self.firsts.clone());
         let mut verdicts: Vec<Verdict> = thread::scope(|scope| {
             let threads: Vec<_> = self
                 .streams
@@ -460,7 +462,8 @@ fn what(file: &CaptureFile) -> String {
 
 /// The connection `--dump` works on: the one asked for, or the only one there is.
 fn choose_stream(config: &ReplayConfig) -> Result<usize, Error> {
-    match chosen_streams(config)?.as_slice() {
+    let listing = recording::listing(&config.capture, config.client)?;
+    match chosen_streams(config, &listing)?.as_slice() {
         [one] => Ok(*one),
         many => Err(Error::ChooseStream {
             path: config.capture.clone(),
@@ -469,9 +472,9 @@ fn choose_stream(config: &ReplayConfig) -> Result<usize, Error> {
     }
 }
 
-/// The connections to play: those `--stream` names, or all; each must exist.
-fn chosen_streams(config: &ReplayConfig) -> Result<Vec<usize>, Error> {
-    let listing = recording::listing(&config.capture, config.client)?;
+/// The connections to play: those `--stream` names, or all of `listing`'s; each
+/// must exist.
+fn chosen_streams(config: &ReplayConfig, listing: &Listing) -> Result<Vec<usize>, Error> {
     let count = listing.streams.len();
     if count == 0 {
         let mut reason = "it holds no TCP connection".to_string();

@@ -64,6 +64,10 @@ const SHOWN: usize = crate::replay::difference::SHOWN;
 /// The most read from the peer at once when rules make the turn's length unknown.
 const READ_SIZE: usize = 64 * 1024;
 
+/// The room for the peer's bytes that is kept between turns; a longer turn (with
+/// rules, a turn is compared whole) grows it for as long as it lasts.
+const KEPT_ROOM: usize = 2 * READ_SIZE;
+
 /// The values `--carry` found so far, shared by every connection of the run: a token
 /// one connection was given is what the next ones send.
 pub type Carries = Arc<Mutex<Vec<Carried>>>;
@@ -103,8 +107,8 @@ pub struct Player<'o, W: Write> {
     offsets: [u64; 2],
     /// The same in the recording (another once a rule skipped spans of other lengths).
     recorded: [u64; 2],
-    /// What the peer sent beyond the turn being compared: the next read starts here.
-    pending: Vec<u8>,
+    /// What the peer sent and was not matched yet: the next read goes on from here.
+    pending: Received,
     /// Whether each direction has ended (FIN or RST) in the replay.
     ended: [bool; 2],
     /// The direction and time of the last data played, for turns and pauses.
@@ -119,6 +123,58 @@ pub struct Player<'o, W: Write> {
     /// The capture's first write error: it stops the recording, not the replay, and
     /// fails a replay that otherwise matched.
     record_error: Option<(String, io::Error)>,
+}
+
+/// The peer's bytes, read straight into the buffer they are compared from: the first
+/// `len` of `bytes` came and are not matched yet (the turn being compared, then what
+/// came beyond it); the rest is room for the next read, zeroed once and reused, so a
+/// read neither clears memory nor copies what it read.
+#[derive(Default)]
+struct Received {
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+impl Received {
+    fn filled(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Room for `want` more bytes after those that came.
+    fn room(&mut self, want: usize) -> &mut [u8] {
+        let end = self.len + want;
+        if self.bytes.len() < end {
+            self.bytes.resize(end, 0);
+        }
+        &mut self.bytes[self.len..end]
+    }
+
+    /// `k` bytes were read into the room.
+    fn added(&mut self, k: usize) {
+        self.len += k;
+    }
+
+    /// The first `n` bytes were matched: what came after them moves to the front
+    /// (nothing, without rules: exactly the recorded bytes are read).
+    fn consume(&mut self, n: usize) {
+        self.bytes.copy_within(n..self.len, 0);
+        self.len -= n;
+        if self.bytes.len() > KEPT_ROOM && self.len <= KEPT_ROOM {
+            self.bytes.truncate(KEPT_ROOM);
+            self.bytes.shrink_to(KEPT_ROOM);
+        }
+    }
+
+    /// Everything that came and was not matched, taken out.
+    fn take_all(&mut self) -> Vec<u8> {
+        let bytes = self.filled().to_vec();
+        self.consume(self.len);
+        bytes
+    }
 }
 
 /// The recording's events with one of look-ahead, to take a turn whole.
@@ -181,7 +237,7 @@ impl<'o, W: Write> Player<'o, W> {
             flows: [Flow::default(); 2],
             offsets: [0; 2],
             recorded: [0; 2],
-            pending: Vec::new(),
+            pending: Received::default(),
             ended: [false; 2],
             previous: None,
             turns: 0,
@@ -361,37 +417,36 @@ impl<'o, W: Write> Player<'o, W> {
         let rules = Arc::clone(&self.settings.rules);
         let mut walk = TurnMatch::new(&rules, recorded);
         let mut live = std::mem::take(&mut self.pending);
-        let mut chunk = Vec::new();
         loop {
-            match walk.advance(&live, false) {
+            match walk.advance(live.filled(), false) {
                 Step::Done => break,
-                Step::Differs => return self.bytes_differ(&walk, &live),
+                Step::Differs => return self.bytes_differ(&walk, live.filled()),
                 Step::NeedMore => {}
             }
             // Without rules, exactly what the recording has is read, never more.
-            let want = walk.literal_rest(&live).unwrap_or(READ_SIZE);
+            let want = walk.literal_rest(live.filled()).unwrap_or(READ_SIZE);
             let want = want.clamp(1, READ_SIZE);
-            if chunk.len() < want {
-                chunk.resize(want, 0);
-            }
-            match self.read(&mut chunk[..want]) {
-                Ok(0) => return self.ran_out(&mut walk, &live, None),
-                Ok(k) => live.extend_from_slice(&chunk[..k]),
-                Err(e) => return self.ran_out(&mut walk, &live, Some(e)),
+            match self.read(live.room(want)) {
+                Ok(0) => return self.ran_out(&mut walk, live, None),
+                Ok(k) => live.added(k),
+                Err(e) => return self.ran_out(&mut walk, live, Some(e)),
             }
         }
         self.matched(&walk, live);
         Ok(())
     }
 
-    /// The peer's bytes of a turn matched: shown, recorded, counted.
-    fn matched(&mut self, walk: &TurnMatch, mut live: Vec<u8>) {
+    /// The peer's bytes of a turn matched: shown, recorded, counted; what came
+    /// beyond them waits for the next turn.
+    fn matched(&mut self, walk: &TurnMatch, mut live: Received) {
         let dir = self.theirs;
         let (recorded_len, live_len) = walk.position();
-        self.pending = live.split_off(live_len);
+        let turn = &live.filled()[..live_len];
         let now = SystemTime::now();
-        self.record(|c| c.delivered(dir, &live, now));
-        self.chunk(dir, &live);
+        self.record(|c| c.delivered(dir, turn, now));
+        self.chunk(dir, turn);
+        live.consume(live_len);
+        self.pending = live;
         self.offsets[dir.index()] += live_len as u64;
         self.recorded[dir.index()] += recorded_len as u64;
         self.count_used(walk);
@@ -420,15 +475,15 @@ impl<'o, W: Write> Player<'o, W> {
     fn ran_out(
         &mut self,
         walk: &mut TurnMatch,
-        live: &[u8],
+        live: Received,
         error: Option<io::Error>,
     ) -> Result<(), Error> {
-        match walk.advance(live, true) {
+        match walk.advance(live.filled(), true) {
             Step::Done => {
-                self.matched(walk, live.to_vec());
+                self.matched(walk, live);
                 return Ok(());
             }
-            Step::Differs => return self.bytes_differ(walk, live),
+            Step::Differs => return self.bytes_differ(walk, live.filled()),
             Step::NeedMore => {}
         }
         self.count_used(walk);
@@ -466,7 +521,7 @@ impl<'o, W: Write> Player<'o, W> {
     fn expect_end(&mut self) -> Result<(), Error> {
         let dir = self.theirs;
         if !self.pending.is_empty() {
-            let mut received = std::mem::take(&mut self.pending);
+            let mut received = self.pending.take_all();
             self.read_waiting(&mut received);
             let when = "where the recording has its FIN";
             return self.differ(dir, (0, 0), Difference::Extra { received, when });
@@ -547,7 +602,7 @@ impl<'o, W: Write> Player<'o, W> {
     /// Fails if the peer has sent anything (or closed) that we have not read yet.
     fn nothing_waiting(&mut self, when: &'static str) -> Result<(), Error> {
         let dir = self.theirs;
-        let mut received = std::mem::take(&mut self.pending);
+        let mut received = self.pending.take_all();
         self.read_waiting(&mut received);
         if !received.is_empty() {
             return self.differ(dir, (0, 0), Difference::Extra { received, when });
@@ -701,4 +756,38 @@ fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_bytes_are_read_in_place_and_the_rest_kept_in_order() {
+        let mut live = Received::default();
+        live.room(5).copy_from_slice(b"hello");
+        live.added(5);
+        // A read that brought fewer bytes than there was room for.
+        live.room(READ_SIZE)[..6].copy_from_slice(b" world");
+        live.added(6);
+        assert_eq!(live.filled(), b"hello world");
+        live.consume(6);
+        assert_eq!(live.filled(), b"world");
+        live.room(1)[0] = b'!';
+        live.added(1);
+        assert_eq!(live.take_all(), b"world!");
+        assert!(live.is_empty());
+    }
+
+    #[test]
+    fn a_long_turn_gives_its_room_back() {
+        let mut live = Received::default();
+        for _ in 0..5 {
+            live.room(READ_SIZE).fill(7);
+            live.added(READ_SIZE);
+        }
+        live.consume(5 * READ_SIZE - 3);
+        assert_eq!(live.filled(), [7, 7, 7]);
+        assert!(live.bytes.capacity() <= KEPT_ROOM);
+    }
 }

@@ -309,7 +309,7 @@ impl Stream {
         }
         if end > next {
             if start <= next {
-                let fresh = seg.payload[(next - start) as usize..].to_vec();
+                let fresh = past(seg.payload, (next - start) as usize);
                 self.deliver(dir, fresh, seg.time, out);
                 self.drain(dir, seg.time, out);
             } else {
@@ -344,7 +344,7 @@ impl Stream {
             flow.pending_bytes -= bytes.len();
             let end = start + bytes.len() as u64;
             if end > next {
-                let fresh = bytes[(next - start) as usize..].to_vec();
+                let fresh = past(bytes, (next - start) as usize);
                 self.deliver(dir, fresh, time, out);
             }
         }
@@ -419,6 +419,17 @@ impl Stream {
             how,
             time,
         });
+    }
+}
+
+/// The bytes of `payload` after its first `skip`: the payload itself when nothing is
+/// skipped, as for every segment but a retransmission that overlaps, so that a
+/// segment's bytes are not copied on their way to the player.
+fn past(payload: Vec<u8>, skip: usize) -> Vec<u8> {
+    if skip == 0 {
+        payload
+    } else {
+        payload[skip..].to_vec()
     }
 }
 

@@ -191,7 +191,8 @@ pub struct Opening {
 /// How much of a client's first turn is kept to tell connections apart.
 pub const OPENING_BYTES: usize = 64 * 1024;
 
-/// How each of `streams` opens, in one pass over the capture.
+/// How each of `streams` opens, in one pass over the capture, which stops as soon as
+/// every opening is known (a long one-way transfer is not read to its end).
 pub fn openings(path: &Path, streams: &[usize]) -> Result<Vec<Opening>, Error> {
     let mut reader = CaptureReader::open(path)?;
     let mut reassembler = Reassembler::new();
@@ -203,11 +204,11 @@ pub fn openings(path: &Path, streams: &[usize]) -> Result<Vec<Opening>, Error> {
             first: Vec::new(),
         })
         .collect();
-    // Whether each connection's first turn is over.
+    // Whether each connection's first turn is over, or as much of it kept as is.
     let mut over = vec![false; streams.len()];
     let mut events = Vec::new();
     let mut more = true;
-    while more {
+    while more && !over.iter().all(|&known| known) {
         match reader.next_segment()? {
             Some(segment) => reassembler.push(segment, &mut events),
             None => {
@@ -235,10 +236,76 @@ pub fn openings(path: &Path, streams: &[usize]) -> Result<Vec<Opening>, Error> {
                 opening
                     .first
                     .extend_from_slice(&bytes[..bytes.len().min(room)]);
+                // More of the turn would change nothing.
+                over[k] = opening.first.len() == OPENING_BYTES;
             } else {
                 over[k] = true;
             }
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Format;
+    use crate::output::capture::{Capture, Connection};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    fn at(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_millis(ms)
+    }
+
+    /// One file with two connections: a client that says more than `OPENING_BYTES`
+    /// before the server answers, then a server that speaks first.
+    fn two_connections(long: &[u8]) -> Vec<u8> {
+        let b = "127.0.0.1:7".parse().unwrap();
+        let a = "127.0.0.1:40001".parse().unwrap();
+        let mut first = Capture::new(Vec::new(), Format::Pcap, Connection::new(a, b, at(0)))
+            .expect("a capture into memory");
+        for piece in long.chunks(30_000) {
+            first.delivered(Direction::AtoB, piece, at(1)).unwrap();
+        }
+        first.delivered(Direction::BtoA, b"ok", at(2)).unwrap();
+        first.finish(at(3)).unwrap();
+        let a = "127.0.0.1:40002".parse().unwrap();
+        let connection = Connection::new(a, b, at(4));
+        let mut second = Capture::continuing(first.into_inner(), Format::Pcap, connection)
+            .expect("a capture into memory");
+        second
+            .delivered(Direction::BtoA, b"220 hello\r\n", at(5))
+            .unwrap();
+        second
+            .delivered(Direction::AtoB, b"QUIT\r\n", at(6))
+            .unwrap();
+        second.finish(at(7)).unwrap();
+        second.into_inner()
+    }
+
+    #[test]
+    fn openings_keep_the_clients_first_turn_up_to_the_limit() {
+        let long: Vec<u8> = (0..3 * OPENING_BYTES).map(|i| (i % 251) as u8).collect();
+        let dir = std::env::temp_dir().join(format!("tiburoncin-openings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("two.pcap");
+        std::fs::write(&path, two_connections(&long)).unwrap();
+        let client_first = Opening {
+            stream: 0,
+            client_first: true,
+            first: long[..OPENING_BYTES].to_vec(),
+        };
+        let server_first = Opening {
+            stream: 1,
+            client_first: false,
+            first: Vec::new(),
+        };
+        let both = openings(&path, &[0, 1]).unwrap();
+        let only_second = openings(&path, &[1]).unwrap();
+        let only_first = openings(&path, &[0]).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(both, [client_first.clone(), server_first.clone()]);
+        assert_eq!(only_second, [server_first]);
+        assert_eq!(only_first, [client_first]);
+    }
 }

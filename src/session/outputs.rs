@@ -11,6 +11,7 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 use crate::capture::Format;
+use crate::capture::gather::GatherWriter;
 use crate::cli::colour::ColourChoice;
 use crate::cli::config::{CaptureFile, Config, EventsTo};
 use crate::error::Error;
@@ -23,9 +24,6 @@ const TERMINAL_BUFFER: usize = 64 * 1024;
 
 /// JSON events are written in blocks this big.
 const EVENTS_BUFFER: usize = 256 * 1024;
-
-/// The capture is written in blocks this big: a few of the largest packets.
-const CAPTURE_BUFFER: usize = 256 * 1024;
 
 /// Where the logger writes the text for people.
 pub(crate) type Terminal = BufWriter<Box<dyn Write + Send>>;
@@ -136,7 +134,7 @@ impl Outputs {
             logger = logger.with_json(name, out);
         }
         if let Some(CaptureOut { name, file, format }) = capture {
-            let out = BufWriter::with_capacity(CAPTURE_BUFFER, file);
+            let out = GatherWriter::new(file);
             logger = logger.with_capture(name, out, format);
         }
         logger
