@@ -35,17 +35,27 @@ pub fn completions(shell: Shell) -> Vec<u8> {
 /// The manual page, in roff, for `man -l` or a `man1` folder: the main one, or
 /// `tiburoncin-<subcommand>(1)`, which the main one lists.
 pub fn man_page(subcommand: Option<&str>) -> Vec<u8> {
-    let mut command = Cli::command();
+    // `tiburoncin help` is clap's own; it gets no page, so the main one does not
+    // list one.
+    let mut command = Cli::command().disable_help_subcommand(true);
     command.build();
     let page = match subcommand.and_then(|name| command.find_subcommand(name)) {
         // Built, a subcommand's display name is `tiburoncin-<name>`.
-        Some(sub) => clap_mangen::Man::new(sub.clone()),
-        None => clap_mangen::Man::new(command),
+        Some(sub) => clap_mangen::Man::new(with_usage_as_synopsis(sub.clone())),
+        None => clap_mangen::Man::new(with_usage_as_synopsis(command)),
     };
     let mut roff = Vec::new();
     // Rendering into a Vec cannot fail.
     let _ = page.render(&mut roff);
     roff
+}
+
+/// `command` with the usage `--help` shows as its synopsis: clap_mangen's own
+/// synopsis leaves out the value names (`[-b ]` for `[-b <bsz>]`).
+fn with_usage_as_synopsis(mut command: clap::Command) -> clap::Command {
+    let usage = command.render_usage().to_string();
+    let usage = usage.strip_prefix("Usage: ").unwrap_or(&usage).to_owned();
+    command.override_usage(usage)
 }
 
 /// Writes `text` to standard output. A reader that went away early (`| head`) is
@@ -82,6 +92,8 @@ mod tests {
         assert!(page.contains(".SH NAME"));
         assert!(page.contains("tiburoncin"));
         assert!(page.contains("keep\\-listening"));
+        assert!(page.contains("[OPTIONS] \\-A <addr> \\-B <addr>"), "{page}");
+        assert!(!page.contains("tiburoncin\\-help"), "{page}");
         let replay = String::from_utf8(man_page(Some("replay"))).unwrap();
         assert!(replay.contains(".TH tiburoncin-replay 1"), "{replay}");
         assert!(replay.contains("\\-\\-list"), "{replay}");
