@@ -64,6 +64,22 @@ fn s_server_with(cert: &Path, key: &Path, args: &[&str]) -> (Helper, u16) {
     (server, waiting_port(&line))
 }
 
+/// A Python ssl server running `script` with a new certificate (argv: cert, key),
+/// once it has printed its `PORT :n` line: the certificate, the server, its port.
+fn python_tls_server(dir: &Path, script: &str) -> (PathBuf, Helper, u16) {
+    let (cert, key) = server_certificate(dir, "b");
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let server = Helper::spawn(
+        "python3",
+        &["-c", script, &cert_arg, &key_arg],
+        Stdio::null(),
+    );
+    let line = server
+        .stdout
+        .wait_line("the server's port", |l| l.starts_with("PORT "));
+    (cert, server, waiting_port(&line))
+}
+
 /// The local CA's certificate, as the start-up line names it.
 fn printed_ca(out: &Captured) -> PathBuf {
     let line = out.wait_line("the CA line", |l| l.starts_with("A is shown a certificate"));
@@ -646,25 +662,12 @@ fn a_tls_b_that_closes_without_close_notify_ends_its_direction_normally() {
         return;
     }
     let dir = scratch_dir("tls-bare-fin-b");
-    let (cert, key) = server_certificate(&dir, "b");
-    let server = Helper::spawn(
-        "python3",
-        &[
-            "-c",
-            PYTHON_BARE_FIN_SERVER,
-            &cert.display().to_string(),
-            &key.display().to_string(),
-        ],
-        Stdio::null(),
-    );
-    let line = server
-        .stdout
-        .wait_line("the server's port", |l| l.starts_with("PORT "));
+    let (cert, server, port) = python_tls_server(&dir, PYTHON_BARE_FIN_SERVER);
     let mut process = Process::spawn(&strings(&[
         "-A",
         "127.0.0.1:0",
         "-B",
-        &format!("tls:127.0.0.1:{}", waiting_port(&line)),
+        &format!("tls:127.0.0.1:{}", port),
         "--tls-ca",
         &cert.display().to_string(),
     ]));
@@ -918,20 +921,7 @@ fn replay_as_a_over_tls_against_a_python_tls_server() {
         return;
     }
     let dir = scratch_dir("tls-replay-a");
-    let (cert, key) = server_certificate(&dir, "b");
-    let server = Helper::spawn(
-        "python3",
-        &[
-            "-c",
-            PYTHON_LINES_SERVER,
-            cert.to_str().unwrap(),
-            key.to_str().unwrap(),
-        ],
-        Stdio::null(),
-    );
-    let line = server
-        .stdout
-        .wait_line("the server's port", |l| l.starts_with("PORT "));
+    let (cert, server, port) = python_tls_server(&dir, PYTHON_LINES_SERVER);
     let lines = fixture("lines.pcap");
     let (code, out, err) = run(&[
         "replay",
@@ -940,7 +930,7 @@ fn replay_as_a_over_tls_against_a_python_tls_server() {
         "--as",
         "a",
         "-B",
-        &format!("tls:localhost:{}", waiting_port(&line)),
+        &format!("tls:localhost:{}", port),
         "--tls-ca",
         cert.to_str().unwrap(),
     ]);
@@ -958,21 +948,8 @@ fn a_bare_fin_from_a_tls_b_reaches_a_tls_a_as_a_bare_fin() {
         return;
     }
     let dir = scratch_dir("tls-bare-fin-both");
-    let (cert, key) = server_certificate(&dir, "b");
-    let server = Helper::spawn(
-        "python3",
-        &[
-            "-c",
-            PYTHON_BARE_FIN_SERVER,
-            cert.to_str().unwrap(),
-            key.to_str().unwrap(),
-        ],
-        Stdio::null(),
-    );
-    let line = server
-        .stdout
-        .wait_line("the server's port", |l| l.starts_with("PORT "));
-    let b = format!("tls:127.0.0.1:{}", waiting_port(&line));
+    let (cert, server, port) = python_tls_server(&dir, PYTHON_BARE_FIN_SERVER);
+    let b = format!("tls:127.0.0.1:{}", port);
     let mut process = spawn_tls_a(&dir, &["--tls-ca", cert.to_str().unwrap()], &b);
     let ca = printed_ca(&process.stdout);
     let waiting = process.stdout.wait_line("the waiting line", |l| {
