@@ -457,6 +457,15 @@ fn bad_certificates_keys_and_places_are_clear_errors() {
     );
 }
 
+/// A rustls client connected to the relay's `-A tls:` once `process` says it is
+/// waiting for A, trusting `ca`.
+fn rustls_a(process: &Process, ca: &Path) -> (rustls::ClientConnection, TcpStream) {
+    let waiting = process.stdout.wait_line("the waiting line", |l| {
+        l.starts_with("Waiting for a connection from A tls:")
+    });
+    rustls_client(ca, waiting_port(&waiting))
+}
+
 /// A TLS client of our own (rustls), trusting `ca`: its connection to `port`,
 /// handshake done.
 fn rustls_client(ca: &Path, port: u16) -> (rustls::ClientConnection, TcpStream) {
@@ -502,10 +511,7 @@ fn a_corrupt_record_from_a_is_a_tls_failure_of_the_passthrough() {
     let mut process = spawn_tls_a(&dir, &[], &b_addr);
     let ca = printed_ca(&process.stdout);
     let mut b = accept_in_time(&b_listener);
-    let waiting = process.stdout.wait_line("the waiting line", |l| {
-        l.starts_with("Waiting for a connection from A ")
-    });
-    let (mut tls, mut tcp) = rustls_client(&ca, waiting_port(&waiting));
+    let (mut tls, mut tcp) = rustls_a(&process, &ca);
     tls.writer().write_all(b"first\n").unwrap();
     tls.complete_io(&mut tcp).unwrap();
     assert_eq!(read_exact(&mut b, 6), b"first\n");
@@ -617,10 +623,7 @@ fn tls_a_to_a_unix_b() {
     let ca = printed_ca(&process.stdout);
     let (mut b, _) = b_listener.accept().unwrap();
     b.set_read_timeout(Some(DEADLINE)).unwrap();
-    let waiting = process.stdout.wait_line("the waiting line", |l| {
-        l.starts_with("Waiting for a connection from A tls:localhost:")
-    });
-    let (mut tls, mut tcp) = rustls_client(&ca, waiting_port(&waiting));
+    let (mut tls, mut tcp) = rustls_a(&process, &ca);
     tls.writer().write_all(b"over tls to unix\n").unwrap();
     tls.send_close_notify();
     tls.complete_io(&mut tcp).unwrap();
@@ -696,10 +699,7 @@ fn a_tls_client_that_closes_without_close_notify_ends_its_direction_normally() {
     let mut process = spawn_tls_a(&dir, &[], &b_addr);
     let ca = printed_ca(&process.stdout);
     let mut b = accept_in_time(&b_listener);
-    let waiting = process.stdout.wait_line("the waiting line", |l| {
-        l.starts_with("Waiting for a connection from A ")
-    });
-    let (mut tls, mut tcp) = rustls_client(&ca, waiting_port(&waiting));
+    let (mut tls, mut tcp) = rustls_a(&process, &ca);
     tls.writer().write_all(b"then a bare FIN\n").unwrap();
     tls.complete_io(&mut tcp).unwrap();
     tcp.shutdown(Shutdown::Write).unwrap();
@@ -952,10 +952,7 @@ fn a_bare_fin_from_a_tls_b_reaches_a_tls_a_as_a_bare_fin() {
     let b = format!("tls:127.0.0.1:{}", port);
     let mut process = spawn_tls_a(&dir, &["--tls-ca", cert.to_str().unwrap()], &b);
     let ca = printed_ca(&process.stdout);
-    let waiting = process.stdout.wait_line("the waiting line", |l| {
-        l.starts_with("Waiting for a connection from A ")
-    });
-    let (mut tls, mut tcp) = rustls_client(&ca, waiting_port(&waiting));
+    let (mut tls, mut tcp) = rustls_a(&process, &ca);
     // All B said, then the end as B made it: no close_notify, which rustls calls an
     // unexpected end. The relay does not make it look clean.
     let mut got = Vec::new();
