@@ -168,6 +168,9 @@ struct Stream<P> {
 pub struct Reassembler<P = Vec<u8>> {
     /// The current connection number for each pair of endpoints (smaller first).
     current: HashMap<(SocketAddr, SocketAddr), usize>,
+    /// The last segment's entry of `current`: a capture's segments come in long runs
+    /// of one connection, and hashing the key of each was a fifth of a listing's work.
+    last: Option<((SocketAddr, SocketAddr), usize)>,
     streams: Vec<Stream<P>>,
     /// `--client`: the endpoint that is A wherever it appears.
     client: Option<SocketAddr>,
@@ -206,6 +209,7 @@ impl<P: Payload> Reassembler<P> {
     fn keeping(client: Option<SocketAddr>) -> Self {
         Reassembler {
             current: HashMap::new(),
+            last: None,
             streams: Vec::new(),
             client,
         }
@@ -218,8 +222,12 @@ impl<P: Payload> Reassembler<P> {
         } else {
             (seg.dst, seg.src)
         };
-        let number = match self.current.get(&key) {
-            Some(&n) if !self.reuses_port(n, &seg) => n,
+        let known = match self.last {
+            Some((last_key, n)) if last_key == key => Some(n),
+            _ => self.current.get(&key).copied(),
+        };
+        let number = match known {
+            Some(n) if !self.reuses_port(n, &seg) => n,
             _ => {
                 let n = self.streams.len();
                 self.streams.push(Stream::new(n, &seg, self.client));
@@ -227,6 +235,7 @@ impl<P: Payload> Reassembler<P> {
                 n
             }
         };
+        self.last = Some((key, number));
         let stream = &mut self.streams[number];
         stream.info.last = stream.info.last.max(seg.time);
         if !stream.decided && !seg.payload.is_empty() {
