@@ -23,6 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -67,8 +68,10 @@ pub fn supported(link_type: u32) -> bool {
 }
 
 /// One TCP segment as captured (`packet::Segment` is one of ours, to be written).
+/// Its payload is the bytes themselves (`Vec<u8>`), or only how many there are
+/// (`PayloadLen`) for a pass over the file that counts bytes and never shows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CapturedSegment {
+pub struct CapturedSegment<P = Vec<u8>> {
     /// Capture time, since the Unix epoch.
     pub time: Duration,
     pub src: SocketAddr,
@@ -76,7 +79,60 @@ pub struct CapturedSegment {
     pub seq: u32,
     pub flags: Flags,
     /// The payload bytes the capture holds (fewer than were sent if it was cut short).
-    pub payload: Vec<u8>,
+    pub payload: P,
+}
+
+/// What a decoded segment keeps of its payload, and what the reassembly needs of it.
+pub trait Payload: Default {
+    /// Made from the payload's bytes in the frame being decoded (which the reader
+    /// reuses for the next frame).
+    fn captured(bytes: &[u8]) -> Self;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// What is left after the first `skip` bytes (`skip` at most `len`).
+    fn past(self, skip: usize) -> Self;
+}
+
+/// The bytes themselves: one copy out of the reader's buffer, for a replay to send
+/// or compare.
+impl Payload for Vec<u8> {
+    fn captured(bytes: &[u8]) -> Self {
+        bytes.to_vec()
+    }
+
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+
+    /// The payload itself when nothing is skipped, as for every segment but a
+    /// retransmission that overlaps, so that its bytes are not copied again.
+    fn past(self, skip: usize) -> Self {
+        if skip == 0 {
+            self
+        } else {
+            self[skip..].to_vec()
+        }
+    }
+}
+
+/// Only the payload's length: a listing counts bytes and copies none of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PayloadLen(pub usize);
+
+impl Payload for PayloadLen {
+    fn captured(bytes: &[u8]) -> Self {
+        PayloadLen(bytes.len())
+    }
+
+    fn len(&self) -> usize {
+        self.0
+    }
+
+    fn past(self, skip: usize) -> Self {
+        PayloadLen(self.0.saturating_sub(skip))
+    }
 }
 
 /// Linux cooked headers: where the protocol type (an EtherType) sits, and the header
@@ -228,6 +284,16 @@ impl Decoder {
         frame: &[u8],
         time: Duration,
     ) -> Option<CapturedSegment> {
+        self.decode_with(link_type, frame, time)
+    }
+
+    /// As `decode`, keeping of the payload what `P` keeps (its bytes, or its length).
+    pub fn decode_with<P: Payload>(
+        &mut self,
+        link_type: u32,
+        frame: &[u8],
+        time: Duration,
+    ) -> Option<CapturedSegment<P>> {
         if !supported(link_type) {
             *self.skipped.unknown_links.entry(link_type).or_default() += 1;
             return None;
@@ -236,6 +302,7 @@ impl Decoder {
             defrag: &mut self.defrag,
             time,
             frames: 1,
+            payload: PhantomData,
         };
         match walk.link(link_type, frame) {
             Ok(segment) => segment,
@@ -268,7 +335,7 @@ impl Decoder {
 }
 
 /// A TCP segment, nothing yet (a fragment that waits for the rest), or a skip.
-type Step = Result<Option<CapturedSegment>, Skip>;
+type Step<P> = Result<Option<CapturedSegment<P>>, Skip>;
 
 /// The two addresses of the IP header a payload came in.
 #[derive(Debug, Clone, Copy)]
@@ -278,12 +345,14 @@ struct Ends {
 }
 
 /// One frame being peeled, layer by layer.
-struct Walk<'a> {
+struct Walk<'a, P> {
     defrag: &'a mut Defragmenter,
     time: Duration,
     /// The capture frames the bytes at hand came from: 1, or all the fragments of the
     /// datagram last put back together.
     frames: u64,
+    /// What the segment found keeps of its payload.
+    payload: PhantomData<P>,
 }
 
 /// The first `len` bytes of `data`, or a skip if there are fewer.
@@ -298,8 +367,8 @@ fn be16(data: &[u8], at: usize) -> Result<u16, Skip> {
     }
 }
 
-impl Walk<'_> {
-    fn link(&mut self, link_type: u32, frame: &[u8]) -> Step {
+impl<P: Payload> Walk<'_, P> {
+    fn link(&mut self, link_type: u32, frame: &[u8]) -> Step<P> {
         match link_type {
             link::ETHERNET => self.ethernet(frame, 0),
             link::LINUX_SLL => self.cooked(frame, SLL_PROTOCOL_AT, SLL_HEADER_LEN),
@@ -314,18 +383,18 @@ impl Walk<'_> {
     }
 
     /// What follows a Linux cooked header.
-    fn cooked(&mut self, frame: &[u8], protocol_at: usize, header_len: usize) -> Step {
+    fn cooked(&mut self, frame: &[u8], protocol_at: usize, header_len: usize) -> Step<P> {
         let ether_type = be16(frame, protocol_at)?;
         let rest = frame.get(header_len..).ok_or(Skip::Malformed)?;
         self.ether_type(ether_type, rest, 0)
     }
 
-    fn ethernet(&mut self, frame: &[u8], depth: usize) -> Step {
+    fn ethernet(&mut self, frame: &[u8], depth: usize) -> Step<P> {
         let ether_type = be16(frame, 12)?;
         self.ether_type(ether_type, &frame[14..], depth + 1)
     }
 
-    fn ether_type(&mut self, ether_type: u16, rest: &[u8], depth: usize) -> Step {
+    fn ether_type(&mut self, ether_type: u16, rest: &[u8], depth: usize) -> Step<P> {
         use number::*;
         if depth > MAX_DEPTH {
             return Err(Skip::TooDeep);
@@ -345,7 +414,7 @@ impl Walk<'_> {
 
     /// A PPPoE session frame (RFC 2516): version and type 1, code 0, a session id,
     /// the length of the PPP frame, then PPP's protocol field.
-    fn pppoe(&mut self, rest: &[u8], depth: usize) -> Step {
+    fn pppoe(&mut self, rest: &[u8], depth: usize) -> Step<P> {
         let header = need(rest, 6)?;
         if header[0] != 0x11 || header[1] != 0 {
             return Err(Skip::NonTcp);
@@ -367,7 +436,7 @@ impl Walk<'_> {
     /// An MPLS label stack (RFC 3032): labels of four bytes up to the one with the
     /// bottom-of-stack bit. What follows has no type field; like Wireshark, an IP
     /// version nibble of 4 or 6 is taken as IPv4 or IPv6.
-    fn mpls(&mut self, mut rest: &[u8], depth: usize) -> Step {
+    fn mpls(&mut self, mut rest: &[u8], depth: usize) -> Step<P> {
         loop {
             let label = need(rest, 4)?;
             rest = &rest[4..];
@@ -381,7 +450,7 @@ impl Walk<'_> {
         }
     }
 
-    fn ip(&mut self, packet: &[u8], depth: usize) -> Step {
+    fn ip(&mut self, packet: &[u8], depth: usize) -> Step<P> {
         if depth > MAX_DEPTH {
             return Err(Skip::TooDeep);
         }
@@ -392,7 +461,7 @@ impl Walk<'_> {
         }
     }
 
-    fn ipv4(&mut self, packet: &[u8], depth: usize) -> Step {
+    fn ipv4(&mut self, packet: &[u8], depth: usize) -> Step<P> {
         let header = Ipv4HeaderSlice::from_slice(packet).map_err(|_| Skip::Malformed)?;
         let header_len = header.slice().len();
         let total = usize::from(header.total_len());
@@ -428,7 +497,7 @@ impl Walk<'_> {
         }
     }
 
-    fn ipv6(&mut self, packet: &[u8], depth: usize) -> Step {
+    fn ipv6(&mut self, packet: &[u8], depth: usize) -> Step<P> {
         let header = Ipv6HeaderSlice::from_slice(packet).map_err(|_| Skip::Malformed)?;
         let len = usize::from(header.payload_length());
         let header_len = header.slice().len();
@@ -449,7 +518,13 @@ impl Walk<'_> {
     /// IPv6 extension headers, up to the payload. etherparse reads each, but walks on
     /// past a fragment header into bytes that belong to the datagram, so the walk
     /// (which stops there to defragment) is ours.
-    fn ipv6_extensions(&mut self, mut next: u8, ends: Ends, mut rest: &[u8], depth: usize) -> Step {
+    fn ipv6_extensions(
+        &mut self,
+        mut next: u8,
+        ends: Ends,
+        mut rest: &[u8],
+        depth: usize,
+    ) -> Step<P> {
         use number::*;
         for _ in 0..MAX_DEPTH {
             let len = match next {
@@ -509,7 +584,7 @@ impl Walk<'_> {
     }
 
     /// The payload of an IP packet, by its protocol number.
-    fn transport(&mut self, protocol: u8, ends: Ends, payload: &[u8], depth: usize) -> Step {
+    fn transport(&mut self, protocol: u8, ends: Ends, payload: &[u8], depth: usize) -> Step<P> {
         use number::*;
         match protocol {
             TCP => tcp(ends, payload, self.time).map(Some),
@@ -523,7 +598,7 @@ impl Walk<'_> {
 
     /// GRE (RFC 2784 and 2890): flags, a version, an EtherType, then a checksum, a key
     /// and a sequence number, each there when its flag says so.
-    fn gre(&mut self, packet: &[u8], depth: usize) -> Step {
+    fn gre(&mut self, packet: &[u8], depth: usize) -> Step<P> {
         const CHECKSUM: u16 = 0x8000;
         const ROUTING: u16 = 0x4000;
         const KEY: u16 = 0x2000;
@@ -545,7 +620,7 @@ impl Walk<'_> {
     }
 
     /// UDP: only VXLAN (RFC 7348) is peeled, an 8-byte header and an Ethernet frame.
-    fn udp(&mut self, datagram: &[u8], depth: usize) -> Step {
+    fn udp(&mut self, datagram: &[u8], depth: usize) -> Step<P> {
         let header = UdpHeaderSlice::from_slice(datagram).map_err(|_| Skip::Malformed)?;
         let vxlan = number::VXLAN_PORT;
         if header.destination_port() != vxlan && header.source_port() != vxlan {
@@ -563,7 +638,7 @@ impl Walk<'_> {
 }
 
 /// The TCP segment in an IP payload.
-fn tcp(ends: Ends, payload: &[u8], time: Duration) -> Result<CapturedSegment, Skip> {
+fn tcp<P: Payload>(ends: Ends, payload: &[u8], time: Duration) -> Result<CapturedSegment<P>, Skip> {
     let tcp = TcpHeaderSlice::from_slice(payload).map_err(|_| Skip::Malformed)?;
     Ok(CapturedSegment {
         time,
@@ -577,7 +652,7 @@ fn tcp(ends: Ends, payload: &[u8], time: Duration) -> Result<CapturedSegment, Sk
             fin: tcp.fin(),
             rst: tcp.rst(),
         },
-        payload: payload[tcp.slice().len()..].to_vec(),
+        payload: P::captured(&payload[tcp.slice().len()..]),
     })
 }
 

@@ -20,8 +20,23 @@ fn ipv6_tcp(payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The segment in one frame; decoding it for its payload's length alone finds the
+/// same segment.
 fn decode(link_type: u32, frame: &[u8]) -> Option<CapturedSegment> {
-    Decoder::new().decode(link_type, frame, Duration::from_secs(1))
+    let time = Duration::from_secs(1);
+    let seg = Decoder::new().decode(link_type, frame, time);
+    let counted: Option<CapturedSegment<PayloadLen>> =
+        Decoder::new().decode_with(link_type, frame, time);
+    let want = seg.as_ref().map(|s| CapturedSegment {
+        time: s.time,
+        src: s.src,
+        dst: s.dst,
+        seq: s.seq,
+        flags: s.flags,
+        payload: PayloadLen(s.payload.len()),
+    });
+    assert_eq!(counted, want);
+    seg
 }
 
 fn check(link_type: u32, frame: &[u8]) {

@@ -21,7 +21,7 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{PcapError, TsResolution};
 
-use crate::capture::decode::{self, CapturedSegment, Decoder, Skipped};
+use crate::capture::decode::{self, CapturedSegment, Decoder, Payload, Skipped};
 use crate::error::Error;
 
 const PCAP_MAGICS: [[u8; 4]; 4] = [
@@ -135,6 +135,12 @@ impl CaptureReader {
     /// The next TCP segment in the file, skipping every other packet (and counting
     /// it, see `skipped`); `None` at the end.
     pub fn next_segment(&mut self) -> Result<Option<CapturedSegment>, Error> {
+        self.next_segment_with()
+    }
+
+    /// As `next_segment`, keeping of each payload what `P` keeps (its bytes, or only
+    /// its length).
+    pub fn next_segment_with<P: Payload>(&mut self) -> Result<Option<CapturedSegment<P>>, Error> {
         loop {
             if self.ended {
                 return Ok(None);
@@ -179,9 +185,9 @@ impl CaptureReader {
                 Ok(Some(None)) => {}
                 Ok(Some(Some(Packet::Frame(frame)))) => {
                     self.packets += 1;
-                    let decoded = self
-                        .decoder
-                        .decode(frame.link_type, &frame.data, frame.time);
+                    let decoded =
+                        self.decoder
+                            .decode_with(frame.link_type, &frame.data, frame.time);
                     if decoded.is_some() {
                         return Ok(decoded);
                     }

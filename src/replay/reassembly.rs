@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::capture::decode::CapturedSegment;
+use crate::capture::decode::{CapturedSegment, Payload, PayloadLen};
 use crate::direction::Direction;
 
 /// Bytes that may wait behind a hole in one direction before the hole is given up as
@@ -99,15 +99,16 @@ pub fn server_by_port(port: u16, other: u16) -> bool {
 }
 
 /// What a captured segment causes in its connection, in the order a replay plays it.
+/// `P` is what the segments keep of their payloads: the bytes, or only their count.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StreamEvent {
+pub enum StreamEvent<P = Vec<u8>> {
     /// These bytes are next in `dir`; `time` is when the packet that made them
     /// contiguous was captured.
     Data {
         stream: usize,
         dir: Direction,
         time: Duration,
-        bytes: Vec<u8>,
+        bytes: P,
     },
     /// `len` bytes of `dir` were never captured; the stream goes on after them.
     Gap {
@@ -125,33 +126,52 @@ pub enum StreamEvent {
 }
 
 /// One direction of one connection: where its bytes have got to, and what waits.
-#[derive(Debug, Default)]
-struct HalfStream {
+#[derive(Debug)]
+struct HalfStream<P> {
     /// Wireshark's base sequence number (the SYN's, or one before the first seen),
     /// used only to tell a retransmitted SYN from a reused port.
     base_seq: Option<u32>,
     /// The unwrapped sequence number of the next byte to deliver.
     next: Option<u64>,
     /// Segments ahead of `next`, by unwrapped sequence number.
-    pending: BTreeMap<u64, Vec<u8>>,
+    pending: BTreeMap<u64, P>,
     pending_bytes: usize,
     /// Where the FIN is, once seen.
     fin_at: Option<u64>,
     ended: Option<StreamEnd>,
 }
 
-struct Stream {
+// Derived, it would ask `P: Default`, which an empty map does not need.
+impl<P> Default for HalfStream<P> {
+    fn default() -> Self {
+        HalfStream {
+            base_seq: None,
+            next: None,
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+            fin_at: None,
+            ended: None,
+        }
+    }
+}
+
+struct Stream<P> {
     info: StreamInfo,
-    flows: [HalfStream; 2],
+    flows: [HalfStream<P>; 2],
     /// False while A is only a guess that the first payload may still change.
     decided: bool,
 }
 
-#[derive(Default)]
-pub struct Reassembler {
+/// The connections of a capture, and what each segment causes in them. `P` is what
+/// the segments keep of their payloads: the bytes (to replay them), or only how many
+/// (`PayloadLen`, to list the connections without copying a byte).
+pub struct Reassembler<P = Vec<u8>> {
     /// The current connection number for each pair of endpoints (smaller first).
     current: HashMap<(SocketAddr, SocketAddr), usize>,
-    streams: Vec<Stream>,
+    /// The last segment's entry of `current`: a capture's segments come in long runs
+    /// of one connection, and hashing the key of each was a fifth of a listing's work.
+    last: Option<((SocketAddr, SocketAddr), usize)>,
+    streams: Vec<Stream<P>>,
     /// `--client`: the endpoint that is A wherever it appears.
     client: Option<SocketAddr>,
 }
@@ -160,28 +180,54 @@ pub struct Reassembler {
 /// seen (a late retransmission) still has a place below it.
 const UNWRAP_ORIGIN: u64 = 1 << 32;
 
+impl Default for Reassembler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Reassembler {
     pub fn new() -> Self {
-        Self::default()
+        Self::with_client(None)
     }
 
     /// A reassembler for which `client` is A in every connection it is in.
     pub fn with_client(client: Option<SocketAddr>) -> Self {
+        Self::keeping(client)
+    }
+}
+
+impl Reassembler<PayloadLen> {
+    /// As `with_client`, for segments that keep only their payload's length: the
+    /// same connections, byte counts, holes and ends, and no bytes in the events.
+    pub fn counting(client: Option<SocketAddr>) -> Self {
+        Self::keeping(client)
+    }
+}
+
+impl<P: Payload> Reassembler<P> {
+    fn keeping(client: Option<SocketAddr>) -> Self {
         Reassembler {
+            current: HashMap::new(),
+            last: None,
+            streams: Vec::new(),
             client,
-            ..Self::default()
         }
     }
 
     /// Takes the next segment of the capture, appending what it causes to `out`.
-    pub fn push(&mut self, seg: CapturedSegment, out: &mut Vec<StreamEvent>) {
+    pub fn push(&mut self, seg: CapturedSegment<P>, out: &mut Vec<StreamEvent<P>>) {
         let key = if seg.src <= seg.dst {
             (seg.src, seg.dst)
         } else {
             (seg.dst, seg.src)
         };
-        let number = match self.current.get(&key) {
-            Some(&n) if !self.reuses_port(n, &seg) => n,
+        let known = match self.last {
+            Some((last_key, n)) if last_key == key => Some(n),
+            _ => self.current.get(&key).copied(),
+        };
+        let number = match known {
+            Some(n) if !self.reuses_port(n, &seg) => n,
             _ => {
                 let n = self.streams.len();
                 self.streams.push(Stream::new(n, &seg, self.client));
@@ -189,6 +235,7 @@ impl Reassembler {
                 n
             }
         };
+        self.last = Some((key, number));
         let stream = &mut self.streams[number];
         stream.info.last = stream.info.last.max(seg.time);
         if !stream.decided && !seg.payload.is_empty() {
@@ -200,7 +247,7 @@ impl Reassembler {
 
     /// A SYN whose sequence number differs from the base already seen in its direction
     /// opens a new connection on the same ports.
-    fn reuses_port(&self, number: usize, seg: &CapturedSegment) -> bool {
+    fn reuses_port(&self, number: usize, seg: &CapturedSegment<P>) -> bool {
         if !seg.flags.syn || seg.flags.ack {
             return false;
         }
@@ -211,7 +258,7 @@ impl Reassembler {
 
     /// The capture has ended: skip the holes nothing filled, deliver what waited behind
     /// them, and end the directions whose FIN was behind them.
-    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent<P>>) {
         for stream in &mut self.streams {
             let time = stream.info.last;
             for dir in Direction::BOTH {
@@ -226,8 +273,8 @@ impl Reassembler {
     }
 }
 
-impl Stream {
-    fn new(number: usize, first: &CapturedSegment, client: Option<SocketAddr>) -> Stream {
+impl<P: Payload> Stream<P> {
+    fn new(number: usize, first: &CapturedSegment<P>, client: Option<SocketAddr>) -> Self {
         let (src, dst) = (first.src, first.dst);
         let (client_is_src, chosen) = match client {
             Some(c) if c == src || c == dst => (c == src, Chosen::Given),
@@ -270,7 +317,7 @@ impl Stream {
         self.decided = true;
     }
 
-    fn direction(&self, seg: &CapturedSegment) -> Direction {
+    fn direction(&self, seg: &CapturedSegment<P>) -> Direction {
         if seg.src == self.info.a && seg.dst == self.info.b {
             Direction::AtoB
         } else {
@@ -278,7 +325,7 @@ impl Stream {
         }
     }
 
-    fn take(&mut self, dir: Direction, seg: CapturedSegment, out: &mut Vec<StreamEvent>) {
+    fn take(&mut self, dir: Direction, seg: CapturedSegment<P>, out: &mut Vec<StreamEvent<P>>) {
         let flow = &mut self.flows[dir.index()];
         if flow.base_seq.is_none() {
             flow.base_seq = Some(if seg.flags.syn {
@@ -309,7 +356,7 @@ impl Stream {
         }
         if end > next {
             if start <= next {
-                let fresh = past(seg.payload, (next - start) as usize);
+                let fresh = seg.payload.past((next - start) as usize);
                 self.deliver(dir, fresh, seg.time, out);
                 self.drain(dir, seg.time, out);
             } else {
@@ -329,7 +376,7 @@ impl Stream {
     }
 
     /// Delivers the waiting segments that the bytes delivered so far have reached.
-    fn drain(&mut self, dir: Direction, time: Duration, out: &mut Vec<StreamEvent>) {
+    fn drain(&mut self, dir: Direction, time: Duration, out: &mut Vec<StreamEvent<P>>) {
         loop {
             let flow = &mut self.flows[dir.index()];
             let Some(next) = flow.next else { return };
@@ -344,7 +391,7 @@ impl Stream {
             flow.pending_bytes -= bytes.len();
             let end = start + bytes.len() as u64;
             if end > next {
-                let fresh = past(bytes, (next - start) as usize);
+                let fresh = bytes.past((next - start) as usize);
                 self.deliver(dir, fresh, time, out);
             }
         }
@@ -352,7 +399,7 @@ impl Stream {
 
     /// Skips the hole before the first waiting segment (or before the FIN), then
     /// delivers what follows it. False when there was no hole to skip.
-    fn skip_hole(&mut self, dir: Direction, time: Duration, out: &mut Vec<StreamEvent>) -> bool {
+    fn skip_hole(&mut self, dir: Direction, time: Duration, out: &mut Vec<StreamEvent<P>>) -> bool {
         let flow = &mut self.flows[dir.index()];
         let Some(next) = flow.next else { return false };
         if flow.ended.is_some() {
@@ -380,13 +427,7 @@ impl Stream {
         true
     }
 
-    fn deliver(
-        &mut self,
-        dir: Direction,
-        bytes: Vec<u8>,
-        time: Duration,
-        out: &mut Vec<StreamEvent>,
-    ) {
+    fn deliver(&mut self, dir: Direction, bytes: P, time: Duration, out: &mut Vec<StreamEvent<P>>) {
         if bytes.is_empty() {
             return;
         }
@@ -401,14 +442,20 @@ impl Stream {
         });
     }
 
-    fn check_fin(&mut self, dir: Direction, time: Duration, out: &mut Vec<StreamEvent>) {
+    fn check_fin(&mut self, dir: Direction, time: Duration, out: &mut Vec<StreamEvent<P>>) {
         let flow = &self.flows[dir.index()];
         if flow.fin_at.is_some() && flow.fin_at <= flow.next {
             self.end(dir, StreamEnd::Fin, time, out);
         }
     }
 
-    fn end(&mut self, dir: Direction, how: StreamEnd, time: Duration, out: &mut Vec<StreamEvent>) {
+    fn end(
+        &mut self,
+        dir: Direction,
+        how: StreamEnd,
+        time: Duration,
+        out: &mut Vec<StreamEvent<P>>,
+    ) {
         // The event names A and B: from now on they stay.
         self.decided = true;
         self.flows[dir.index()].ended = Some(how);
@@ -419,17 +466,6 @@ impl Stream {
             how,
             time,
         });
-    }
-}
-
-/// The bytes of `payload` after its first `skip`: the payload itself when nothing is
-/// skipped, as for every segment but a retransmission that overlaps, so that a
-/// segment's bytes are not copied on their way to the player.
-fn past(payload: Vec<u8>, skip: usize) -> Vec<u8> {
-    if skip == 0 {
-        payload
-    } else {
-        payload[skip..].to_vec()
     }
 }
 

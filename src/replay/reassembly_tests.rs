@@ -51,7 +51,8 @@ impl Talk {
         self.seg(false, seq, flags, payload)
     }
 
-    /// Runs the reassembler over the segments.
+    /// Runs the reassembler over the segments (checking that the one keeping only
+    /// lengths says the same).
     fn run(&self) -> (Vec<StreamEvent>, Vec<StreamInfo>) {
         let mut r = Reassembler::new();
         let mut events = Vec::new();
@@ -59,8 +60,74 @@ impl Talk {
             r.push(seg.clone(), &mut events);
         }
         r.finish(&mut events);
-        (events, r.streams().cloned().collect())
+        let streams: Vec<StreamInfo> = r.streams().cloned().collect();
+        assert_counting_agrees(None, &self.segments, &events, &streams);
+        (events, streams)
     }
+}
+
+/// The segment with only its payload's length.
+fn counted(seg: &CapturedSegment) -> CapturedSegment<PayloadLen> {
+    CapturedSegment {
+        time: seg.time,
+        src: seg.src,
+        dst: seg.dst,
+        seq: seg.seq,
+        flags: seg.flags,
+        payload: PayloadLen(seg.payload.len()),
+    }
+}
+
+/// The event with only its bytes' count.
+fn event_len(event: &StreamEvent) -> StreamEvent<PayloadLen> {
+    match event {
+        StreamEvent::Data {
+            stream,
+            dir,
+            time,
+            bytes,
+        } => StreamEvent::Data {
+            stream: *stream,
+            dir: *dir,
+            time: *time,
+            bytes: PayloadLen(bytes.len()),
+        },
+        StreamEvent::Gap { stream, dir, len } => StreamEvent::Gap {
+            stream: *stream,
+            dir: *dir,
+            len: *len,
+        },
+        StreamEvent::End {
+            stream,
+            dir,
+            how,
+            time,
+        } => StreamEvent::End {
+            stream: *stream,
+            dir: *dir,
+            how: *how,
+            time: *time,
+        },
+    }
+}
+
+/// The listing's reassembler, which keeps only payload lengths, finds the same
+/// connections, events (bytes counted) and summaries as the replay's.
+fn assert_counting_agrees(
+    client: Option<SocketAddr>,
+    segments: &[CapturedSegment],
+    events: &[StreamEvent],
+    streams: &[StreamInfo],
+) {
+    let mut r = Reassembler::counting(client);
+    let mut counted_events = Vec::new();
+    for seg in segments {
+        r.push(counted(seg), &mut counted_events);
+    }
+    r.finish(&mut counted_events);
+    let want: Vec<StreamEvent<PayloadLen>> = events.iter().map(event_len).collect();
+    assert_eq!(counted_events, want);
+    assert!(r.streams().eq(streams.iter()));
 }
 
 /// The bytes of `dir` in stream `n`, concatenated.
@@ -318,13 +385,16 @@ fn reassemble(
     client: Option<&str>,
     segments: &[CapturedSegment],
 ) -> (Vec<StreamEvent>, StreamInfo) {
-    let mut r = Reassembler::with_client(client.map(|c| c.parse().unwrap()));
+    let client = client.map(|c| c.parse().unwrap());
+    let mut r = Reassembler::with_client(client);
     let mut events = Vec::new();
     for seg in segments {
         r.push(seg.clone(), &mut events);
     }
     r.finish(&mut events);
-    let info = r.streams().next().cloned().expect("a connection");
+    let streams: Vec<StreamInfo> = r.streams().cloned().collect();
+    assert_counting_agrees(client, segments, &events, &streams);
+    let info = streams.first().cloned().expect("a connection");
     (events, info)
 }
 
