@@ -34,6 +34,7 @@ use etherparse::{
 
 use crate::capture::defrag::{Added, Defragmenter, Fragment, FragmentKey};
 use crate::capture::packet::Flags;
+use crate::capture::shared::Chunk;
 
 /// Link-layer header types (LINKTYPE_* in the pcap and pcapng specifications).
 pub mod link {
@@ -84,21 +85,26 @@ pub struct CapturedSegment<P = Vec<u8>> {
 
 /// What a decoded segment keeps of its payload, and what the reassembly needs of it.
 pub trait Payload: Default {
-    /// Made from the payload's bytes in the frame being decoded (which the reader
-    /// reuses for the next frame).
-    fn captured(bytes: &[u8]) -> Self;
+    /// Made from the payload's bytes in the frame being decoded, which is in `chunk`
+    /// when the reader read it into one (else the reader reuses its buffer for the
+    /// next frame).
+    fn captured(bytes: &[u8], chunk: Option<&Chunk>) -> Self;
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
     /// What is left after the first `skip` bytes (`skip` at most `len`).
     fn past(self, skip: usize) -> Self;
+    /// The payload, kept for a while (behind a hole): holding nothing else.
+    fn detached(self) -> Self {
+        self
+    }
 }
 
 /// The bytes themselves: one copy out of the reader's buffer, for a replay to send
 /// or compare.
 impl Payload for Vec<u8> {
-    fn captured(bytes: &[u8]) -> Self {
+    fn captured(bytes: &[u8], _: Option<&Chunk>) -> Self {
         bytes.to_vec()
     }
 
@@ -122,7 +128,7 @@ impl Payload for Vec<u8> {
 pub struct PayloadLen(pub usize);
 
 impl Payload for PayloadLen {
-    fn captured(bytes: &[u8]) -> Self {
+    fn captured(bytes: &[u8], _: Option<&Chunk>) -> Self {
         PayloadLen(bytes.len())
     }
 
@@ -294,6 +300,17 @@ impl Decoder {
         frame: &[u8],
         time: Duration,
     ) -> Option<CapturedSegment<P>> {
+        self.decode_in(link_type, frame, None, time)
+    }
+
+    /// As `decode_with`, for a frame that is part of `chunk`: a payload may share it.
+    pub fn decode_in<P: Payload>(
+        &mut self,
+        link_type: u32,
+        frame: &[u8],
+        chunk: Option<&Chunk>,
+        time: Duration,
+    ) -> Option<CapturedSegment<P>> {
         if !supported(link_type) {
             *self.skipped.unknown_links.entry(link_type).or_default() += 1;
             return None;
@@ -301,6 +318,7 @@ impl Decoder {
         let mut walk = Walk {
             defrag: &mut self.defrag,
             time,
+            chunk,
             frames: 1,
             payload: PhantomData,
         };
@@ -348,6 +366,8 @@ struct Ends {
 struct Walk<'a, P> {
     defrag: &'a mut Defragmenter,
     time: Duration,
+    /// The buffer the frame was read into, if it may be shared.
+    chunk: Option<&'a Chunk>,
     /// The capture frames the bytes at hand came from: 1, or all the fragments of the
     /// datagram last put back together.
     frames: u64,
@@ -587,7 +607,7 @@ impl<P: Payload> Walk<'_, P> {
     fn transport(&mut self, protocol: u8, ends: Ends, payload: &[u8], depth: usize) -> Step<P> {
         use number::*;
         match protocol {
-            TCP => tcp(ends, payload, self.time).map(Some),
+            TCP => tcp(ends, payload, self.time, self.chunk).map(Some),
             IP_IN_IP | IPV6_IN_IP => self.ip(payload, depth),
             GRE => self.gre(payload, depth),
             UDP => self.udp(payload, depth),
@@ -638,7 +658,12 @@ impl<P: Payload> Walk<'_, P> {
 }
 
 /// The TCP segment in an IP payload.
-fn tcp<P: Payload>(ends: Ends, payload: &[u8], time: Duration) -> Result<CapturedSegment<P>, Skip> {
+fn tcp<P: Payload>(
+    ends: Ends,
+    payload: &[u8],
+    time: Duration,
+    chunk: Option<&Chunk>,
+) -> Result<CapturedSegment<P>, Skip> {
     let tcp = TcpHeaderSlice::from_slice(payload).map_err(|_| Skip::Malformed)?;
     Ok(CapturedSegment {
         time,
@@ -652,7 +677,7 @@ fn tcp<P: Payload>(ends: Ends, payload: &[u8], time: Duration) -> Result<Capture
             fin: tcp.fin(),
             rst: tcp.rst(),
         },
-        payload: P::captured(&payload[tcp.slice().len()..]),
+        payload: P::captured(&payload[tcp.slice().len()..], chunk),
     })
 }
 

@@ -14,5 +14,7 @@ pub mod file;
 pub mod gather;
 pub mod packet;
 pub mod read;
+pub mod records;
+pub mod shared;
 
 pub use file::Format;

@@ -16,12 +16,13 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{PcapError, TsResolution};
 
 use crate::capture::decode::{self, CapturedSegment, Decoder, Payload, Skipped};
+use crate::capture::records::PcapRecords;
+use crate::capture::shared::Chunk;
 use crate::error::Error;
 
 const PCAP_MAGICS: [[u8; 4]; 4] = [
@@ -40,7 +41,7 @@ type Input = io::Chain<io::Cursor<[u8; 4]>, Box<dyn Read + Send>>;
 /// The file's reader, by format, with what it needs to date and decode packets.
 enum FormatReader {
     Pcap {
-        reader: PcapReader<Input>,
+        reader: PcapRecords<Input>,
         link_type: u32,
         nanos: bool,
     },
@@ -103,7 +104,7 @@ impl CaptureReader {
         }
         let input = io::Cursor::new(magic).chain(input);
         let format = if PCAP_MAGICS.contains(&magic) {
-            let reader = PcapReader::new(input).map_err(|e| fail(header_problem(e)))?;
+            let reader = PcapRecords::new(input).map_err(|e| fail(header_problem(e)))?;
             let header = reader.header();
             let link_type = u32::from(header.datalink);
             if !decode::supported(link_type) {
@@ -150,20 +151,22 @@ impl CaptureReader {
                     reader,
                     link_type,
                     nanos,
-                } => match reader.next_raw_packet() {
+                } => match reader.next_record() {
                     None => Ok(None),
                     Some(Err(e)) => Err(e),
-                    Some(Ok(raw)) => {
+                    Some(Ok(record)) => {
                         let frac = if *nanos {
-                            u64::from(raw.ts_frac)
+                            u64::from(record.ts_frac)
                         } else {
-                            u64::from(raw.ts_frac) * 1000
+                            u64::from(record.ts_frac) * 1000
                         };
                         let time =
-                            Duration::from_secs(raw.ts_sec.into()) + Duration::from_nanos(frac);
+                            Duration::from_secs(record.ts_sec.into()) + Duration::from_nanos(frac);
+                        let chunk = reader.chunk();
                         let frame = Frame {
                             link_type: *link_type,
-                            data: raw.data,
+                            data: Cow::Borrowed(&chunk[record.data]),
+                            chunk: Some(chunk),
                             time,
                         };
                         Ok(Some(Some(Packet::Frame(frame))))
@@ -185,9 +188,12 @@ impl CaptureReader {
                 Ok(Some(None)) => {}
                 Ok(Some(Some(Packet::Frame(frame)))) => {
                     self.packets += 1;
-                    let decoded =
-                        self.decoder
-                            .decode_with(frame.link_type, &frame.data, frame.time);
+                    let decoded = self.decoder.decode_in(
+                        frame.link_type,
+                        &frame.data,
+                        frame.chunk,
+                        frame.time,
+                    );
                     if decoded.is_some() {
                         return Ok(decoded);
                     }
@@ -237,6 +243,8 @@ enum Packet<'a> {
 struct Frame<'a> {
     link_type: u32,
     data: Cow<'a, [u8]>,
+    /// The buffer `data` is part of, when its payload may share it (a pcap record).
+    chunk: Option<&'a Chunk>,
     time: Duration,
 }
 
@@ -273,6 +281,7 @@ fn pcapng_block<'a>(block: Block<'a>, interfaces: &mut Vec<Interface>) -> Option
     Some(Packet::Frame(Frame {
         link_type: interface.link_type,
         data,
+        chunk: None,
         time,
     }))
 }

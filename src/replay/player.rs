@@ -35,6 +35,7 @@
 //! received and matched (the peer's), so the capture holds what both sides agreed
 //! on. Bytes of a chunk that differed are not in it; the difference report has them.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::net::Shutdown;
@@ -44,6 +45,7 @@ use std::time::{Duration, SystemTime};
 
 use socket2::SockRef;
 
+use crate::capture::shared::SharedPayload;
 use crate::cli::config::Rule;
 use crate::direction::{Direction, End};
 use crate::error::Error;
@@ -180,11 +182,11 @@ impl Received {
 /// The recording's events with one of look-ahead, to take a turn whole.
 struct Events {
     recording: Recording,
-    peeked: Option<StreamEvent>,
+    peeked: Option<StreamEvent<SharedPayload>>,
 }
 
 impl Events {
-    fn next(&mut self) -> Result<Option<StreamEvent>, Error> {
+    fn next(&mut self) -> Result<Option<StreamEvent<SharedPayload>>, Error> {
         match self.peeked.take() {
             Some(event) => Ok(Some(event)),
             None => self.recording.next_event(),
@@ -209,7 +211,7 @@ impl Events {
     }
 }
 
-fn event_time(event: &StreamEvent) -> Option<Duration> {
+fn event_time(event: &StreamEvent<SharedPayload>) -> Option<Duration> {
     match event {
         StreamEvent::Data { time, .. } | StreamEvent::End { time, .. } => Some(*time),
         StreamEvent::Gap { .. } => None,
@@ -309,10 +311,11 @@ impl<'o, W: Write> Player<'o, W> {
                     dir, time, bytes, ..
                 } => {
                     // With rules, a turn is compared whole: a span may cross segments.
+                    // Without, each segment's bytes go out from the capture's buffer.
                     let bytes = if self.settings.rules.is_empty() {
-                        bytes
+                        Cow::Borrowed(&*bytes)
                     } else {
-                        events.rest_of_turn(dir, bytes)?
+                        Cow::Owned(events.rest_of_turn(dir, bytes.to_vec())?)
                     };
                     self.data(dir, time, bytes)?;
                 }
@@ -352,7 +355,7 @@ impl<'o, W: Write> Player<'o, W> {
         }
     }
 
-    fn data(&mut self, dir: Direction, time: Duration, bytes: Vec<u8>) -> Result<(), Error> {
+    fn data(&mut self, dir: Direction, time: Duration, bytes: Cow<[u8]>) -> Result<(), Error> {
         if self.previous.map(|(d, _)| d) != Some(dir) {
             self.turns += 1;
             if dir == self.settings.ours {
@@ -363,7 +366,7 @@ impl<'o, W: Write> Player<'o, W> {
         if dir == self.settings.ours {
             self.send(&bytes)
         } else {
-            self.expect(bytes)
+            self.expect(bytes.into_owned())
         }
     }
 

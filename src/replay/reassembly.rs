@@ -36,6 +36,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::capture::decode::{CapturedSegment, Payload, PayloadLen};
+use crate::capture::shared::SharedPayload;
 use crate::direction::Direction;
 
 /// Bytes that may wait behind a hole in one direction before the hole is given up as
@@ -205,6 +206,13 @@ impl Reassembler<PayloadLen> {
     }
 }
 
+impl Reassembler<SharedPayload> {
+    /// As `with_client`, for segments whose payloads share the reader's buffer.
+    pub fn sharing(client: Option<SocketAddr>) -> Self {
+        Self::keeping(client)
+    }
+}
+
 impl<P: Payload> Reassembler<P> {
     fn keeping(client: Option<SocketAddr>) -> Self {
         Reassembler {
@@ -365,7 +373,7 @@ impl<P: Payload> Stream<P> {
                 let kept = flow.pending.entry(start).or_default();
                 if kept.len() < len {
                     flow.pending_bytes += len - kept.len();
-                    *kept = seg.payload;
+                    *kept = seg.payload.detached();
                 }
                 if flow.pending_bytes > MAX_PENDING {
                     self.skip_hole(dir, seg.time, out);

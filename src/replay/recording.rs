@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::capture::decode::Skipped;
 use crate::capture::read::CaptureReader;
+use crate::capture::shared::SharedPayload;
 use crate::direction::Direction;
 use crate::error::Error;
 use crate::replay::reassembly::{Reassembler, StreamEvent, StreamInfo};
@@ -53,10 +54,12 @@ pub fn listing(path: &Path, client: Option<SocketAddr>) -> Result<Listing, Error
 /// One connection of a capture, read as it is replayed.
 pub struct Recording {
     reader: CaptureReader,
-    reassembler: Reassembler,
+    /// Its payloads share the buffer their packets were read into, so that the bytes
+    /// played are the ones read from the file, not a copy of them.
+    reassembler: Reassembler<SharedPayload>,
     stream: usize,
-    queue: VecDeque<StreamEvent>,
-    scratch: Vec<StreamEvent>,
+    queue: VecDeque<StreamEvent<SharedPayload>>,
+    scratch: Vec<StreamEvent<SharedPayload>>,
     finished: bool,
 }
 
@@ -74,7 +77,7 @@ impl Recording {
     ) -> Result<Recording, Error> {
         Ok(Recording {
             reader: CaptureReader::open(path)?,
-            reassembler: Reassembler::with_client(client),
+            reassembler: Reassembler::sharing(client),
             stream,
             queue: VecDeque::new(),
             scratch: Vec::new(),
@@ -84,7 +87,7 @@ impl Recording {
 
     /// The connection's next event, reading as much of the file as it takes; `None`
     /// after its last.
-    pub fn next_event(&mut self) -> Result<Option<StreamEvent>, Error> {
+    pub fn next_event(&mut self) -> Result<Option<StreamEvent<SharedPayload>>, Error> {
         loop {
             if let Some(event) = self.queue.pop_front() {
                 return Ok(Some(event));
@@ -109,7 +112,7 @@ impl Recording {
     /// Feeds the next segment of the file to the reassembler (or tells it the file
     /// has ended), keeping what it says of our connection.
     fn read_more(&mut self) -> Result<(), Error> {
-        match self.reader.next_segment()? {
+        match self.reader.next_segment_with()? {
             Some(segment) => self.reassembler.push(segment, &mut self.scratch),
             None => {
                 self.reassembler.finish(&mut self.scratch);
@@ -136,7 +139,7 @@ impl Recording {
     }
 }
 
-fn event_stream(event: &StreamEvent) -> usize {
+fn event_stream<P>(event: &StreamEvent<P>) -> usize {
     match event {
         StreamEvent::Data { stream, .. }
         | StreamEvent::Gap { stream, .. }
@@ -173,7 +176,11 @@ pub fn turns_with_client(
         {
             match turns.last_mut() {
                 Some(turn) if turn.dir == dir => turn.bytes.extend_from_slice(&bytes),
-                _ => turns.push(Turn { dir, time, bytes }),
+                _ => turns.push(Turn {
+                    dir,
+                    time,
+                    bytes: bytes.to_vec(),
+                }),
             }
         }
     }

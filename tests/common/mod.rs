@@ -596,7 +596,7 @@ pub fn script(path: &Path, stream: usize, dir: Direction) -> Vec<Step> {
     let mut steps = Vec::new();
     while let Some(event) = recording.next_event().unwrap() {
         let step = match event {
-            StreamEvent::Data { dir: d, bytes, .. } if d == dir => Step::Send(bytes),
+            StreamEvent::Data { dir: d, bytes, .. } if d == dir => Step::Send(bytes.to_vec()),
             StreamEvent::Data { bytes, .. } => Step::Receive(bytes.len()),
             StreamEvent::End { dir: d, how, .. } if d == dir => {
                 assert_eq!(how, StreamEnd::Fin, "the live peers only half-close");
