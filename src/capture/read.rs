@@ -41,7 +41,7 @@ type Input = io::Chain<io::Cursor<[u8; 4]>, Box<dyn Read + Send>>;
 /// The file's reader, by format, with what it needs to date and decode packets.
 enum FormatReader {
     Pcap {
-        reader: PcapRecords<Input>,
+        reader: PcapRecords<Box<dyn Read + Send>>,
         link_type: u32,
         nanos: bool,
     },
@@ -102,9 +102,8 @@ impl CaptureReader {
         if got < magic.len() {
             return Err(fail("too short to be a pcap or pcapng file".into()));
         }
-        let input = io::Cursor::new(magic).chain(input);
         let format = if PCAP_MAGICS.contains(&magic) {
-            let reader = PcapRecords::new(input).map_err(|e| fail(header_problem(e)))?;
+            let reader = PcapRecords::new(&magic, input).map_err(|e| fail(header_problem(e)))?;
             let header = reader.header();
             let link_type = u32::from(header.datalink);
             if !decode::supported(link_type) {
@@ -116,6 +115,7 @@ impl CaptureReader {
                 nanos: header.ts_resolution == TsResolution::NanoSecond,
             }
         } else if magic == PCAPNG_MAGIC {
+            let input = io::Cursor::new(magic).chain(input);
             let reader = PcapNgReader::new(input).map_err(|e| fail(header_problem(e)))?;
             FormatReader::PcapNg {
                 reader,
