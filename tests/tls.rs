@@ -14,6 +14,11 @@ fn have_tls_tools() -> bool {
     have_program("openssl", "version", "openssl") && have_program("curl", "--version", "curl")
 }
 
+/// What the tests with a Python ssl peer need too.
+fn have_python_tls_tools() -> bool {
+    have_tls_tools() && have_program("python3", "--version", "python3")
+}
+
 /// A self-signed server certificate for localhost and 127.0.0.1 (not a CA: a CA
 /// certificate is refused as a server's), and its key: `(cert, key)`.
 fn server_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
@@ -661,7 +666,7 @@ print("A ENDED", flush=True)
 
 #[test]
 fn a_tls_b_that_closes_without_close_notify_ends_its_direction_normally() {
-    if !have_tls_tools() || !have_program("python3", "--version", "python3") {
+    if !have_python_tls_tools() {
         return;
     }
     let dir = scratch_dir("tls-bare-fin-b");
@@ -917,7 +922,7 @@ print("DONE", flush=True)
 
 #[test]
 fn replay_as_a_over_tls_against_a_python_tls_server() {
-    if !have_tls_tools() || !have_program("python3", "--version", "python3") {
+    if !have_python_tls_tools() {
         return;
     }
     let dir = scratch_dir("tls-replay-a");
@@ -944,7 +949,7 @@ fn replay_as_a_over_tls_against_a_python_tls_server() {
 
 #[test]
 fn a_bare_fin_from_a_tls_b_reaches_a_tls_a_as_a_bare_fin() {
-    if !have_tls_tools() || !have_program("python3", "--version", "python3") {
+    if !have_python_tls_tools() {
         return;
     }
     let dir = scratch_dir("tls-bare-fin-both");
