@@ -32,8 +32,12 @@ impl OnTerminal {
             format!("127.0.0.1:{b_port}"),
         ];
         line.extend(extra.iter().map(|s| s.to_string()));
+        // `exec`: the shell `script` starts becomes the relay, whatever the shell
+        // (dash, the usual /bin/sh, would otherwise stay in between and take the
+        // signal the test sends).
         let mut script = Command::new("script")
-            .args(["-qfec", &line.join(" "), "/dev/null"])
+            .args(["-qfec", &format!("exec {}", line.join(" ")), "/dev/null"])
+            .env("SHELL", "/bin/sh")
             .env("TERM", "xterm")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -78,12 +82,13 @@ impl OnTerminal {
         let pid = self.script.id();
         let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
             .expect("script's children");
-        children
+        let child = children
             .split_whitespace()
             .next()
-            .expect("the relay under script")
-            .parse()
-            .unwrap()
+            .expect("the relay under script");
+        let name = std::fs::read_to_string(format!("/proc/{child}/comm")).expect("its name");
+        assert_eq!(name.trim_end(), "tiburoncin", "script's child {child}");
+        child.parse().unwrap()
     }
 
     /// Waits for the end; everything the terminal got.
@@ -96,6 +101,17 @@ impl OnTerminal {
             || self.out.text(),
         );
         self.out.text()
+    }
+}
+
+/// A failed test leaves nothing running: killing `script` hangs its terminal up,
+/// and the hang-up ends the relay.
+impl Drop for OnTerminal {
+    fn drop(&mut self) {
+        if let Ok(None) = self.script.try_wait() {
+            let _ = self.script.kill();
+            let _ = self.script.wait();
+        }
     }
 }
 

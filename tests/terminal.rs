@@ -94,8 +94,12 @@ fn on_a_terminal(extra: &[&str], env: &[(&str, &str)]) -> Option<String> {
             .chain(extra)
             .collect();
         let mut command = Command::new("script");
-        command.args(["-qfec", &line.join(" "), "/dev/null"]);
-        command.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE");
+        // `exec`: the relay replaces the shell `script` starts, whichever it is.
+        command.args(["-qfec", &format!("exec {}", line.join(" ")), "/dev/null"]);
+        command
+            .env("SHELL", "/bin/sh")
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE");
         command.env("TERM", "xterm").envs(env);
         command
     }))
