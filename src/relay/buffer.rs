@@ -47,6 +47,19 @@ use crossbeam_channel::{Receiver, Sender, bounded, select};
 /// big transfer in pieces it can show as they come.
 const MAX_READ: usize = 64 * 1024;
 
+/// Where in a page the ring starts: half-way.
+///
+/// The kernel copies a read's bytes from socket buffers whose data mostly starts at
+/// page boundaries; a destination at the same offset in its page makes that copy
+/// twice as slow on the machines measured (the stores and the loads of the copy
+/// alias in the processor's store buffer). A ring from `malloc` lands anywhere, but
+/// one bigger than the allocator's mmap threshold (128 KiB: any watched ring, and
+/// `-b` beyond that) lands exactly on a page boundary: `-q -b 1048576` took 0.86 to
+/// 1.16 s of CPU per GiB so, 0.54 to 0.58 s half a page in. See
+/// docs/ARCHITECTURE.md, "The ring's place in memory".
+const PAGE_OFFSET: usize = 2048;
+const PAGE: usize = 4096;
+
 /// How far the reader may run ahead of a logger still showing earlier chunks.
 /// (Under Miri, which checks every byte it copies, a smaller one keeps the tests
 /// short; the logic is the same.)
@@ -54,9 +67,13 @@ const SLACK: usize = if cfg!(miri) { 4096 } else { 4 * MAX_READ };
 
 /// The memory of a ring, and the positions that say who may touch which part of it.
 struct Ring {
-    /// `cap` bytes, zeroed (so a huge `-b` costs address space, not memory, until
-    /// it is used).
+    /// `cap` bytes starting at `skew`, zeroed (so a huge `-b` costs address space,
+    /// not memory, until it is used), and up to a page more for the skew.
     bytes: Box<[UnsafeCell<u8>]>,
+    /// Where the ring starts in `bytes` (see `PAGE_OFFSET`).
+    skew: usize,
+    /// The ring's length.
+    cap: usize,
     /// `-b`: at most this many bytes wait for the consumer.
     limit: u64,
     /// Whether the logger holds chunks (and so `shown` counts).
@@ -86,7 +103,7 @@ unsafe impl Sync for Ring {}
 
 impl Ring {
     fn cap(&self) -> usize {
-        self.bytes.len()
+        self.cap
     }
 
     /// A raw pointer to the byte at stream position `at`, from which the bytes up to
@@ -95,9 +112,9 @@ impl Ring {
     fn at(&self, at: u64) -> *mut u8 {
         let index = (at % self.cap() as u64) as usize;
         let base = UnsafeCell::raw_get(self.bytes.as_ptr());
-        // SAFETY: `index` is less than the ring's length, so the result stays within
-        // the allocation.
-        unsafe { base.add(index) }
+        // SAFETY: `skew + index` is less than `skew + cap`, the allocation's length at
+        // most, so the result stays within it.
+        unsafe { base.add(self.skew + index) }
     }
 
     /// The bytes at `[at, at + len)`, which must not wrap.
@@ -167,12 +184,15 @@ pub fn user_space_buffer(limit: usize, watched: bool) -> (Filler, Drainer) {
     let cap = if watched { limit + SLACK } else { limit };
     // Zeroed memory comes from the system as untouched pages, so this is cheap for
     // any size: RSS grows only as far as the stream really reaches into the ring.
-    let bytes: Box<[u8]> = vec![0; cap].into_boxed_slice();
+    let bytes: Box<[u8]> = vec![0; cap + PAGE].into_boxed_slice();
+    let skew = (PAGE + PAGE_OFFSET - bytes.as_ptr().addr() % PAGE) % PAGE;
     // SAFETY: `UnsafeCell<u8>` has the same layout as `u8` (it is `repr(transparent)`),
     // so a boxed slice of one is a boxed slice of the other, allocated the same way.
     let bytes = unsafe { Box::from_raw(Box::into_raw(bytes) as *mut [UnsafeCell<u8>]) };
     let ring = Arc::new(Ring {
         bytes,
+        skew,
+        cap,
         limit: limit as u64,
         watched,
         filled: AtomicU64::new(0),
@@ -408,6 +428,18 @@ mod tests {
 
     fn never() -> Receiver<()> {
         crossbeam_channel::never()
+    }
+
+    #[test]
+    fn the_ring_starts_half_way_into_a_page_whatever_its_size() {
+        for (limit, watched) in [(1, false), (2048, true), (65536, false), (1 << 20, true)] {
+            let (filler, _drainer) = user_space_buffer(limit, watched);
+            let ring = &filler.ring;
+            assert_eq!(ring.at(0).addr() % PAGE, PAGE_OFFSET, "-b {limit}");
+            // The whole ring is inside the allocation, wherever the skew put it.
+            assert!(ring.skew + ring.cap() <= ring.bytes.len(), "-b {limit}");
+            assert_eq!(ring.at(ring.cap() as u64), ring.at(0), "-b {limit}");
+        }
     }
 
     /// Reads one message into the ring and commits it, as the relay's reader does.
