@@ -535,6 +535,46 @@ fn empty_garbage_and_truncated_files_are_clear_errors() {
 }
 
 #[test]
+fn a_fifo_is_listed_but_not_played() {
+    let path = std::env::temp_dir().join(format!("tiburoncin-{}-fifo.pcap", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a NUL-terminated path and a mode; no memory is shared.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let file = TempFile(path);
+    let path = file.0.to_str().unwrap();
+    // Playing would open it a second time and wait for a writer for ever: it is
+    // refused before the first open, so no writer is needed here.
+    for extra in [
+        &["--as", "b", "-A", "127.0.0.1:0"][..],
+        &["--list", "--dump"],
+    ] {
+        let mut list = vec!["replay", path];
+        list.extend_from_slice(extra);
+        let (code, stdout, stderr) = run(&list);
+        assert_eq!(code, 1, "{stdout}{stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "Cannot read {path}: replay reads the capture more than once, so it must \
+                 be a file, not a pipe or a FIFO"
+            )),
+            "{stderr}"
+        );
+    }
+    // --list reads it once, from a writer feeding it.
+    let feeder = {
+        let target = file.0.clone();
+        let bytes = std::fs::read(fixture("lines.pcap")).unwrap();
+        std::thread::spawn(move || std::fs::write(target, bytes))
+    };
+    let (code, stdout, stderr) = run(&["replay", path, "--list"]);
+    feeder.join().unwrap().unwrap();
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (_, from_file, _) = run(&["replay", fixture("lines.pcap").to_str().unwrap(), "--list"]);
+    assert_eq!(stdout, from_file);
+}
+
+#[test]
 fn a_connection_the_capture_lacks_is_a_usage_error() {
     let http = fixture("http.pcap");
     let path = http.to_str().unwrap();

@@ -375,7 +375,7 @@ Every connection is played, at once, unless --stream picks some.
       -- curl -s 'http://{addr}/'                           # and run the client"
 )]
 pub struct ReplayArgs {
-    /// The recorded session
+    /// The recorded session: a file (--list also reads a pipe or a FIFO)
     #[arg(value_name = "capture")]
     pub capture: PathBuf,
 

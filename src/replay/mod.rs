@@ -21,6 +21,7 @@ pub mod verdict;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, SystemTime};
@@ -52,8 +53,12 @@ pub fn run(config: ReplayConfig) -> Result<(), Error> {
             let listing = recording::listing(&config.capture, config.client)?;
             print_list(out, &listing).map_err(written)?;
         }
-        ReplayMode::Dump => dump(out, &config)?,
+        ReplayMode::Dump => {
+            readable_twice(&config.capture)?;
+            dump(out, &config)?
+        }
         ReplayMode::Play { side, shown, addrs } => {
+            readable_twice(&config.capture)?;
             let peer = Peer {
                 side: *side,
                 shown,
@@ -64,6 +69,23 @@ pub fn run(config: ReplayConfig) -> Result<(), Error> {
         }
     }
     out.flush().map_err(written)
+}
+
+/// Playing reads the capture more than once (a pass to choose the connections, then
+/// one per connection played), which a pipe or a FIFO cannot give: the second open
+/// of a FIFO would wait for a writer that never comes, and `<(...)` would be empty.
+/// `--list` reads it once and takes either.
+fn readable_twice(path: &Path) -> Result<(), Error> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => Err(Error::Capture {
+            path: path.to_path_buf(),
+            reason: "replay reads the capture more than once, so it must be a file, \
+                     not a pipe or a FIFO: save it to a file first (--list reads it once)"
+                .into(),
+        }),
+        // A missing or unreadable file is told by the first open, as for --list.
+        _ => Ok(()),
+    }
 }
 
 /// A failure to write to standard output.
