@@ -15,6 +15,8 @@
 //! when the recorded span also ends the turn, since a peer that has said its turn
 //! says nothing more until we answer.
 
+use std::borrow::Cow;
+
 use crate::cli::config::{Rule, RuleKind};
 
 /// A recorded span a rule matches, with the rule's index.
@@ -89,10 +91,11 @@ fn first_non_empty<'h>(
     None
 }
 
-/// The walk of live bytes along one recorded turn.
+/// The walk of live bytes along one recorded turn (borrowed from the capture's
+/// buffer when it can be: the player compares each segment where it was read).
 pub struct TurnMatch<'r> {
     rules: &'r [Rule],
-    recorded: Vec<u8>,
+    recorded: Cow<'r, [u8]>,
     spans: Vec<Span>,
     next_span: usize,
     /// Where the walk is: in the recorded turn, and in the live bytes.
@@ -105,7 +108,8 @@ pub struct TurnMatch<'r> {
 }
 
 impl<'r> TurnMatch<'r> {
-    pub fn new(rules: &'r [Rule], recorded: Vec<u8>) -> Self {
+    pub fn new(rules: &'r [Rule], recorded: impl Into<Cow<'r, [u8]>>) -> Self {
+        let recorded = recorded.into();
         let spans = spans(rules, &recorded);
         TurnMatch {
             rules,

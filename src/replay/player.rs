@@ -366,7 +366,7 @@ impl<'o, W: Write> Player<'o, W> {
         if dir == self.settings.ours {
             self.send(&bytes)
         } else {
-            self.expect(bytes.into_owned())
+            self.expect(bytes)
         }
     }
 
@@ -414,9 +414,12 @@ impl<'o, W: Write> Player<'o, W> {
     }
 
     /// Receives the peer's next recorded bytes (a turn, with rules) and compares them.
-    fn expect(&mut self, recorded: Vec<u8>) -> Result<(), Error> {
+    fn expect(&mut self, recorded: Cow<[u8]>) -> Result<(), Error> {
         // A value the peer chose earlier stands in for the recorded one here too.
-        let recorded = self.carried(&recorded).unwrap_or(recorded);
+        let recorded = match self.carried(&recorded) {
+            Some(carried) => Cow::Owned(carried),
+            None => recorded,
+        };
         let rules = Arc::clone(&self.settings.rules);
         let mut walk = TurnMatch::new(&rules, recorded);
         let mut live = std::mem::take(&mut self.pending);
