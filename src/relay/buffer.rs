@@ -67,13 +67,11 @@ const SLACK: usize = if cfg!(miri) { 4096 } else { 4 * MAX_READ };
 
 /// The memory of a ring, and the positions that say who may touch which part of it.
 struct Ring {
-    /// `cap` bytes starting at `skew`, zeroed (so a huge `-b` costs address space,
-    /// not memory, until it is used), and up to a page more for the skew.
+    /// The ring's bytes starting at `skew`, zeroed (so a huge `-b` costs address
+    /// space, not memory, until it is used), and one page more for the skew.
     bytes: Box<[UnsafeCell<u8>]>,
     /// Where the ring starts in `bytes` (see `PAGE_OFFSET`).
     skew: usize,
-    /// The ring's length.
-    cap: usize,
     /// `-b`: at most this many bytes wait for the consumer.
     limit: u64,
     /// Whether the logger holds chunks (and so `shown` counts).
@@ -103,7 +101,7 @@ unsafe impl Sync for Ring {}
 
 impl Ring {
     fn cap(&self) -> usize {
-        self.cap
+        self.bytes.len() - PAGE
     }
 
     /// A raw pointer to the byte at stream position `at`, from which the bytes up to
@@ -112,8 +110,8 @@ impl Ring {
     fn at(&self, at: u64) -> *mut u8 {
         let index = (at % self.cap() as u64) as usize;
         let base = UnsafeCell::raw_get(self.bytes.as_ptr());
-        // SAFETY: `skew + index` is less than `skew + cap`, the allocation's length at
-        // most, so the result stays within it.
+        // SAFETY: `index` is less than `cap` and `skew` less than `PAGE`, and the
+        // allocation is `cap + PAGE` long, so the result stays within it.
         unsafe { base.add(self.skew + index) }
     }
 
@@ -192,7 +190,6 @@ pub fn user_space_buffer(limit: usize, watched: bool) -> (Filler, Drainer) {
     let ring = Arc::new(Ring {
         bytes,
         skew,
-        cap,
         limit: limit as u64,
         watched,
         filled: AtomicU64::new(0),

@@ -48,17 +48,16 @@ use crate::words::Count;
 /// Runs the replay command; a difference from the recording is an `Error::Differs`.
 pub fn run(config: ReplayConfig) -> Result<(), Error> {
     let out = &mut BufWriter::new(io::stdout());
+    if !matches!(config.mode, ReplayMode::List) {
+        readable_twice(&config.capture)?;
+    }
     match &config.mode {
         ReplayMode::List => {
             let listing = recording::listing(&config.capture, config.client)?;
             print_list(out, &listing).map_err(written)?;
         }
-        ReplayMode::Dump => {
-            readable_twice(&config.capture)?;
-            dump(out, &config)?
-        }
+        ReplayMode::Dump => dump(out, &config)?,
         ReplayMode::Play { side, shown, addrs } => {
-            readable_twice(&config.capture)?;
             let peer = Peer {
                 side: *side,
                 shown,
